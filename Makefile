@@ -1,0 +1,53 @@
+# foresee — README's two commands: `make demo` and `make test`. Every target sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.foresee-setup
+WORKDIR ?= work
+DATA ?= data/embedded
+KITTI ?=
+
+.PHONY: setup test test-slow demo all bench clean help
+
+help:
+	@echo "make demo   - whole chain on the embedded benchmark (CPU, cpu-small preset)"
+	@echo "make test   - the default test suite"
+	@echo "make all KITTI=/path/to/kitti - Table 4 on real KITTI (paper preset, GPU)"
+	@echo "make bench  - performance figures"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@# open3d needs libusb-1.0 on Linux; install it when we can (root + apt), else say so.
+	@if [ "$$(uname)" = "Linux" ] && ! ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0)) ; \
+	  else echo "note: open3d needs libusb-1.0 (e.g. 'sudo apt-get install libusb-1.0-0')"; fi; fi
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install -q -r requirements.txt 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
+	@touch $(STAMP)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-slow: setup
+	$(VENV)/bin/pytest -q -m "slow"
+
+demo: setup
+	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing
+
+all: setup
+	@test -n "$(KITTI)" || { echo "usage: make all KITTI=/path/to/kitti"; exit 2; }
+	$(VENV)/bin/foresee run --data $(KITTI) --preset paper --workdir $(WORKDIR)
+
+bench: setup
+	$(PY) -m kitti_eval.bench
+	$(PY) -m pseudolidar.bench
+
+clean:
+	rm -rf $(WORKDIR)

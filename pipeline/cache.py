@@ -1,0 +1,309 @@
+"""The artifact cache: content-addressed stage outputs that are never half-written.
+
+Layout: ``<workdir>/<stage>/<key>/`` where ``key`` is a short hash of (stage name, stage code
+version, settings, the keys of its input artifacts or the fingerprint of raw data).
+
+Writing protocol (see :meth:`ArtifactCache.build`):
+
+1. the stage writes into ``<workdir>/<stage>/<key>.tmp-<pid>-<nonce>/``;
+2. ``manifest.json`` is written last (inputs, settings, every file with size and hash, timings,
+   versions) through a temp file and a rename;
+3. the folder is renamed to ``<key>/``.
+
+An interrupted stage therefore leaves only a ``.tmp-*`` folder, which is never taken as done and
+is removed by the next build of the same key (when its writer is gone) or by ``foresee cache gc``.
+A hit is taken only when the manifest parses and every file it lists exists with the recorded size
+and hash (``verify="hash"``, the default) or size (``verify="size"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+
+MANIFEST = "manifest.json"
+Verify = Literal["hash", "size"]
+
+
+class CacheError(RuntimeError):
+    """A cache entry is corrupt or a build failed in a way the cache cannot recover."""
+
+
+def _canonical(obj: Any) -> Any:
+    """JSON-able canonical form of settings (dataclasses, tuples, Paths, floats)."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _canonical(asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, float):
+        return repr(obj)
+    return obj
+
+
+def make_key(stage: str, code_version: str, settings: Any, inputs: Sequence[str]) -> str:
+    """The cache key: 16 hex digits of sha256 over the canonical JSON of everything that decides
+    the artifact's content."""
+    blob = json.dumps({"stage": stage, "code_version": code_version,
+                       "settings": _canonical(settings), "inputs": list(inputs)},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """blake2b-128 hex digest of a file."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A finished, verified artifact.
+
+    Attributes:
+        stage: the stage that made it.
+        key: its cache key.
+        path: the artifact folder (read-only by convention).
+        manifest: the parsed ``manifest.json``.
+        cached: True when this call found it in the cache, False when it was just built.
+    """
+
+    stage: str
+    key: str
+    path: Path
+    manifest: Mapping[str, Any]
+    cached: bool = True
+
+    @property
+    def ref(self) -> str:
+        """``stage/key``, the id other artifacts use as an input reference."""
+        return f"{self.stage}/{self.key}"
+
+
+class ArtifactCache:
+    """Content-addressed, atomically written artifacts under one work folder.
+
+    Args:
+        workdir: the cache root (created on demand).
+        verify: ``"hash"`` (default) re-hashes every file on a hit; ``"size"`` checks sizes only.
+    """
+
+    def __init__(self, workdir: str | PathLike[str], verify: Verify = "hash") -> None:
+        self.workdir = Path(workdir)
+        self.verify = verify
+
+    # ------------------------------------------------------------------ lookup
+    def entry_path(self, stage: str, key: str) -> Path:
+        return self.workdir / stage / key
+
+    def lookup(self, stage: str, key: str) -> Artifact | None:
+        """The verified artifact for (stage, key), or None when absent or corrupt.
+
+        A corrupt entry (manifest missing or unreadable, a file missing or changed) is moved
+        aside to ``<key>.corrupt-<nonce>`` so that it is rebuilt, never trusted.
+        """
+        path = self.entry_path(stage, key)
+        if not path.is_dir():
+            return None
+        problem = self.check(path)
+        if problem is not None:
+            aside = path.with_name(f"{key}.corrupt-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(path, aside)
+            except OSError:
+                pass
+            return None
+        manifest = json.loads((path / MANIFEST).read_text())
+        return Artifact(stage, key, path, manifest, cached=True)
+
+    def check(self, path: Path, verify: Verify | None = None) -> str | None:
+        """None when the artifact at ``path`` is intact, else a one-line description."""
+        verify = verify or self.verify
+        mpath = path / MANIFEST
+        try:
+            manifest = json.loads(mpath.read_text())
+            files = manifest["files"]
+        except FileNotFoundError:
+            return f"{mpath}: manifest missing"
+        except (ValueError, KeyError, TypeError) as e:
+            return f"{mpath}: manifest unreadable ({e})"
+        for rel, meta in files.items():
+            p = path / rel
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:
+                return f"{p}: listed in the manifest but missing"
+            if size != meta["size"]:
+                return f"{p}: size {size} != {meta['size']} in the manifest"
+            if verify == "hash" and file_digest(p) != meta["blake2b"]:
+                return f"{p}: content differs from the manifest's hash"
+        return None
+
+    # ------------------------------------------------------------------ build
+    def build(self, stage: str, *, code_version: str, settings: Any, inputs: Sequence[str],
+              produce: Callable[[Path], Mapping[str, Any] | None],
+              extra_manifest: Mapping[str, Any] | None = None) -> Artifact:
+        """Return the cached artifact for these inputs, or build it.
+
+        Args:
+            stage: stage name (a folder name).
+            code_version: the stage's code version string (bump it when outputs change).
+            settings: the stage's frozen settings dataclass (or a mapping).
+            inputs: references of the input artifacts (``stage/key``) and raw-data fingerprints.
+            produce: writes the artifact's files into the folder it is given; may return a
+                mapping of summary figures recorded in the manifest under ``summary``.
+            extra_manifest: more fields to record in the manifest.
+        """
+        key = make_key(stage, code_version, settings, inputs)
+        hit = self.lookup(stage, key)
+        if hit is not None:
+            return hit
+        stage_dir = self.workdir / stage
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_tmp(stage_dir, key)
+        tmp = stage_dir / f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        t0 = time.time()
+        try:
+            summary = produce(tmp) or {}
+            files = {}
+            for p in sorted(tmp.rglob("*")):
+                if p.is_file() and p.name != MANIFEST:
+                    rel = p.relative_to(tmp).as_posix()
+                    files[rel] = {"size": p.stat().st_size, "blake2b": file_digest(p)}
+            manifest = {
+                "stage": stage, "key": key, "code_version": code_version,
+                "settings": _canonical(settings), "inputs": list(inputs),
+                "summary": _canonical(dict(summary)), "files": files,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "seconds": round(time.time() - t0, 3),
+                "versions": {"python": sys.version.split()[0], "platform": platform.platform()},
+                **dict(extra_manifest or {}),
+            }
+            mtmp = tmp / f".{MANIFEST}.tmp"
+            mtmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            os.replace(mtmp, tmp / MANIFEST)
+            final = stage_dir / key
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                # another writer finished the same key first: theirs is as good as ours
+                if self.lookup(stage, key) is None:
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Artifact(stage, key, final, manifest, cached=False)
+
+    def _remove_stale_tmp(self, stage_dir: Path, key: str) -> None:
+        for p in stage_dir.glob(f"{key}.tmp-*"):
+            pid = _pid_of_tmp(p.name)
+            if pid is None or not _pid_alive(pid):
+                shutil.rmtree(p, ignore_errors=True)
+
+    # ------------------------------------------------------------------ listing / gc
+    def entries(self) -> Iterator[tuple[str, str, Path]]:
+        """(stage, name, path) of every folder in the cache, finished or not."""
+        if not self.workdir.is_dir():
+            return
+        for stage_dir in sorted(p for p in self.workdir.iterdir() if p.is_dir()):
+            for entry in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
+                yield stage_dir.name, entry.name, entry
+
+    def ls(self) -> list[dict[str, Any]]:
+        """One row per entry: stage, key, state (done/partial/corrupt), size, created, summary."""
+        rows = []
+        for stage, name, path in self.entries():
+            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            if ".tmp-" in name:
+                state = "partial"
+            elif ".corrupt-" in name:
+                state = "corrupt"
+            else:
+                state = "done" if self.check(path, verify="size") is None else "corrupt"
+            created, summary = "", {}
+            if state == "done":
+                m = json.loads((path / MANIFEST).read_text())
+                created, summary = m.get("created", ""), m.get("summary", {})
+            rows.append({"stage": stage, "key": name, "state": state, "bytes": size,
+                         "created": created, "summary": summary, "path": str(path)})
+        return rows
+
+    def resolve(self, ref: str) -> Artifact:
+        """An artifact from ``stage/key``, a unique key prefix, or a folder path."""
+        p = Path(ref)
+        if (p / MANIFEST).is_file():
+            m = json.loads((p / MANIFEST).read_text())
+            return Artifact(m["stage"], m["key"], p, m)
+        matches = [(s, n, path) for s, n, path in self.entries()
+                   if ".tmp-" not in n and ".corrupt-" not in n
+                   and (f"{s}/{n}".startswith(ref) or n.startswith(ref))]
+        if len(matches) != 1:
+            what = "no artifact" if not matches else f"{len(matches)} artifacts"
+            raise CacheError(f"{self.workdir}: {what} match {ref!r}")
+        s, n, _ = matches[0]
+        art = self.lookup(s, n)
+        if art is None:
+            raise CacheError(f"{self.workdir / s / n}: artifact is corrupt and was moved aside")
+        return art
+
+    def gc(self, *, keep: set[str] | None = None, dry_run: bool = False) -> list[Path]:
+        """Remove partial and corrupt entries (and, when ``keep`` is given, every finished
+        entry whose ``stage/key`` is not in it). Returns the removed paths."""
+        removed = []
+        for stage, name, path in self.entries():
+            if ".tmp-" in name:
+                pid = _pid_of_tmp(name)
+                if pid is not None and _pid_alive(pid):
+                    continue
+                doomed = True
+            elif ".corrupt-" in name:
+                doomed = True
+            else:
+                doomed = keep is not None and f"{stage}/{name}" not in keep
+            if doomed:
+                removed.append(path)
+                if not dry_run:
+                    shutil.rmtree(path, ignore_errors=True)
+        return removed
+
+
+def _pid_of_tmp(name: str) -> int | None:
+    try:
+        return int(name.split(".tmp-")[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,96 @@
+"""The ``foresee`` command line: one sub-command per stage.
+
+Commands are loaded lazily so that ``foresee --help`` does not import torch or numba.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from pipeline import __version__
+from kitti.errors import KittiFormatError
+
+# command name -> (module, attribute, one-line help)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "cache": ("pipeline.commands.cache_cmd", "cache_group", "List, inspect and clean the artifact cache."),
+}
+
+
+def register(name: str, module: str, attr: str, short_help: str) -> None:
+    _COMMANDS[name] = (module, attr, short_help)
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in _COMMANDS:
+            return None
+        module, attr, _ = _COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(__version__, prog_name="foresee")
+def main() -> None:
+    """foresee: monocular 3D object detection on KITTI, ForeSeE depth -> pseudo-LiDAR -> 3D boxes.
+
+    Every stage caches its artifact under --workdir (default ./work); re-running a command with
+    the same inputs and settings is a no-op that says "cached".
+    """
+
+
+def _load_stage_commands() -> None:
+    # each stage adds its commands here (kept in one list so `foresee --help` stays fast)
+    for name, module, attr, short in (
+        ("eval", "pipeline.commands.eval_cmd", "eval_command", "Evaluate KITTI results (AP 2D/BEV/3D/AOS) like the devkit."),
+        ("synth", "pipeline.commands.synth_cmd", "synth_command", "Render the embedded KITTI-format benchmark."),
+        ("pseudolidar", "pipeline.commands.pseudolidar_cmd", "pseudolidar_command", "Depth maps -> pseudo-LiDAR velodyne .bin."),
+        ("show", "pipeline.commands.show_cmd", "show_command", "Render a cached point cloud (BEV / front view / PLY / open3d)."),
+        ("depth", "pipeline.commands.depth_cmd", "depth_group", "ForeSeE depth: train, infer, eval, stats."),
+        ("kod", "pipeline.commands.depth_cmd", "kod_group", "Build the KITTI-Object-Depth dataset."),
+        ("detect", "pipeline.commands.detect_cmd", "detect_group", "Frustum-PointNet: train, infer."),
+        ("run", "pipeline.commands.run_cmd", "run_command", "Run the whole chain, cached."),
+        ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
+    ):
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None:
+            register(name, module, attr, short)
+
+
+def cli_entry() -> None:
+    """Console-script entry: bad input ends with one line on stderr and exit code 2."""
+    _load_stage_commands()
+    try:
+        rc = main(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KittiFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted: no half-written artifact was kept; re-run to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    cli_entry()

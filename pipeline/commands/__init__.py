@@ -1,0 +1,1 @@
+"""One module per stage's click commands (thin: options -> settings -> one library call)."""

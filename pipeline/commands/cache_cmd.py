@@ -1,0 +1,67 @@
+"""``foresee cache ls|show|gc``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.cache import ArtifactCache
+
+DEFAULT_WORKDIR = Path("work")
+
+
+def workdir_option(f):
+    return click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR,
+                        show_default=True, envvar="FORESEE_WORKDIR",
+                        help="Artifact cache folder (env FORESEE_WORKDIR).")(f)
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """List, inspect and clean the artifact cache."""
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@cache_group.command("ls")
+@workdir_option
+def cache_ls(workdir: Path) -> None:
+    """One line per artifact: stage, key, state, size, creation time."""
+    rows = ArtifactCache(workdir).ls()
+    if not rows:
+        click.echo(f"{workdir}: empty cache")
+        return
+    for r in rows:
+        click.echo(f"{r['stage']:<16} {r['key']:<34} {r['state']:<8} {_human(r['bytes']):>9}  {r['created']}")
+
+
+@cache_group.command("show")
+@click.argument("ref")
+@workdir_option
+def cache_show(ref: str, workdir: Path) -> None:
+    """Print one artifact's manifest (REF: stage/key, key prefix or folder); verifies it first."""
+    art = ArtifactCache(workdir).resolve(ref)
+    m = dict(art.manifest)
+    n_files = len(m.pop("files", {}))
+    click.echo(json.dumps(m, indent=1))
+    click.echo(f"{art.path}: {n_files} files, verified")
+
+
+@cache_group.command("gc")
+@workdir_option
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def cache_gc(workdir: Path, dry_run: bool) -> None:
+    """Remove interrupted (partial) and corrupt entries."""
+    removed = ArtifactCache(workdir).gc(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for p in removed:
+        click.echo(f"{verb} {p}")
+    click.echo(f"{verb} {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}")

@@ -1,0 +1,39 @@
+"""Shared fixtures: the nine real KITTI frames (tests/data/kitti_sample, CC BY-NC-SA 3.0)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# open3d / numba / torch each spin up thread pools; two cores are all CI has.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+DATA = Path(__file__).parent / "data"
+SAMPLE_ROOT = DATA / "kitti_sample"
+
+
+@pytest.fixture(scope="session")
+def sample_root() -> Path:
+    """KITTI root of the nine real frames (training/{image_2,calib,label_2,velodyne})."""
+    return SAMPLE_ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_ids() -> tuple[str, ...]:
+    return tuple(f"{i:06d}" for i in range(9))
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch missing
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
