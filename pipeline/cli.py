@@ -13,6 +13,7 @@ import click
 
 from pipeline import __version__
 from kitti.errors import KittiFormatError
+from pipeline.cache import CacheError
 
 # command name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -84,7 +85,7 @@ def cli_entry() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except KittiFormatError as e:
+    except (KittiFormatError, CacheError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
