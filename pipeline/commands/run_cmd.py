@@ -1,0 +1,69 @@
+"""``foresee run`` (the whole chain, cached) and ``foresee table4`` (its report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.commands.cache_cmd import workdir_option
+
+_CLOUDS = ("lidar", "oracle", "baseline", "foresee")
+
+
+def _common(f):
+    f = click.option("--clouds", default=",".join(_CLOUDS), show_default=True,
+                     help="Report rows to build (lidar, oracle, baseline, foresee).")(f)
+    f = click.option("--boxes2d", default="simulated", show_default=True,
+                     help="2D boxes at test time: 'simulated' (embedded benchmark) or a detection file/folder.")(f)
+    f = click.option("--detector", type=click.Choice(["fpointnet"]), default="fpointnet", show_default=True)(f)
+    f = click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default="cpu-small", show_default=True)(f)
+    f = click.option("--val-split", default="val", show_default=True)(f)
+    f = click.option("--train-split", default="train", show_default=True)(f)
+    f = click.option("--data", "data_root", type=click.Path(path_type=Path), required=True,
+                     help="KITTI-format root.")(f)
+    return workdir_option(f)
+
+
+def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds):
+    from pipeline.chain import RunConfig
+
+    names = tuple(c.strip() for c in clouds.split(",") if c.strip())
+    bad = [c for c in names if c not in _CLOUDS]
+    if bad:
+        raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(_CLOUDS)}", param_hint="--clouds")
+    return RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
+                     detector=detector, clouds=names, boxes2d=boxes2d)
+
+
+@click.command("run")
+@_common
+@click.option("--dry-run", is_flag=True, help="Print the plan only.")
+@click.option("--synth-if-missing", is_flag=True,
+              help="Render the embedded benchmark into --data first when it does not exist.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default WORKDIR/report).")
+def run_command(workdir, data_root, train_split, val_split, preset, detector, boxes2d, clouds,
+                dry_run, synth_if_missing, report_dir):
+    """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
+    from pipeline.run import run_chain
+
+    if synth_if_missing and not (Path(data_root) / "training").is_dir():
+        from pipeline.run import synth_default
+
+        synth_default(Path(data_root), preset)
+    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds)
+    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir)
+
+
+@click.command("table4")
+@_common
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default WORKDIR/report).")
+def table4_command(workdir, data_root, train_split, val_split, preset, detector, boxes2d, clouds,
+                   report_dir):
+    """Write Table 4 (and Table 2) from a finished run's cached evaluations."""
+    from pipeline.run import write_reports
+
+    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds)
+    write_reports(cfg, Path(workdir), report_dir=report_dir)

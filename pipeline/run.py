@@ -1,0 +1,154 @@
+"""``foresee run``: plan, execute and report the chain (library side of the click command)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+
+import click
+
+from kitti import KittiFormatError
+from kitti.fileio import atomic_write_text
+from pipeline.cache import ArtifactCache
+from pipeline.chain import RunConfig, build_chain
+from pipeline.stages import execute, plan
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.0f} PB"
+
+
+def synth_default(data_root: Path, preset: str) -> None:
+    """Render the embedded benchmark (its ``cpu-small`` preset) into ``data_root``."""
+    from kitti.synthetic import render_dataset
+    from kitti.synthetic.settings import preset as synth_preset
+
+    click.echo(f"[synth] {data_root} does not exist: rendering the embedded benchmark ({preset})")
+    t0 = time.time()
+    summary = render_dataset(data_root, synth_preset("cpu-small" if preset == "cpu-small" else "full"))
+    click.echo(f"[synth] done in {time.time() - t0:.0f} s: {summary.get('frames', '?')} frames")
+
+
+def print_plan(cfg: RunConfig, cache: ArtifactCache) -> list:
+    specs = build_chain(cfg)
+    planned = plan(specs, cache)
+    n_run = sum(not p.cached for p in planned)
+    click.echo(f"plan for {cfg.data_root} (preset {cfg.preset}, workdir {cache.workdir}): "
+               f"{len(planned)} stages, {len(planned) - n_run} cached, {n_run} to run")
+    for p in planned:
+        state = "cached" if p.cached else "run"
+        click.echo(f"  {p.spec.name:<24} {p.spec.stage}/{p.key}  {state:<6}  ~{_human(p.spec.est_bytes)}")
+    return specs
+
+
+def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
+              report_dir: Path | None = None) -> dict:
+    """Plan, then run or reuse every stage, then write the reports; returns the run summary."""
+    cache = ArtifactCache(workdir)
+    specs = print_plan(cfg, cache)
+    if dry_run:
+        return {}
+    t0 = time.time()
+    results = execute(specs, cache, log=click.echo)
+    total = time.time() - t0
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    summary = {
+        "data": str(cfg.data_root), "preset": cfg.preset, "seconds_total": round(total, 1),
+        "peak_rss_mb": round(max(peak_self, peak_children), 1),
+        "machine": f"{platform.node()} {platform.machine()} ({_cpu_count()} cores)",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "stages": {name: {"path": str(art.path), "cached": art.cached, "seconds_here": round(dt, 1),
+                          "seconds_built": art.manifest.get("seconds"),
+                          "summary": art.manifest.get("summary", {})}
+                   for name, (art, dt) in results.items()},
+    }
+    click.echo(f"chain finished in {total:.0f} s (peak RSS {summary['peak_rss_mb']:.0f} MB)")
+    out = write_reports(cfg, workdir, report_dir=report_dir, run_summary=summary)
+    click.echo("artifacts:")
+    for name, (art, _) in results.items():
+        click.echo(f"  {name:<24} {art.path}")
+    click.echo(f"report: {out}")
+    return summary
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = None,
+                  run_summary: dict | None = None) -> Path:
+    """Table 4 / Table 2 / figures from the cached artifacts of ``cfg`` (all must exist)."""
+    from pipeline.report import write_table4
+
+    cache = ArtifactCache(workdir)
+    specs = build_chain(cfg)
+    planned = {p.spec.name: p for p in plan(specs, cache)}
+    missing = [n for n, p in planned.items() if not p.cached]
+    if missing:
+        raise KittiFormatError(workdir, None, f"run not finished: {len(missing)} stage(s) not cached "
+                               f"({', '.join(missing[:3])}...); run `foresee run` first")
+    out = Path(report_dir) if report_dir else Path(workdir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    arts = {n: cache.lookup(p.spec.stage, p.key) for n, p in planned.items()}
+    evals = {c: json.loads((arts[f"eval/{c}"].path / "eval.json").read_text())
+             for c in cfg.clouds if f"eval/{c}" in arts}
+    note = ("embedded benchmark, simulated 2D detector" if cfg.boxes2d == "simulated"
+            else f"2D boxes from {cfg.boxes2d}")
+    md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note)
+    parts = [md]
+    depth_md = _table2(cfg, arts, out)
+    if depth_md:
+        parts.append(depth_md)
+    if run_summary is not None:
+        atomic_write_text(out / "run_summary.json", json.dumps(run_summary, indent=1))
+        parts.append(_timings_md(run_summary))
+    try:
+        from pipeline.figures import make_figures
+
+        figs = make_figures(cfg, arts, out)
+        if figs:
+            parts.append("Figures: " + ", ".join(p.name for p in figs) + "\n")
+    except ImportError as e:  # a stage package without its viz yet
+        parts.append(f"(figures skipped: {e})\n")
+    report = "\n".join(parts)
+    atomic_write_text(out / "report.md", report)
+    click.echo(report)
+    return out
+
+
+def _table2(cfg: RunConfig, arts: dict, out: Path) -> str:
+    rows = {}
+    for cloud in ("oracle", "baseline", "foresee"):
+        art = arts.get(f"depth-eval/{cloud}")
+        if art is not None and cloud != "oracle":
+            rows[cloud] = art
+    if not rows:
+        return ""
+    from depth.metrics import DepthEvalResult, format_table2
+
+    results = {name: DepthEvalResult.from_json(json.loads((a.path / "depth_metrics.json").read_text()))
+               for name, a in rows.items()}
+    md = format_table2(results)
+    atomic_write_text(out / "table2.md", md)
+    return "### Table 2 — depth on the val split\n\n" + md
+
+
+def _timings_md(summary: dict) -> str:
+    lines = ["### Timings", "", f"{summary['machine']}, {summary['date']}; total "
+             f"{summary['seconds_total']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB", "",
+             "| stage | built in (s) | this run |", "|---|---|---|"]
+    for name, s in summary["stages"].items():
+        built = s["seconds_built"]
+        lines.append(f"| {name} | {built if built is not None else '?'} | "
+                     f"{'cached' if s['cached'] else 'built'} |")
+    return "\n".join(lines) + "\n"

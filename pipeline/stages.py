@@ -1,0 +1,99 @@
+"""The chain as cached stages.
+
+::
+
+    data ──► depth-train[baseline, foresee] ──► depth-infer[...] ──┐
+      └──────────────────────────────────────► depth-gt (oracle) ──┴► pseudolidar[gt, baseline, foresee]
+                                                                      │   (+ the real velodyne: "lidar")
+                                                                      ▼
+                              detect-train[cloud] ──► detect-infer[cloud] ──► eval[cloud] ──► report
+
+Every stage is a pure function of its inputs' artifacts, its settings and its code version; its
+cache key (``pipeline.cache.make_key``) is known before anything runs, so the plan can say what is
+cached. Raw data enters through a fingerprint of the files the stage reads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from pipeline.cache import Artifact, ArtifactCache, make_key
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One node of the chain.
+
+    Attributes:
+        name: unique node name, e.g. ``depth-train/foresee``.
+        stage: cache folder (the stage kind), e.g. ``depth-train``.
+        code_version: the stage package's ``CODE_VERSION``.
+        settings: the frozen settings recorded in the key and the manifest.
+        deps: names of upstream nodes whose artifacts this one reads.
+        raw_inputs: fingerprints of raw data (``data:<hash>``).
+        produce: ``produce(out_dir, deps: Mapping[name, Artifact]) -> summary``.
+        est_bytes: rough size of the artifact, for the plan.
+    """
+
+    name: str
+    stage: str
+    code_version: str
+    settings: Any
+    deps: tuple[str, ...]
+    raw_inputs: tuple[str, ...]
+    produce: Callable[[Path, Mapping[str, Artifact]], Mapping[str, Any] | None] = field(compare=False)
+    est_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    spec: StageSpec
+    key: str
+    cached: bool
+
+
+def plan(specs: Sequence[StageSpec], cache: ArtifactCache) -> list[PlannedStage]:
+    """Keys of every node (in the given topological order) and whether each is already cached.
+
+    A cached node whose upstream must run is still reported as cached only when its own key,
+    which covers the upstream keys, exists: keys change exactly when inputs change.
+    """
+    keys: dict[str, str] = {}
+    out = []
+    for spec in specs:
+        refs = [f"{_stage_of(specs, d)}/{keys[d]}" for d in spec.deps] + list(spec.raw_inputs)
+        key = make_key(spec.stage, spec.code_version, spec.settings, refs)
+        keys[spec.name] = key
+        entry = cache.entry_path(spec.stage, key)
+        out.append(PlannedStage(spec, key, (entry / "manifest.json").is_file()))
+    return out
+
+
+def _stage_of(specs: Sequence[StageSpec], name: str) -> str:
+    for s in specs:
+        if s.name == name:
+            return s.stage
+    raise KeyError(f"unknown dependency {name!r}")
+
+
+def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
+            log: Callable[[str], None] = print) -> dict[str, tuple[Artifact, float]]:
+    """Run or reuse every node in order; returns name -> (artifact, seconds spent here)."""
+    done: dict[str, Artifact] = {}
+    timings: dict[str, tuple[Artifact, float]] = {}
+    for spec in specs:
+        deps = {d: done[d] for d in spec.deps}
+        refs = [deps[d].ref for d in spec.deps] + list(spec.raw_inputs)
+        t0 = time.time()
+        log(f"[{spec.name}] ...")
+        art = cache.build(spec.stage, code_version=spec.code_version, settings=spec.settings,
+                          inputs=refs, produce=lambda out, _s=spec, _d=deps: _s.produce(out, _d),
+                          extra_manifest={"node": spec.name})
+        dt = time.time() - t0
+        log(f"[{spec.name}] {'cached' if art.cached else f'done in {dt:.1f} s'}: {art.path}")
+        done[spec.name] = art
+        timings[spec.name] = (art, dt)
+    return timings
