@@ -1,0 +1,330 @@
+"""numba kernels of the evaluator: pairwise overlaps and the devkit's per-frame statistics.
+
+Every kernel takes flat arrays and per-frame offsets, never Python objects:
+
+* ground truth of frame ``f`` is rows ``gt_off[f]:gt_off[f + 1]`` of the ground-truth arrays,
+  detections likewise with ``det_off``;
+* the overlaps of frame ``f`` are a ``(D_f, G_f)`` block stored row-major (detection-major) at
+  ``pair_off[f]``: pair ``(j, i)`` of the frame lives at ``pair_off[f] + j * G_f + i``.
+
+Boxes follow KITTI (and :mod:`kitti.boxes`): 2D boxes ``(x1, y1, x2, y2)`` in image pixels; 3D boxes
+by their **bottom centre** ``(x, y, z)`` in the rectified camera frame (y down, the box spans
+``[y - h, y]``), sizes ``(h, w, l)`` metres and ``ry`` about camera y. The bird's-eye footprint is the
+rectangle in rect ``(x, z)`` with corners ``R(ry) @ (±l/2, ±w/2)``, ``R = [[c, s], [-s, c]]`` exactly as
+the devkit's ``toPolygon``. All arithmetic is float64.
+
+Each kernel has a plain twin in :mod:`kitti_eval.reference`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: The devkit's marker for "no candidate found" (``NO_DETECTION`` in evaluate_object.cpp).
+NO_DETECTION = -10000000.0
+
+
+@njit(cache=True)
+def pair_offsets(gt_off: np.ndarray, det_off: np.ndarray) -> np.ndarray:
+    """(F + 1,) int64 start of each frame's ``(D_f, G_f)`` overlap block in the flat pair arrays."""
+    n = gt_off.shape[0] - 1
+    out = np.zeros(n + 1, dtype=np.int64)
+    for f in range(n):
+        out[f + 1] = out[f] + (gt_off[f + 1] - gt_off[f]) * (det_off[f + 1] - det_off[f])
+    return out
+
+
+@njit(cache=True)
+def image_overlap(a: np.ndarray, b: np.ndarray, criterion: int) -> float:
+    """The devkit's ``imageBoxOverlap``: IoU (criterion -1) or intersection / area(a) (0).
+
+    ``a``, ``b`` are ``(x1, y1, x2, y2)``; no +1 pixel convention; 0 when the boxes do not overlap.
+    """
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    if criterion == 0:
+        return inter / area_a
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area_a + area_b - inter)
+
+
+@njit(cache=True, parallel=True)
+def image_overlap_frames(det_box: np.ndarray, gt_box: np.ndarray, det_off: np.ndarray,
+                         gt_off: np.ndarray, pair_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All 2D overlaps, parallel over frames.
+
+    Returns:
+        ``(iou, det_frac)``: (P,) IoU and intersection / detection area (the DontCare criterion).
+    """
+    iou = np.zeros(pair_off[-1])
+    frac = np.zeros(pair_off[-1])
+    for f in prange(gt_off.shape[0] - 1):
+        g0, ng = gt_off[f], gt_off[f + 1] - gt_off[f]
+        for j in range(det_off[f], det_off[f + 1]):
+            base = pair_off[f] + (j - det_off[f]) * ng
+            for i in range(ng):
+                iou[base + i] = image_overlap(det_box[j], gt_box[g0 + i], -1)
+                frac[base + i] = image_overlap(det_box[j], gt_box[g0 + i], 0)
+    return iou, frac
+
+
+@njit(cache=True)
+def bev_corners(x: float, z: float, l: float, w: float, ry: float, out: np.ndarray) -> None:  # noqa: E741
+    """Write the footprint's 4 corners (rect x, z) into ``out[:4]`` in the devkit's order."""
+    c, s = np.cos(ry), np.sin(ry)
+    dl = (0.5 * l, 0.5 * l, -0.5 * l, -0.5 * l)
+    dw = (0.5 * w, -0.5 * w, -0.5 * w, 0.5 * w)
+    for k in range(4):
+        out[k, 0] = c * dl[k] + s * dw[k] + x
+        out[k, 1] = -s * dl[k] + c * dw[k] + z
+
+
+@njit(cache=True)
+def polygon_area(poly: np.ndarray, n: int) -> float:
+    """Unsigned shoelace area of the first ``n`` vertices of ``poly``."""
+    acc = 0.0
+    for k in range(n):
+        k1 = (k + 1) % n
+        acc += poly[k, 0] * poly[k1, 1] - poly[k1, 0] * poly[k, 1]
+    return abs(0.5 * acc)
+
+
+@njit(cache=True)
+def convex_intersection_area(a: np.ndarray, b: np.ndarray, buf0: np.ndarray, buf1: np.ndarray) -> float:
+    """Area of the intersection of two convex quadrilaterals (Sutherland-Hodgman clipping).
+
+    ``a``, ``b``: (4, 2) vertices in either winding; ``buf0``, ``buf1``: (>= 16, 2) scratch.
+    Touching or disjoint polygons give 0; a polygon inside the other gives its own area.
+    """
+    sign = 1.0 if (b[1, 0] - b[0, 0]) * (b[2, 1] - b[0, 1]) - (b[1, 1] - b[0, 1]) * (b[2, 0] - b[0, 0]) > 0 else -1.0
+    n = 4
+    for k in range(4):
+        buf0[k, 0], buf0[k, 1] = a[k, 0], a[k, 1]
+    src, dst = buf0, buf1
+    for e in range(4):
+        ex0, ey0 = b[e, 0], b[e, 1]
+        dx, dy = b[(e + 1) % 4, 0] - ex0, b[(e + 1) % 4, 1] - ey0
+        m = 0
+        for k in range(n):
+            px, py = src[k, 0], src[k, 1]
+            qx, qy = src[(k + 1) % n, 0], src[(k + 1) % n, 1]
+            sp = sign * (dx * (py - ey0) - dy * (px - ex0))
+            sq = sign * (dx * (qy - ey0) - dy * (qx - ex0))
+            if sp >= 0:
+                dst[m, 0], dst[m, 1] = px, py
+                m += 1
+            if (sp >= 0) != (sq >= 0):
+                t = sp / (sp - sq)
+                dst[m, 0], dst[m, 1] = px + t * (qx - px), py + t * (qy - py)
+                m += 1
+        n = m
+        if n < 3:
+            return 0.0
+        src, dst = dst, src
+    return polygon_area(src, n)
+
+
+@njit(cache=True)
+def ground_overlap(d: np.ndarray, g: np.ndarray, ca: np.ndarray, cb: np.ndarray,
+                   buf0: np.ndarray, buf1: np.ndarray, out: np.ndarray) -> None:
+    """BEV and 3D overlaps of one pair, the devkit's ``groundBoxOverlap`` / ``box3DOverlap``.
+
+    ``d``, ``g``: ``(x, y, z, h, w, l, ry)``; writes ``out = (bev_iou, bev_inter / area_d,
+    iou_3d, inter_vol / vol_d)``. Boxes with a non-positive footprint side intersect nothing.
+    """
+    out[:] = 0.0
+    if d[4] <= 0 or d[5] <= 0 or g[4] <= 0 or g[5] <= 0:
+        return
+    reach = 0.5 * (np.hypot(d[4], d[5]) + np.hypot(g[4], g[5]))
+    if abs(d[0] - g[0]) > reach or abs(d[2] - g[2]) > reach:
+        return
+    bev_corners(d[0], d[2], d[5], d[4], d[6], ca)
+    bev_corners(g[0], g[2], g[5], g[4], g[6], cb)
+    inter = convex_intersection_area(ca, cb, buf0, buf1)
+    if inter <= 0:
+        return
+    area_d, area_g = polygon_area(ca, 4), polygon_area(cb, 4)
+    out[0] = inter / (area_d + area_g - inter)
+    out[1] = inter / area_d
+    inter_vol = inter * max(0.0, min(d[1], g[1]) - max(d[1] - d[3], g[1] - g[3]))
+    vol_d, vol_g = d[3] * d[5] * d[4], g[3] * g[5] * g[4]
+    union = vol_d + vol_g - inter_vol
+    out[2] = inter_vol / union if union > 0 else 0.0
+    out[3] = inter_vol / vol_d if vol_d > 0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def ground_overlap_frames(det_box3d: np.ndarray, gt_box3d: np.ndarray, det_off: np.ndarray,
+                          gt_off: np.ndarray, pair_off: np.ndarray) -> np.ndarray:
+    """All BEV / 3D overlaps, parallel over frames.
+
+    Args:
+        det_box3d, gt_box3d: (N, 7) ``(x, y, z, h, w, l, ry)`` rect frame, bottom centre.
+
+    Returns:
+        (P, 4) ``(bev_iou, bev_inter / det_area, iou_3d, inter_vol / det_vol)`` per pair.
+    """
+    out = np.zeros((pair_off[-1], 4))
+    for f in prange(gt_off.shape[0] - 1):
+        ca, cb = np.empty((4, 2)), np.empty((4, 2))
+        buf0, buf1 = np.empty((16, 2)), np.empty((16, 2))
+        g0, ng = gt_off[f], gt_off[f + 1] - gt_off[f]
+        for j in range(det_off[f], det_off[f + 1]):
+            base = pair_off[f] + (j - det_off[f]) * ng
+            for i in range(ng):
+                ground_overlap(det_box3d[j], gt_box3d[g0 + i], ca, cb, buf0, buf1, out[base + i])
+    return out
+
+
+@njit(cache=True)
+def match_frame(g0: int, ng: int, d0: int, nd: int, base: int, ignored_gt: np.ndarray,
+                ignored_det: np.ndarray, score: np.ndarray, overlap: np.ndarray,
+                min_overlap: float, compute_fp: bool, thresh: float, assigned: np.ndarray,
+                tp_pairs: np.ndarray) -> tuple[int, int]:
+    """The ground-truth loop of the devkit's ``computeStatistics`` for one frame.
+
+    Marks ``assigned[:nd]`` and writes each true positive's frame-local ``(gt, det)`` indices, in
+    ground-truth order, to ``tp_pairs`` (ng, 2). ``compute_fp`` False: the recall pass (highest-scoring candidate);
+    True: the precision pass at score ``thresh`` (highest-overlap valid candidate, else an
+    ignored one). Returns ``(tp, fn)``.
+    """
+    tp = fn = 0
+    for i in range(ng):
+        ig = ignored_gt[g0 + i]
+        if ig == -1:
+            continue
+        det_idx, valid, max_ov, assigned_ignored = -1, NO_DETECTION, 0.0, False
+        for j in range(nd):
+            idet = ignored_det[d0 + j]
+            if idet == -1 or assigned[j] or (compute_fp and score[d0 + j] < thresh):
+                continue
+            ov = overlap[base + j * ng + i]
+            if not ov > min_overlap:
+                continue
+            if not compute_fp:
+                if score[d0 + j] > valid:
+                    det_idx, valid = j, score[d0 + j]
+            elif (ov > max_ov or assigned_ignored) and idet == 0:
+                max_ov, det_idx, valid, assigned_ignored = ov, j, 1.0, False
+            elif valid == NO_DETECTION and idet == 1:
+                det_idx, valid, assigned_ignored = j, 1.0, True
+        if valid == NO_DETECTION:
+            fn += ig == 0
+        elif ig == 1 or ignored_det[d0 + det_idx] == 1:
+            assigned[det_idx] = True
+        else:
+            tp_pairs[tp, 0], tp_pairs[tp, 1] = i, det_idx
+            tp += 1
+            assigned[det_idx] = True
+    return tp, fn
+
+
+@njit(cache=True)
+def count_false_positives(g0: int, ng: int, d0: int, nd: int, base: int, ignored_det: np.ndarray,
+                          score: np.ndarray, thresh: float, is_dc: np.ndarray,
+                          dc_overlap: np.ndarray, min_overlap: float, assigned: np.ndarray) -> int:
+    """FP count of the precision pass: unassigned valid detections above ``thresh``, minus those
+    swallowed by a DontCare region (``dc_overlap`` = intersection / detection area > threshold)."""
+    fp = 0
+    for j in range(nd):
+        if not (assigned[j] or ignored_det[d0 + j] != 0 or score[d0 + j] < thresh):
+            fp += 1
+    for i in range(ng):
+        if not is_dc[g0 + i]:
+            continue
+        for j in range(nd):
+            if assigned[j] or ignored_det[d0 + j] != 0 or score[d0 + j] < thresh:
+                continue
+            if dc_overlap[base + j * ng + i] > min_overlap:
+                assigned[j] = True
+                fp -= 1
+    return fp
+
+
+@njit(cache=True, parallel=True)
+def recall_pass(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarray,
+                ignored_gt: np.ndarray, ignored_det: np.ndarray, score: np.ndarray,
+                overlap: np.ndarray, min_overlap: float) -> np.ndarray:
+    """Scores of all true positives of the recall pass (``compute_fp = false``), any order."""
+    nf = gt_off.shape[0] - 1
+    tp_scores = np.empty(gt_off[-1])
+    n_tp = np.zeros(nf, dtype=np.int64)
+    for f in prange(nf):
+        g0, ng, d0, nd = gt_off[f], gt_off[f + 1] - gt_off[f], det_off[f], det_off[f + 1] - det_off[f]
+        assigned = np.zeros(nd, dtype=np.bool_)
+        tp_pairs = np.empty((ng, 2), dtype=np.int64)
+        tp, _ = match_frame(g0, ng, d0, nd, pair_off[f], ignored_gt, ignored_det, score, overlap,
+                            min_overlap, False, 0.0, assigned, tp_pairs)
+        for k in range(tp):
+            tp_scores[g0 + k] = score[d0 + tp_pairs[k, 1]]
+        n_tp[f] = tp
+    out = np.empty(n_tp.sum())
+    m = 0
+    for f in range(nf):
+        out[m:m + n_tp[f]] = tp_scores[gt_off[f]:gt_off[f] + n_tp[f]]
+        m += n_tp[f]
+    return out
+
+
+@njit(cache=True)
+def get_thresholds(scores: np.ndarray, n_gt: int, n_sample_pts: int) -> np.ndarray:
+    """The devkit's ``getThresholds``: scores closest to ``n_sample_pts`` evenly spaced recalls."""
+    v = np.sort(scores)[::-1]
+    out = np.empty(v.shape[0])
+    m = 0
+    current = 0.0
+    for i in range(v.shape[0]):
+        l_recall = (i + 1) / n_gt
+        r_recall = (i + 2) / n_gt if i < v.shape[0] - 1 else l_recall
+        if (r_recall - current) < (current - l_recall) and i < v.shape[0] - 1:
+            continue
+        out[m] = v[i]
+        m += 1
+        current += 1.0 / (n_sample_pts - 1.0)
+    return out[:m]
+
+
+@njit(cache=True, parallel=True)
+def precision_pass(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarray,
+                   ignored_gt: np.ndarray, ignored_det: np.ndarray, score: np.ndarray,
+                   overlap: np.ndarray, min_overlap: float, thresholds: np.ndarray,
+                   is_dc: np.ndarray, dc_overlap: np.ndarray, gt_alpha: np.ndarray,
+                   det_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame TP / FP / FN / orientation similarity at every score threshold.
+
+    Returns ``(tp, fp, fn, similarity)``, each (F, T); similarity is -1 where a frame has neither
+    TP nor FP (the devkit then skips it). A frame is re-evaluated only when the set of its
+    detections above the threshold changes (the statistics depend on nothing else).
+    """
+    nf, nt = gt_off.shape[0] - 1, thresholds.shape[0]
+    tp, fp = np.zeros((nf, nt), dtype=np.int64), np.zeros((nf, nt), dtype=np.int64)
+    fn, sim = np.zeros((nf, nt), dtype=np.int64), np.zeros((nf, nt))
+    for f in prange(nf):
+        g0, ng, d0, nd = gt_off[f], gt_off[f + 1] - gt_off[f], det_off[f], det_off[f + 1] - det_off[f]
+        assigned = np.zeros(nd, dtype=np.bool_)
+        tp_pairs = np.empty((ng, 2), dtype=np.int64)
+        prev_active = -1
+        for t in range(nt):
+            active = 0
+            for j in range(nd):
+                active += ignored_det[d0 + j] != -1 and score[d0 + j] >= thresholds[t]
+            if active == prev_active:
+                tp[f, t], fp[f, t], fn[f, t], sim[f, t] = tp[f, t - 1], fp[f, t - 1], fn[f, t - 1], sim[f, t - 1]
+                continue
+            prev_active = active
+            assigned[:] = False
+            n_tp, n_fn = match_frame(g0, ng, d0, nd, pair_off[f], ignored_gt, ignored_det, score,
+                                     overlap, min_overlap, True, thresholds[t], assigned, tp_pairs)
+            n_fp = count_false_positives(g0, ng, d0, nd, pair_off[f], ignored_det, score,
+                                         thresholds[t], is_dc, dc_overlap, min_overlap, assigned)
+            s = 0.0
+            for k in range(n_tp):
+                s += (1.0 + np.cos(gt_alpha[g0 + tp_pairs[k, 0]] - det_alpha[d0 + tp_pairs[k, 1]])) / 2.0
+            tp[f, t], fp[f, t], fn[f, t] = n_tp, n_fp, n_fn
+            sim[f, t] = s if (n_tp > 0 or n_fp > 0) else -1.0
+    return tp, fp, fn, sim

@@ -1,0 +1,267 @@
+"""The KITTI object benchmark's AP, computed like the official devkit (``evaluate_object.cpp``).
+
+Protocol (all of it devkit behaviour; see ``tests/data/golden_kitti_eval/README.md``):
+
+* classes Car, Pedestrian, Cyclist, compared case-insensitively; Van ground truth is *ignored* for
+  Car and Person_sitting for Pedestrian (a detection matched to them is neither TP nor FP);
+* ground truth outside the difficulty (occlusion / truncation above the maximum, 2D height
+  ``y2 - y1 <=`` the minimum, :mod:`kitti.labels`) is ignored; detections whose height truncated
+  to an int is below the minimum are ignored;
+* greedy matching in ground-truth order, a match needs overlap strictly above the threshold;
+  DontCare regions swallow unmatched detections (intersection / detection area);
+* 41 score thresholds from the recall pass (``getThresholds``), precision made monotone,
+  AP over samples 0, 4, ..., 40 (``R11``, includes recall 0) or 1..40 (``R40``), in percent;
+* a class is evaluated only if it is detected at least once (per metric, the devkit's
+  ``eval_image``/``eval_ground``/``eval_3d``), AOS only if no detection has ``alpha == -10``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from kitti.classes import EVAL_CLASSES
+from kitti.errors import KittiFormatError
+from kitti.labels import MIN_HEIGHT_PX, MAX_OCCLUSION, MAX_TRUNCATION, Difficulty, Object3d
+from kitti_eval import _kernels as K
+from kitti_eval.loading import FrameLabels, label_frame_ids, read_label_folder
+from kitti_eval.settings import METRICS, RECALL_POINTS, EvalSettings, IouThresholds
+
+#: Recall positions the devkit samples (``N_SAMPLE_PTS``).
+N_SAMPLE_PTS = 41
+#: Neighbouring class whose ground truth is ignored (not a false negative) for each class.
+NEIGHBOUR_CLASS: Mapping[str, str | None] = MappingProxyType(
+    {"Car": "Van", "Pedestrian": "Person_sitting", "Cyclist": None})
+
+APTable = Mapping[str, Mapping[str, Mapping[str, tuple[float, float, float]]]]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """AP of one evaluation.
+
+    Attributes:
+        ap: class -> metric (``2d``, ``bev``, ``3d``, ``aos``) -> ``R11``/``R40`` ->
+            (easy, moderate, hard), percent. Only evaluated entries appear (devkit rules).
+        curves: (class, metric) -> (3, 41) interpolated precision (orientation similarity for
+            ``aos``) at recall samples 0, 1/40, ..., 1, rows easy/moderate/hard.
+        n_frames: frames evaluated.
+        iou: the thresholds used.
+    """
+
+    ap: APTable
+    curves: Mapping[tuple[str, str], np.ndarray] = field(repr=False)
+    n_frames: int
+    iou: IouThresholds
+
+    def to_dict(self) -> dict:
+        """Plain nested dict in the golden ``expected.json`` schema."""
+        return {c: {m: {r: list(v) for r, v in rs.items()} for m, rs in ms.items()}
+                for c, ms in self.ap.items()}
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """JSON text of :meth:`to_dict` (full double precision)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_dataframe(self):
+        """pandas DataFrame, one row per (class, metric, recall), columns easy/moderate/hard."""
+        from kitti_eval.report import to_dataframe
+
+        return to_dataframe(self.ap)
+
+    def to_markdown(self) -> str:
+        """Markdown table: one row per (class, metric), columns per recall and difficulty."""
+        from kitti_eval.report import to_markdown
+
+        return to_markdown(self.ap)
+
+
+def _as_labels(x: FrameLabels | Sequence[Sequence[Object3d]]) -> FrameLabels:
+    return x if isinstance(x, FrameLabels) else FrameLabels.from_objects(x)
+
+
+def clean_data(class_name: str, difficulty: Difficulty, gt_types: np.ndarray,
+               gt: FrameLabels, det_types: np.ndarray, det: FrameLabels,
+               codes: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """The devkit's ``cleanData`` for all frames at once.
+
+    Returns:
+        ``(ignored_gt, ignored_det, n_gt)``: int8 states 0 (valid), 1 (ignored: matched
+        detections are neither TP nor FP), -1 (irrelevant) per row, and the valid-GT count.
+    """
+    d = int(difficulty)
+    cls = codes.get(class_name.lower(), -2)
+    neighbour = NEIGHBOUR_CLASS[class_name]
+    nb = codes.get(neighbour.lower(), -2) if neighbour else -2
+    height = gt.box2d[:, 3] - gt.box2d[:, 1]
+    ignore = ((gt.occluded > MAX_OCCLUSION[d]) | (gt.truncated > MAX_TRUNCATION[d])
+              | (height <= MIN_HEIGHT_PX[d]))
+    valid = gt_types == cls
+    ignored_gt = np.full(len(gt), -1, dtype=np.int8)
+    ignored_gt[(gt_types == nb) | (valid & ignore)] = 1
+    ignored_gt[valid & ~ignore] = 0
+    det_height = np.abs(det.box2d[:, 1] - det.box2d[:, 3]).astype(np.int32)  # (int32_t) fabs(...)
+    ignored_det = np.where(det_height < MIN_HEIGHT_PX[d], 1,
+                           np.where(det_types == cls, 0, -1)).astype(np.int8)
+    return ignored_gt, ignored_det, int((ignored_gt == 0).sum())
+
+
+def _max_element_filter(x: np.ndarray, n: int) -> np.ndarray:
+    """``x[i] = *max_element(x.begin() + i, x.end())`` for i < n, C++ semantics (NaN kept)."""
+    out = x.copy()
+    for i in range(n):
+        best = out[i]
+        for v in out[i + 1:]:
+            if best < v:
+                best = v
+        out[i] = best
+    return out
+
+
+def average_precision(curve: np.ndarray, recall_points: int) -> float:
+    """AP in percent from a 41-sample curve: R11 = samples 0, 4, ..., 40; R40 = samples 1..40."""
+    samples = curve[0::4] if recall_points == 11 else curve[1:]
+    total = 0.0
+    for v in samples:
+        total += float(v)
+    return total / recall_points * 100.0
+
+
+def _eval_class(overlap: np.ndarray, dc_overlap: np.ndarray, use_dc: bool, min_overlap: float,
+                ignored_gt: np.ndarray, ignored_det: np.ndarray, n_gt: int, gt: FrameLabels,
+                det: FrameLabels, is_dc: np.ndarray, pair_off: np.ndarray,
+                with_aos: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The devkit's ``eval_class``: (41,) interpolated precision and orientation similarity."""
+    scores = K.recall_pass(gt.offsets, det.offsets, pair_off, ignored_gt, ignored_det,
+                           det.score, overlap, min_overlap)
+    thresholds = K.get_thresholds(scores, max(n_gt, 1), N_SAMPLE_PTS)[:N_SAMPLE_PTS]
+    precision, aos = np.zeros(N_SAMPLE_PTS), np.zeros(N_SAMPLE_PTS)
+    n = len(thresholds)
+    if n:
+        tp, fp, fn, sim = K.precision_pass(gt.offsets, det.offsets, pair_off, ignored_gt,
+                                           ignored_det, det.score, overlap, min_overlap,
+                                           thresholds, is_dc if use_dc else np.zeros_like(is_dc),
+                                           dc_overlap, gt.alpha, det.alpha)
+        tp, fp = tp.sum(axis=0), fp.sum(axis=0)
+        similarity = np.cumsum(np.where(sim != -1, sim, 0.0), axis=0)[-1]  # frame order, as the devkit
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision[:n] = tp / (tp + fp).astype(np.float64)
+            aos[:n] = similarity / (tp + fp).astype(np.float64)
+    precision = _max_element_filter(precision, n)
+    aos = _max_element_filter(aos, n) if with_aos else aos
+    return precision, aos
+
+
+def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
+             det: FrameLabels | Sequence[Sequence[Object3d]],
+             classes: Sequence[str] = EVAL_CLASSES, metrics: Sequence[str] = METRICS,
+             recall_points: Sequence[int] = RECALL_POINTS,
+             thresholds: IouThresholds = IouThresholds()) -> EvalResult:
+    """Evaluate detections against ground truth like the official KITTI devkit.
+
+    Args:
+        gt: ground truth per frame (label_2 objects, DontCare included) or a :class:`FrameLabels`.
+        det: detections per frame, same frames in the same order; every one needs a score.
+        classes: subset of ``("Car", "Pedestrian", "Cyclist")``.
+        metrics: subset of ``("2d", "bev", "3d", "aos")``.
+        recall_points: subset of ``(11, 40)``.
+        thresholds: minimum overlaps per metric and class.
+
+    Returns:
+        An :class:`EvalResult` (AP in percent).
+
+    Example:
+        >>> from kitti.labels import parse_label_line
+        >>> g = parse_label_line("Car 0.00 0 0.1 100 100 300 200 1.5 1.6 4.0 1.0 1.6 20.0 0.1")
+        >>> d = parse_label_line("Car -1 -1 0.1 100 100 300 200 1.5 1.6 4.0 1.0 1.6 20.0 0.1 0.9")
+        >>> evaluate([[g]], [[d]], classes=("Car",), metrics=("3d",)).ap["Car"]["3d"]["R11"]
+        (9.090909090909092, 9.090909090909092, 9.090909090909092)
+    """
+    settings = EvalSettings(tuple(classes), tuple(metrics), tuple(recall_points), thresholds)
+    gt, det = _as_labels(gt), _as_labels(det)
+    if gt.n_frames != det.n_frames:
+        raise ValueError(f"ground truth has {gt.n_frames} frames, detections {det.n_frames}")
+    if np.isnan(det.score).any():
+        raise ValueError("every detection needs a score")
+    vocab = sorted({t.lower() for t in gt.types} | {t.lower() for t in det.types})
+    codes = {name: i for i, name in enumerate(vocab)}
+    gt_types = np.array([codes[t.lower()] for t in gt.types], dtype=np.int64)
+    det_types = np.array([codes[t.lower()] for t in det.types], dtype=np.int64)
+    is_dc = gt_types == codes.get("dontcare", -2)
+    compute_aos = not bool((det.alpha == -10).any())
+    x, y, z = det.loc_rect.T
+    h, w, l = det.hwl.T
+    evaluated = {  # the devkit's eval_image / eval_ground / eval_3d conditions
+        "2d": det.box2d[:, 0] >= 0,
+        "bev": (x != -1000) & (z != -1000) & (w > 0) & (l > 0),
+        "3d": (x != -1000) & (y != -1000) & (z != -1000) & (h > 0) & (w > 0) & (l > 0),
+    }
+    pair_off = K.pair_offsets(gt.offsets, det.offsets)
+    need_image = "2d" in settings.metrics or "aos" in settings.metrics
+    need_ground = "bev" in settings.metrics or "3d" in settings.metrics
+    image = K.image_overlap_frames(det.box2d, gt.box2d, det.offsets, gt.offsets, pair_off) \
+        if need_image else None
+    ground = K.ground_overlap_frames(np.hstack([det.loc_rect, det.hwl, det.ry[:, None]]),
+                                     np.hstack([gt.loc_rect, gt.hwl, gt.ry[:, None]]),
+                                     det.offsets, gt.offsets, pair_off) if need_ground else None
+    ap: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
+    curves: dict[tuple[str, str], np.ndarray] = {}
+    for cname in settings.classes:
+        cls_mask = det_types == codes.get(cname.lower(), -2)
+        for metric in ("2d", "bev", "3d"):
+            with_aos = metric == "2d" and "aos" in settings.metrics and compute_aos
+            if not (metric in settings.metrics or with_aos) or not (cls_mask & evaluated[metric]).any():
+                continue
+            if metric == "2d":
+                overlap, dc_overlap = image
+            else:
+                col = 0 if metric == "bev" else 2
+                overlap = np.ascontiguousarray(ground[:, col])
+                dc_overlap = np.ascontiguousarray(ground[:, col + 1])
+            prec, sim = np.zeros((3, N_SAMPLE_PTS)), np.zeros((3, N_SAMPLE_PTS))
+            for diff in Difficulty:
+                ig_gt, ig_det, n_gt = clean_data(cname, diff, gt_types, gt, det_types, det, codes)
+                prec[diff], sim[diff] = _eval_class(
+                    overlap, dc_overlap, True, thresholds.for_metric(metric, cname), ig_gt,
+                    ig_det, n_gt, gt, det, is_dc, pair_off, with_aos)
+            for name, curve in ((metric, prec), ("aos", sim)):
+                if name in settings.metrics and (name != "aos" or with_aos):
+                    curves[(cname, name)] = curve
+                    ap.setdefault(cname, {})[name] = {
+                        f"R{r}": tuple(average_precision(curve[d], r) for d in range(3))
+                        for r in settings.recall_points}
+    ap = {c: {m: ap[c][m] for m in METRICS if m in ap[c]} for c in ap}
+    return EvalResult(ap=ap, curves=curves, n_frames=gt.n_frames, iou=thresholds)
+
+
+def evaluate_folders(gt_label_dir: str | PathLike[str], det_dir: str | PathLike[str],
+                     frame_ids: Sequence[str] | None = None, *, missing_as_empty: bool = False,
+                     **kw) -> EvalResult:
+    """Evaluate a results folder (``NNNNNN.txt`` with scores) against a ``label_2`` folder.
+
+    Args:
+        gt_label_dir: the ground-truth ``label_2`` folder.
+        det_dir: one result file per frame (an empty file is a frame without detections).
+        frame_ids: frames to evaluate (a split); ``None``: every result file in ``det_dir``
+            (the devkit's rule).
+        missing_as_empty: a frame of ``frame_ids`` without a result file counts as no detections
+            instead of raising.
+        **kw: passed to :func:`evaluate` (classes, metrics, recall_points, thresholds).
+
+    Raises:
+        KittiFormatError: missing or malformed files, naming file and line.
+    """
+    if frame_ids is None:
+        frame_ids = label_frame_ids(det_dir)
+        if not frame_ids:
+            raise KittiFormatError(Path(det_dir), None, "no result files (*.txt) to evaluate")
+    frame_ids = tuple(frame_ids)
+    gt = read_label_folder(gt_label_dir, frame_ids)
+    det = read_label_folder(det_dir, frame_ids, detections=True, missing_as_empty=missing_as_empty)
+    return evaluate(gt, det, **kw)
