@@ -15,7 +15,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -92,6 +92,23 @@ class DepthEvalResult:
     per_image: Mapping[str, Mapping[str, float]]
     pixels: Mapping[str, int]
     frames: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict (NaN written as null)."""
+        def clean(t: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float | None]]:
+            return {r: {m: (None if v != v else float(v)) for m, v in t[r].items()} for r in t}
+
+        return {"pooled": clean(self.pooled), "per_image": clean(self.per_image),
+                "pixels": {r: int(n) for r, n in self.pixels.items()}, "frames": int(self.frames)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "DepthEvalResult":
+        """Inverse of :meth:`to_json`."""
+        def load(t: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+            return {r: {m: float("nan") if v is None else float(v) for m, v in t[r].items()} for r in t}
+
+        return cls(load(d["pooled"]), load(d["per_image"]), {r: int(n) for r, n in d["pixels"].items()},
+                   int(d["frames"]))
 
 
 def evaluate_depth_maps(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],

@@ -1,0 +1,257 @@
+"""``foresee depth train|infer|eval|stats`` and ``foresee kod build``: thin wrappers over depth/.
+
+Artifacts (through the cache under --workdir):
+
+* ``depth-train/<key>/``: ``checkpoint.pt`` (weights + settings + bins), ``train_log.csv``;
+* ``depth-infer/<key>/depth/NNNNNN.npz`` and ``depth-gt/<key>/depth/NNNNNN.npz`` (``--from-gt``):
+  float32 metres at full image resolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.commands.cache_cmd import workdir_option
+
+_VARIANTS = ("baseline", "so", "so-sd", "foresee")
+_PRESETS = ("paper", "cpu-small")
+_MERGES = ("max", "mask", "fg", "bg")
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _artifact_folder(ref: str, workdir: Path, *, option: str) -> tuple[Path, str]:
+    """(folder, cache input id) of an artifact ref (stage/key, key prefix) or an existing folder."""
+    from pipeline.cache import MANIFEST, ArtifactCache, CacheError
+
+    p = Path(ref)
+    if p.is_dir() and not (p / MANIFEST).is_file():
+        return p, f"dir:{p.resolve()}"
+    try:
+        art = ArtifactCache(workdir).resolve(ref)
+    except CacheError as e:
+        raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint=option) from None
+    return art.path, art.ref
+
+
+@click.group("depth")
+def depth_group() -> None:
+    """ForeSeE depth: train, infer, eval, stats."""
+
+
+@depth_group.command("train")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="KITTI-format root with depth_2 ground truth.")
+@click.option("--split", default="train", show_default=True, help="ImageSets/<name>.txt, a file, or the 3DOP split.")
+@click.option("--variant", type=click.Choice(_VARIANTS), default="foresee", show_default=True)
+@click.option("--preset", type=click.Choice(_PRESETS), default="paper", show_default=True,
+              help="Settings preset; the options below override it.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--max-steps", type=int, default=None, help="Cap on optimiser steps (0 = none).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default=None)
+@click.option("--so-lambda", type=float, default=None, help="fg weight λ of the 'so' variant [0.7].")
+@click.option("--own-weight", type=float, default=None, help="foresee: weight of a decoder's own region [0.8].")
+@click.option("--other-weight", type=float, default=None, help="foresee: weight of the other region [0.2].")
+@click.option("--encoder", default=None, help="timm encoder name.")
+@click.option("--pretrained-path", default=None, help="Local ImageNet state dict for the encoder.")
+@click.option("--seed", type=int, default=None)
+@click.option("--resume", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="checkpoint.pt of the same settings to continue from.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@workdir_option
+def train_command(data_root: Path, split: str, variant: str, preset: str, resume: Path | None,
+                  threads: int | None, quiet: bool, workdir: Path, **overrides) -> None:
+    """Train one depth variant; the checkpoint is a cached artifact."""
+    import depth
+    from depth.settings import preset as make_preset
+    from kitti import KittiRoot
+    from pipeline.cache import ArtifactCache
+
+    _threads(threads)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = make_preset(preset, variant, **given)
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e)) from None
+    root = KittiRoot(data_root)
+    ids = root.split(split)
+    inputs = ["data:" + root.fingerprint(ids, ("image_2", "calib", "label_2", "depth_2"))]
+
+    def produce(tmp: Path):
+        from depth.train import train_depth
+
+        return train_depth(root.root, ids, settings, tmp, progress=not quiet, resume=resume)
+
+    from depth.model import CheckpointMismatchError
+    from depth.train import TrainingError
+
+    try:
+        art = ArtifactCache(workdir).build("depth-train", code_version=depth.CODE_VERSION, settings=settings,
+                                           inputs=inputs, produce=produce, extra_manifest={"split": split})
+    except (CheckpointMismatchError, TrainingError) as e:
+        raise click.ClickException(str(e)) from None
+    if art.cached:
+        click.echo(f"{art.path} cached")
+    else:
+        s = art.manifest["summary"]
+        click.echo(f"{art.path} {variant}: {s['steps']} steps, final loss {float(s['final_loss']):.4f}, "
+                   f"{float(s['seconds']):.0f} s on {s['device']}")
+
+
+@depth_group.command("infer")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--split", default="val", show_default=True)
+@click.option("--checkpoint", "checkpoint_ref", default=None,
+              help="depth-train artifact (stage/key, key prefix, folder) or a checkpoint.pt file.")
+@click.option("--merge", type=click.Choice(_MERGES), default="max", show_default=True,
+              help="max: mask-free (paper); mask: fg decoder inside label boxes; fg/bg: one decoder.")
+@click.option("--from-gt", is_flag=True, help="Write the ground truth (depth_2) as the artifact (oracle).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--quiet", is_flag=True)
+@workdir_option
+def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, from_gt: bool,
+                  threads: int | None, quiet: bool, workdir: Path) -> None:
+    """Depth maps (float32 metres, full resolution) for a split, as a cached artifact."""
+    import depth
+    from kitti import KittiRoot
+    from pipeline.cache import ArtifactCache, file_digest
+
+    if (checkpoint_ref is None) == (not from_gt):
+        raise click.UsageError("give exactly one of --checkpoint and --from-gt")
+    _threads(threads)
+    root = KittiRoot(data_root)
+    ids = root.split(split)
+    cache = ArtifactCache(workdir)
+    if from_gt:
+        inputs = ["data:" + root.fingerprint(ids, ("image_2", "depth_2"))]
+        stage, settings = "depth-gt", {"split": split, "variant": "oracle"}
+
+        def produce(tmp: Path):
+            from depth.infer import export_gt_depth
+
+            return export_gt_depth(root.root, ids, tmp / "depth")
+    else:
+        p = Path(checkpoint_ref)
+        if p.is_file():
+            ckpt, ref = p, f"checkpoint:{file_digest(p)}"
+        else:
+            folder, ref = _artifact_folder(checkpoint_ref, workdir, option="--checkpoint")
+            ckpt = folder / "checkpoint.pt"
+        from depth.model import CheckpointMismatchError, read_checkpoint
+
+        try:
+            variant = read_checkpoint(ckpt)["settings"].variant
+        except CheckpointMismatchError as e:
+            raise click.ClickException(str(e)) from None
+        if merge in ("mask", "bg") and variant in ("baseline", "so"):
+            raise click.BadParameter(f"merge={merge!r} needs a two-decoder model, {ckpt} is {variant!r}",
+                                     param_hint="--merge")
+        kinds = ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
+        inputs = [ref, "data:" + root.fingerprint(ids, kinds)]
+        stage, settings = "depth-infer", {"split": split, "merge": merge, "variant": variant}
+
+        def produce(tmp: Path):
+            from depth.infer import infer_depth
+
+            return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
+
+    art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce)
+    if art.cached:
+        click.echo(f"{art.path} cached")
+    else:
+        s = art.manifest["summary"]
+        click.echo(f"{art.path} {s['frames']} depth maps" +
+                   (f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
+
+
+@depth_group.command("eval")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--split", default="val", show_default=True)
+@click.option("--depth", "depth_refs", multiple=True, required=True,
+              help="NAME=REF, repeatable: a row name and a depth artifact or folder of NNNNNN.npz.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write every metric (pooled and per-image) as CSV.")
+@click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the tables as markdown.")
+@workdir_option
+def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_path: Path | None,
+                 md_path: Path | None, workdir: Path) -> None:
+    """Tables 2 and 3 (fg / bg / global, pooled) beside the paper's numbers."""
+    from depth.metrics import evaluate_depth_dir, format_table2, format_table3, results_csv
+    from kitti import KittiRoot, atomic_write_text
+
+    root = KittiRoot(data_root)
+    ids = root.split(split)
+    rows = {}
+    for item in depth_refs:
+        name, sep, ref = item.partition("=")
+        if not sep or not name or not ref:
+            raise click.BadParameter(f"expected NAME=REF, got {item!r}", param_hint="--depth")
+        folder, _ = _artifact_folder(ref, workdir, option="--depth")
+        rows[name] = evaluate_depth_dir(root.root, ids, folder / "depth" if (folder / "depth").is_dir() else folder)
+    md = (f"Table 2 (absRel / SILog, pooled over pixels; {len(ids)} frames of '{split}')\n\n{format_table2(rows)}\n\n"
+          f"Table 3 (pooled)\n\n{format_table3(rows)}\n\nTable 3 (per-image means)\n\n"
+          f"{format_table3(rows, per_image=True)}\n")
+    click.echo(md)
+    if csv_path:
+        atomic_write_text(csv_path, results_csv(rows))
+    if md_path:
+        atomic_write_text(md_path, md)
+
+
+@depth_group.command("stats")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--split", default="train", show_default=True)
+@click.option("--png", "png_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("depth_stats.png"), show_default=True, help="Fig. 2 style plot.")
+def stats_command(data_root: Path, split: str, png_path: Path) -> None:
+    """fg vs bg depth and depth-gradient distributions of the ground truth (Fig. 2, Table 1)."""
+    from depth.stats import depth_statistics, format_stats, plot_stats
+    from kitti import KittiRoot
+
+    root = KittiRoot(data_root)
+    stats = depth_statistics(root.root, root.split(split))
+    plot_stats(stats, png_path)
+    click.echo(format_stats(stats))
+    click.echo(f"{png_path} written")
+
+
+@click.group("kod")
+def kod_group() -> None:
+    """Build the KITTI-Object-Depth dataset."""
+
+
+@kod_group.command("build")
+@click.option("--kitti-root", type=click.Path(path_type=Path, file_okay=False, exists=True), required=True,
+              help="KITTI object root (training/image_2, calib, label_2, velodyne).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="New KITTI-format root: depth_2 written, the rest linked, ImageSets written.")
+@click.option("--depth-root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+              help="KITTI depth-completion ground truth ({train,val}/<drive>/proj_depth/groundtruth/...).")
+@click.option("--mapping-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+              help="Folder of the devkit's train_mapping.txt and train_rand.txt [KITTI_ROOT/devkit/mapping].")
+@click.option("--from-velodyne", is_flag=True, help="Fallback: project each frame's own scan.")
+@click.option("--quiet", is_flag=True)
+def kod_build_command(kitti_root: Path, out_root: Path, depth_root: Path | None, mapping_dir: Path | None,
+                      from_velodyne: bool, quiet: bool) -> None:
+    """Depth ground truth for the KITTI object frames (depth completion maps or velodyne)."""
+    from tqdm import tqdm
+
+    from depth.kod import build_kod
+
+    if (depth_root is None) == (not from_velodyne):
+        raise click.UsageError("give exactly one of --depth-root and --from-velodyne")
+    summary = build_kod(kitti_root, out_root, depth_root=depth_root, mapping_dir=mapping_dir,
+                        from_velodyne=from_velodyne,
+                        progress=lambda ids: tqdm(ids, desc="kod", disable=quiet, dynamic_ncols=True))
+    click.echo(summary.line())
