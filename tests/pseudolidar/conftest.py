@@ -39,6 +39,12 @@ def make_root(dst: Path, sample_root: Path, frame_ids, depths: dict[str, np.ndar
 
 
 @pytest.fixture(scope="session")
+def make_kitti_root():
+    """The :func:`make_root` helper, for tests that need a root of their own."""
+    return make_root
+
+
+@pytest.fixture(scope="session")
 def gt_root(tmp_path_factory, sample_root, sample_ids, sample_depths) -> Path:
     """The nine frames with depth_2 (from their scans) and ImageSets/val.txt listing them."""
     return make_root(tmp_path_factory.mktemp("gt_root"), sample_root, sample_ids, sample_depths)
