@@ -10,9 +10,9 @@ The calibration template ``calib_template.txt`` is KITTI object training ``calib
 """
 
 from kitti.synthetic.settings import PRESETS, SynthSettings, preset
-from kitti.synthetic.writer import render_dataset, template_calibration
+from kitti.synthetic.writer import dataset_is_current, render_dataset, template_calibration
 
 #: Bumped whenever the rendered bytes change (used in artifact cache keys).
 CODE_VERSION = "1"
 
-__all__ = ["CODE_VERSION", "PRESETS", "SynthSettings", "preset", "render_dataset", "template_calibration"]
+__all__ = ["CODE_VERSION", "dataset_is_current", "PRESETS", "SynthSettings", "preset", "render_dataset", "template_calibration"]

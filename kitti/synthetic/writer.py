@@ -177,6 +177,27 @@ def _summarise(stats: list[dict], seconds: float, workers: int) -> dict:
     }
 
 
+def dataset_is_current(out_root: Path, settings: SynthSettings) -> bool:
+    """True when ``out_root`` holds a complete render of ``settings`` by this code version
+    (``synth.json`` matches and every frame's five files exist)."""
+    from kitti.synthetic import CODE_VERSION
+
+    meta_path = Path(out_root) / "synth.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    if meta.get("code_version") != CODE_VERSION or meta.get("settings") != asdict(settings):
+        return False
+    base = Path(out_root) / "training"
+    for job in frame_jobs(settings):
+        for kind, ext in (("image_2", "png"), ("calib", "txt"), ("label_2", "txt"), ("velodyne", "bin"),
+                          ("depth_2", "png")):
+            if not (base / kind / f"{job.frame_id}.{ext}").is_file():
+                return False
+    return True
+
+
 def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2, progress: bool = True) -> dict:
     """Render the embedded benchmark into ``out_root`` (KITTI layout, see module docstring).
 
