@@ -1,0 +1,214 @@
+"""``foresee detect train|infer|baseline``: Frustum-PointNet v1 through the artifact cache.
+
+Artifacts: ``detect-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summary.json``);
+``detect-infer/<key>/data/NNNNNN.txt`` and ``detect-baseline/<key>/data/NNNNNN.txt`` (KITTI
+results). An interrupted training keeps its last checkpoint as ``detect-train/<key>.resume.pt``
+and the next identical command resumes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import click
+
+from kitti.errors import KittiFormatError
+from kitti.layout import KittiRoot
+from pipeline.cache import ArtifactCache, make_key
+from pipeline.commands.cache_cmd import workdir_option
+
+TRAIN_STAGE = "detect-train"
+INFER_STAGE = "detect-infer"
+BASELINE_STAGE = "detect-baseline"
+
+
+def _folder_fingerprint(folder: Path, frame_ids: tuple[str, ...], suffix: str) -> str:
+    """Short hash of the files a stage reads from a plain folder (name, size, mtime)."""
+    h = hashlib.sha256(str(folder.resolve()).encode())
+    for f in frame_ids:
+        p = folder / f"{f}{suffix}"
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise KittiFormatError(p, None, f"frame {f} missing") from None
+        h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...]) -> tuple[Path, str]:
+    """(folder of NNNNNN.bin, input id) from a cache ref or a plain folder."""
+    p = Path(points)
+    if p.is_dir() and not (p / "manifest.json").is_file():
+        folder = p / "velodyne" if (p / "velodyne").is_dir() else p
+        return folder, "points-folder:" + _folder_fingerprint(folder, frame_ids, ".bin")
+    art = cache.resolve(points)
+    folder = art.path / "velodyne"
+    if not folder.is_dir():
+        raise KittiFormatError(art.path, None, "artifact has no velodyne/ folder of clouds")
+    return folder, art.ref
+
+
+def _resolve_model(cache: ArtifactCache, model: str) -> tuple[Path, str]:
+    p = Path(model)
+    if p.is_file():
+        return p, "model-file:" + _folder_fingerprint(p.parent, (p.stem,), p.suffix)
+    art = cache.resolve(model)
+    return art.path / "model.pt", art.ref
+
+
+def _boxes2d_input(boxes2d: str) -> str:
+    if boxes2d in ("gt", "simulated"):
+        return f"boxes2d:{boxes2d}"
+    p = Path(boxes2d)
+    if p.is_file():
+        return "boxes2d-file:" + hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    if p.is_dir():
+        ids = tuple(sorted(q.stem for q in p.glob("*.txt")))
+        return "boxes2d-folder:" + _folder_fingerprint(p, ids, ".txt")
+    raise click.BadParameter(f"{boxes2d}: expected gt, simulated, a file or a folder", param_hint="--boxes2d")
+
+
+def _settings(preset_name: str, **overrides):
+    from detection.frustum_pointnet.settings import preset
+
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "classes" in changes:
+        changes["classes"] = tuple(c.strip() for c in changes["classes"].split(",") if c.strip())
+    return preset(preset_name).with_(**changes)
+
+
+def _common(f):
+    f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                     help="Device (default: the preset's, auto = CUDA when present).")(f)
+    f = click.option("--seed", type=int, default=None, help="Seed (default: the preset's).")(f)
+    f = click.option("--num-points", type=int, default=None, help="Points per frustum.")(f)
+    f = click.option("--classes", default=None, help="Comma-separated classes (Car,Pedestrian,Cyclist).")(f)
+    f = click.option("--preset", "preset_name", type=click.Choice(["paper", "cpu-small"]),
+                     default="cpu-small", show_default=True, help="Settings preset.")(f)
+    f = click.option("--split", default=None, help="Split name (ImageSets/<name>.txt) or file.")(f)
+    f = click.option("--points", required=True,
+                     help="Clouds: a cache ref (stage/key with velodyne/) or a folder of NNNNNN.bin.")(f)
+    f = click.option("--data", "data_root", required=True, type=click.Path(path_type=Path, exists=True),
+                     help="KITTI-format root (calib, label_2, image_2).")(f)
+    return workdir_option(f)
+
+
+@click.group("detect")
+def detect_group() -> None:
+    """Frustum-PointNet v1: train on clouds, detect 3D boxes from 2D boxes."""
+
+
+@detect_group.command("train")
+@_common
+@click.option("--epochs", type=int, default=None, help="Epochs (default: the preset's).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default: the preset's).")
+@click.option("--resume", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="A checkpoint.pt to resume from (automatic after an interrupted run).")
+def detect_train(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
+                 classes: str | None, num_points: int | None, seed: int | None, device: str | None,
+                 quiet: bool, epochs: int | None, batch_size: int | None, resume: Path | None) -> None:
+    """Train F-PointNet v1 on the clouds of a split (default split: train)."""
+    from detection.frustum_pointnet import CODE_VERSION
+    from detection.frustum_pointnet.train import train_fpointnet
+
+    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed,
+                         device=device, epochs=epochs, batch_size=batch_size)
+    root = KittiRoot(data_root)
+    frame_ids = root.split(split or "train")
+    cache = ArtifactCache(workdir)
+    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    inputs = [points_ref, "data:" + root.fingerprint(frame_ids, ("calib", "label_2", "image_2"))]
+    key = make_key(TRAIN_STAGE, CODE_VERSION, settings, inputs)
+    resume_file = cache.workdir / TRAIN_STAGE / f"{key}.resume.pt"
+
+    def produce(tmp: Path) -> dict:
+        start = resume or (resume_file if resume_file.is_file() else None)
+        try:
+            summary = train_fpointnet(data_root, points_dir, frame_ids, settings, tmp,
+                                      progress=not quiet, resume=start)
+        except BaseException:
+            ck = tmp / "checkpoint.pt"
+            if ck.is_file():
+                resume_file.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(ck, resume_file)
+            raise
+        (tmp / "checkpoint.pt").unlink(missing_ok=True)
+        resume_file.unlink(missing_ok=True)
+        return summary
+
+    art = cache.build(TRAIN_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
+                      produce=produce)
+    s = art.manifest.get("summary", {})
+    state = "cached" if art.cached else "built"
+    click.echo(f"{art.ref} ({state}): {s.get('frustums_train')} frustums, held-out seg acc "
+               f"{_f(s.get('holdout_seg_accuracy'))}, IoU3D {_f(s.get('holdout_mean_iou_3d'))} "
+               f"(baseline {_f(s.get('holdout_baseline_mean_iou_3d'))}), {s.get('seconds')} s "
+               f"-> {art.path / 'model.pt'}")
+
+
+def _f(v) -> str:
+    return "n/a" if v is None else f"{float(v):.3f}"
+
+
+@detect_group.command("infer")
+@_common
+@click.option("--model", "model_ref", required=True, help="A detect-train ref or a model.pt path.")
+@click.option("--boxes2d", default="simulated", show_default=True,
+              help="2D boxes: simulated (from ground truth, seeded), gt, an rgb_detection file or a "
+                   "folder of KITTI-format 2D detections.")
+def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
+                 classes: str | None, num_points: int | None, seed: int | None, device: str | None,
+                 quiet: bool, model_ref: str, boxes2d: str) -> None:
+    """Write one KITTI result file per frame of a split (default split: val)."""
+    from detection.frustum_pointnet import CODE_VERSION
+    from detection.frustum_pointnet.infer import infer_fpointnet
+
+    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device)
+    root = KittiRoot(data_root)
+    frame_ids = root.split(split or "val")
+    cache = ArtifactCache(workdir)
+    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    model_path, model_id = _resolve_model(cache, model_ref)
+    kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
+    inputs = [points_ref, model_id, _boxes2d_input(boxes2d), "data:" + root.fingerprint(frame_ids, kinds)]
+    art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
+                      produce=lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path,
+                                                          settings, tmp / "data", boxes2d=boxes2d,
+                                                          progress=not quiet))
+    _echo_results(art)
+
+
+@detect_group.command("baseline")
+@_common
+@click.option("--boxes2d", default="simulated", show_default=True,
+              help="2D boxes: simulated, gt, an rgb_detection file or a KITTI 2D detection folder.")
+def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
+                    classes: str | None, num_points: int | None, seed: int | None, device: str | None,
+                    quiet: bool, boxes2d: str) -> None:
+    """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
+    from detection.frustum_pointnet import CODE_VERSION
+    from detection.frustum_pointnet.infer import infer_trivial_baseline
+
+    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device)
+    root = KittiRoot(data_root)
+    frame_ids = root.split(split or "val")
+    cache = ArtifactCache(workdir)
+    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
+    inputs = [points_ref, _boxes2d_input(boxes2d), "data:" + root.fingerprint(frame_ids, kinds)]
+    art = cache.build(BASELINE_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
+                      produce=lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids,
+                                                                 settings, tmp / "data",
+                                                                 boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art)
+
+
+def _echo_results(art) -> None:
+    s = art.manifest.get("summary", {})
+    state = "cached" if art.cached else "built"
+    click.echo(f"{art.ref} ({state}): {s.get('frames')} frames, {s.get('boxes_3d')} boxes from "
+               f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}], {s.get('skipped_no_points')} "
+               f"frustums without points skipped, {s.get('frames_per_s')} frames/s -> {art.path / 'data'}")
