@@ -246,31 +246,6 @@ def count_false_positives(g0: int, ng: int, d0: int, nd: int, base: int, ignored
     return fp
 
 
-@njit(cache=True, parallel=True)
-def recall_pass(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarray,
-                ignored_gt: np.ndarray, ignored_det: np.ndarray, score: np.ndarray,
-                overlap: np.ndarray, min_overlap: float) -> np.ndarray:
-    """Scores of all true positives of the recall pass (``compute_fp = false``), any order."""
-    nf = gt_off.shape[0] - 1
-    tp_scores = np.empty(gt_off[-1])
-    n_tp = np.zeros(nf, dtype=np.int64)
-    for f in prange(nf):
-        g0, ng, d0, nd = gt_off[f], gt_off[f + 1] - gt_off[f], det_off[f], det_off[f + 1] - det_off[f]
-        assigned = np.zeros(nd, dtype=np.bool_)
-        tp_pairs = np.empty((ng, 2), dtype=np.int64)
-        tp, _ = match_frame(g0, ng, d0, nd, pair_off[f], ignored_gt, ignored_det, score, overlap,
-                            min_overlap, False, 0.0, assigned, tp_pairs)
-        for k in range(tp):
-            tp_scores[g0 + k] = score[d0 + tp_pairs[k, 1]]
-        n_tp[f] = tp
-    out = np.empty(n_tp.sum())
-    m = 0
-    for f in range(nf):
-        out[m:m + n_tp[f]] = tp_scores[gt_off[f]:gt_off[f] + n_tp[f]]
-        m += n_tp[f]
-    return out
-
-
 @njit(cache=True)
 def get_thresholds(scores: np.ndarray, n_gt: int, n_sample_pts: int) -> np.ndarray:
     """The devkit's ``getThresholds``: scores closest to ``n_sample_pts`` evenly spaced recalls."""
@@ -289,42 +264,200 @@ def get_thresholds(scores: np.ndarray, n_gt: int, n_sample_pts: int) -> np.ndarr
     return out[:m]
 
 
-@njit(cache=True, parallel=True)
-def precision_pass(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarray,
-                   ignored_gt: np.ndarray, ignored_det: np.ndarray, score: np.ndarray,
-                   overlap: np.ndarray, min_overlap: float, thresholds: np.ndarray,
-                   is_dc: np.ndarray, dc_overlap: np.ndarray, gt_alpha: np.ndarray,
-                   det_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame TP / FP / FN / orientation similarity at every score threshold.
+@njit(cache=True)
+def eval_class_stats(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarray,
+                     ignored_gt: np.ndarray, ignored_det: np.ndarray, score: np.ndarray,
+                     overlap: np.ndarray, dc_overlap: np.ndarray, is_dc: np.ndarray,
+                     min_overlap: float, n_gt: int, gt_alpha: np.ndarray, det_alpha: np.ndarray,
+                     tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, sim: np.ndarray) -> int:
+    """The devkit's ``eval_class`` up to the counts: recall pass, ``getThresholds``, then TP / FP /
+    FN / orientation similarity summed over frames (in frame order) at each threshold, written to
+    ``tp``, ``fp``, ``fn``, ``sim`` (each (>= 41,)). Returns the number of thresholds (<= 41).
 
-    Returns ``(tp, fp, fn, similarity)``, each (F, T); similarity is -1 where a frame has neither
-    TP nor FP (the devkit then skips it). A frame is re-evaluated only when the set of its
-    detections above the threshold changes (the statistics depend on nothing else).
+    A frame is re-matched only when the set of its detections above the threshold changes (its
+    statistics depend on nothing else); a frame with neither TP nor FP adds no similarity.
     """
-    nf, nt = gt_off.shape[0] - 1, thresholds.shape[0]
-    tp, fp = np.zeros((nf, nt), dtype=np.int64), np.zeros((nf, nt), dtype=np.int64)
-    fn, sim = np.zeros((nf, nt), dtype=np.int64), np.zeros((nf, nt))
-    for f in prange(nf):
+    nf = gt_off.shape[0] - 1
+    tp_pairs = np.empty((max(1, np.max(np.diff(gt_off)) if nf else 1), 2), dtype=np.int64)
+    assigned = np.zeros(max(1, np.max(np.diff(det_off)) if nf else 1), dtype=np.bool_)
+    scores = np.empty(gt_off[-1])
+    m = 0
+    for f in range(nf):
         g0, ng, d0, nd = gt_off[f], gt_off[f + 1] - gt_off[f], det_off[f], det_off[f + 1] - det_off[f]
-        assigned = np.zeros(nd, dtype=np.bool_)
-        tp_pairs = np.empty((ng, 2), dtype=np.int64)
-        prev_active = -1
+        assigned[:nd] = False
+        n_tp, _ = match_frame(g0, ng, d0, nd, pair_off[f], ignored_gt, ignored_det, score, overlap,
+                              min_overlap, False, 0.0, assigned, tp_pairs)
+        for k in range(n_tp):
+            scores[m] = score[d0 + tp_pairs[k, 1]]
+            m += 1
+    thresholds = get_thresholds(scores[:m], max(n_gt, 1), 41)[:41]
+    nt = thresholds.shape[0]
+    tp[:nt], fp[:nt], fn[:nt], sim[:nt] = 0, 0, 0, 0.0
+    rel = np.empty(assigned.shape[0])
+    for f in range(nf):
+        g0, ng, d0, nd = gt_off[f], gt_off[f + 1] - gt_off[f], det_off[f], det_off[f + 1] - det_off[f]
+        n_rel = 0  # scores of the detections that take part, sorted descending (insertion sort)
+        for j in range(nd):
+            if ignored_det[d0 + j] != -1:
+                k = n_rel
+                while k > 0 and rel[k - 1] < score[d0 + j]:
+                    rel[k] = rel[k - 1]
+                    k -= 1
+                rel[k] = score[d0 + j]
+                n_rel += 1
+        active, prev_active, f_tp, f_fp, f_fn, f_sim = 0, -1, 0, 0, 0, -1.0
         for t in range(nt):
-            active = 0
-            for j in range(nd):
-                active += ignored_det[d0 + j] != -1 and score[d0 + j] >= thresholds[t]
-            if active == prev_active:
-                tp[f, t], fp[f, t], fn[f, t], sim[f, t] = tp[f, t - 1], fp[f, t - 1], fn[f, t - 1], sim[f, t - 1]
-                continue
-            prev_active = active
-            assigned[:] = False
-            n_tp, n_fn = match_frame(g0, ng, d0, nd, pair_off[f], ignored_gt, ignored_det, score,
-                                     overlap, min_overlap, True, thresholds[t], assigned, tp_pairs)
-            n_fp = count_false_positives(g0, ng, d0, nd, pair_off[f], ignored_det, score,
-                                         thresholds[t], is_dc, dc_overlap, min_overlap, assigned)
-            s = 0.0
-            for k in range(n_tp):
-                s += (1.0 + np.cos(gt_alpha[g0 + tp_pairs[k, 0]] - det_alpha[d0 + tp_pairs[k, 1]])) / 2.0
-            tp[f, t], fp[f, t], fn[f, t] = n_tp, n_fp, n_fn
-            sim[f, t] = s if (n_tp > 0 or n_fp > 0) else -1.0
-    return tp, fp, fn, sim
+            while active < n_rel and rel[active] >= thresholds[t]:
+                active += 1
+            if active != prev_active:
+                prev_active = active
+                assigned[:nd] = False
+                f_tp, f_fn = match_frame(g0, ng, d0, nd, pair_off[f], ignored_gt, ignored_det, score,
+                                         overlap, min_overlap, True, thresholds[t], assigned, tp_pairs)
+                f_fp = count_false_positives(g0, ng, d0, nd, pair_off[f], ignored_det, score,
+                                             thresholds[t], is_dc, dc_overlap, min_overlap, assigned)
+                f_sim = 0.0
+                for k in range(f_tp):
+                    f_sim += (1.0 + np.cos(gt_alpha[g0 + tp_pairs[k, 0]] - det_alpha[d0 + tp_pairs[k, 1]])) / 2.0
+                if f_tp == 0 and f_fp == 0:
+                    f_sim = -1.0
+            tp[t] += f_tp
+            fp[t] += f_fp
+            fn[t] += f_fn
+            if f_sim != -1.0:
+                sim[t] += f_sim
+    return nt
+
+
+@njit(cache=True, parallel=True)
+def eval_tasks(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarray,
+               ignored_gt: np.ndarray, ignored_det: np.ndarray, score: np.ndarray,
+               task_metric: np.ndarray, overlaps: np.ndarray, dc_overlaps: np.ndarray,
+               is_dc: np.ndarray, min_overlap: np.ndarray, n_gt: np.ndarray,
+               gt_alpha: np.ndarray, det_alpha: np.ndarray):
+    """:func:`eval_class_stats` for many (class, metric, difficulty) tasks, parallel over tasks.
+
+    Args:
+        ignored_gt, ignored_det: (T, N_gt), (T, N_det) int8 cleanData states per task.
+        task_metric: (T,) row of ``overlaps`` / ``dc_overlaps`` ((M, P)) each task uses.
+        min_overlap, n_gt: (T,) threshold and valid ground-truth count per task.
+
+    Returns:
+        ``(n_thresholds (T,), tp, fp, fn (T, 41) int64, similarity (T, 41))``.
+    """
+    nt = task_metric.shape[0]
+    n_thr = np.zeros(nt, dtype=np.int64)
+    tp, fp = np.zeros((nt, 41), dtype=np.int64), np.zeros((nt, 41), dtype=np.int64)
+    fn, sim = np.zeros((nt, 41), dtype=np.int64), np.zeros((nt, 41))
+    for t in prange(nt):
+        k = task_metric[t]
+        n_thr[t] = eval_class_stats(gt_off, det_off, pair_off, ignored_gt[t], ignored_det[t], score,
+                                    overlaps[k], dc_overlaps[k], is_dc, min_overlap[t], n_gt[t],
+                                    gt_alpha, det_alpha, tp[t], fp[t], fn[t], sim[t])
+    return n_thr, tp, fp, fn, sim
+
+
+_POW10 = np.array([1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+                   1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22])
+
+
+@njit(cache=True)
+def parse_decimal(buf: np.ndarray, start: int, end: int) -> tuple[float, bool]:
+    """Parse ``[+-]digits[.digits][(e|E)[+-]digits]`` exactly as ``strtod`` would.
+
+    Only numbers whose digits fit in 2^53 and whose decimal exponent is within ±22 are taken
+    (mantissa and power of ten are then exact, so one IEEE multiply/divide rounds correctly);
+    anything else returns ``(nan, False)`` and is left to Python's ``float``.
+    """
+    k, neg = start, False
+    if buf[k] == 45 or buf[k] == 43:  # '-' '+'
+        neg = buf[k] == 45
+        k += 1
+    mant, digits, frac, seen_dot = 0, 0, 0, False
+    while k < end:
+        c = buf[k]
+        if 48 <= c <= 57:
+            mant = mant * 10 + (c - 48)
+            digits += 1
+            frac += seen_dot
+            if digits > 15:
+                return np.nan, False
+        elif c == 46 and not seen_dot:
+            seen_dot = True
+        else:
+            break
+        k += 1
+    if digits == 0:
+        return np.nan, False
+    exp = 0
+    if k < end and (buf[k] == 101 or buf[k] == 69):  # 'e' 'E'
+        k += 1
+        eneg = k < end and buf[k] == 45
+        if k < end and (buf[k] == 45 or buf[k] == 43):
+            k += 1
+        if k == end:
+            return np.nan, False
+        while k < end and 48 <= buf[k] <= 57 and exp < 1000:
+            exp = exp * 10 + (buf[k] - 48)
+            k += 1
+        exp = -exp if eneg else exp
+    if k != end:
+        return np.nan, False
+    p = exp - frac
+    if p > 22 or p < -22:
+        return np.nan, False
+    v = mant * _POW10[p] if p >= 0 else mant / _POW10[-p]
+    return -v if neg else v, True
+
+
+@njit(cache=True)
+def parse_label_rows(buf: np.ndarray, file_off: np.ndarray, max_fields: int):
+    """Split label_2 text (all files concatenated, ``file_off`` (F + 1,) byte ranges) into rows.
+
+    Returns ``(values (R, max_fields - 1), n_fields (R,), type_range (R, 2), row_file (R,),
+    row_line (R,), ok)``: numeric fields after the type (NaN where absent), the token count,
+    the type token's byte range, and each row's file index and 1-based line. ``ok`` is False when
+    any line needs the careful path (a bad field count is reported through ``n_fields``; a
+    token that is not a plain decimal number, or a byte outside ASCII, clears ``ok``).
+    """
+    n_lines = 1
+    for b in buf:
+        n_lines += b == 10 or b == 13
+    nvals = max_fields - 1
+    values = np.full((n_lines, nvals), np.nan)
+    n_fields = np.zeros(n_lines, dtype=np.int64)
+    type_range = np.zeros((n_lines, 2), dtype=np.int64)
+    row_file, row_line = np.zeros(n_lines, dtype=np.int64), np.zeros(n_lines, dtype=np.int64)
+    r, ok = 0, True
+    for f in range(file_off.shape[0] - 1):
+        k, end, line = file_off[f], file_off[f + 1], 1
+        while k < end:
+            nf = 0
+            while k < end and buf[k] != 10 and buf[k] != 13:
+                c = buf[k]
+                if c == 32 or c == 9 or c == 11 or c == 12:
+                    k += 1
+                    continue
+                if c >= 128:
+                    ok = False
+                t0 = k
+                while k < end and buf[k] > 32 and buf[k] != 127:
+                    k += 1
+                if k == t0:  # other control byte: let Python decide
+                    ok = False
+                    k += 1
+                    continue
+                if nf == 0:
+                    type_range[r, 0], type_range[r, 1] = t0, k
+                elif nf <= nvals:
+                    v, good = parse_decimal(buf, t0, k)
+                    values[r, nf - 1] = v
+                    ok = ok and good
+                nf += 1
+            if nf > 0:
+                n_fields[r], row_file[r], row_line[r] = nf, f, line
+                r += 1
+            if k < end:  # line break: \n, \r\n or \r
+                k += 2 if buf[k] == 13 and k + 1 < end and buf[k + 1] == 10 else 1
+            line += 1
+    return values[:r], n_fields[:r], type_range[:r], row_file[:r], row_line[:r], ok

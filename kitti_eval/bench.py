@@ -83,8 +83,8 @@ def make_case(folder: Path, n_frames: int = 3769, seed: int = 0) -> tuple[Path, 
                         d = list(v)
                         d[3:7] = (np.array(v[3:7]) + rng.normal(0, 2.0, 4)).tolist()
                         d[7:10] = (np.array(v[7:10]) * rng.normal(1, 0.05, 3)).tolist()
-                        d[10:13] = (np.array(v[10:13]) + rng.normal(0, 0.04 * v[12] ** 0.5, 3)).tolist()
-                        d[13] += rng.normal(0, 0.2)
+                        d[10:13] = (np.array(v[10:13]) + rng.normal(0, 0.015 * v[12] ** 0.5, 3)).tolist()
+                        d[13] += rng.normal(0, 0.1)
                         d[2] += rng.normal(0, 0.2)
                         det_lines.append(_det_line("Car" if kind == "Van" else kind, d, rng.uniform(0.2, 1)))
         for _ in range(rng.poisson(6.0)):

@@ -22,6 +22,7 @@ import numpy as np
 
 from kitti.errors import KittiFormatError
 from kitti.labels import Object3d, parse_label_line
+from kitti_eval import _kernels as K
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,33 +97,106 @@ def _from_rows(ids: tuple[str, ...], offsets: np.ndarray, types: tuple[str, ...]
                        rows[:, 10:13].copy(), rows[:, 13].copy(), rows[:, 14].copy())
 
 
-def _read_texts(folder: Path, frame_ids: Sequence[str], missing_as_empty: bool,
-                what: str) -> list[str]:
-    texts = []
+def _read_files(folder: Path, frame_ids: Sequence[str], missing_as_empty: bool,
+                what: str) -> list[bytes]:
+    data = []
     for fid in frame_ids:
         path = folder / f"{fid}.txt"
         try:
-            texts.append(path.read_bytes().decode("utf-8"))
+            data.append(path.read_bytes())
         except FileNotFoundError:
             if not missing_as_empty:
-                raise KittiFormatError(path, None, f"{what} file missing for frame {fid} "
-                                       f"(use missing_as_empty / --missing-as-empty to treat "
-                                       f"it as no detections)" if what == "result" else
-                                       f"{what} file missing for frame {fid}") from None
-            texts.append("")
+                hint = (" (use missing_as_empty / --missing-as-empty to treat it as no detections)"
+                        if what == "result" else "")
+                raise KittiFormatError(path, None, f"{what} file missing for frame {fid}{hint}") from None
+            data.append(b"")
+    return data
+
+
+def _check_rows(rows: np.ndarray, lengths: np.ndarray, types: Sequence[str], detections: bool,
+                fail) -> None:
+    """Bulk versions of kitti.parse_label_line's checks; ``fail(row)`` raises for a bad row."""
+    bad = ~np.isin(lengths, (16,) if detections else (15, 16))
+    filled = np.arange(15)[None, :] < (lengths[:, None] - 1)
+    bad |= (filled & ~np.isfinite(rows)).any(axis=1)
+    bad |= rows[:, 1] != np.round(rows[:, 1])
+    size_bad = (rows[:, 7:10] < 0).any(axis=1)
+    if size_bad.any():
+        size_bad &= np.array([t != "DontCare" for t in types])
+    bad |= size_bad
+    if bad.any():
+        fail(int(np.argmax(bad)))
+
+
+def _parse_careful(data: list[bytes], paths: list[Path], detections: bool):
+    """Python tokenizer: (rows (R, 15), lengths, types, offsets); raises for any bad line."""
+    tokens: list[list[str]] = []
+    where: list[tuple[int, int, str]] = []
+    counts = np.zeros(len(data) + 1, dtype=np.int64)
+    for f, raw in enumerate(data):
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise KittiFormatError(path, None, f"{what} file is not text") from None
-    return texts
+            raise KittiFormatError(paths[f], None, "label file is not text") from None
+        n0 = len(tokens)
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            tok = line.split()
+            if tok:
+                tokens.append(tok)
+                where.append((f, lineno, line))
+        counts[f + 1] = len(tokens) - n0
+
+    def fail(row: int) -> None:
+        f, lineno, line = where[row]
+        parse_label_line(line, path=paths[f], lineno=lineno, require_score=detections)
+        raise KittiFormatError(paths[f], lineno, "malformed line")  # pragma: no cover
+
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    rows = np.full((len(tokens), 15), np.nan)
+    for r, tok in enumerate(tokens):
+        if not 15 <= len(tok) <= 16:
+            fail(r)
+        try:
+            rows[r, :len(tok) - 1] = [float(t) for t in tok[1:]]
+        except ValueError:
+            fail(r)
+    types = tuple(t[0] for t in tokens)
+    _check_rows(rows, lengths, types, detections, fail)
+    return rows, types, np.cumsum(counts)
 
 
-def _reparse(path: Path, lineno: int, line: str, require_score: bool) -> Object3d:
-    """Parse one line with kitti's parser (raises the project's error for a bad line)."""
-    return parse_label_line(line, path=path, lineno=lineno, require_score=require_score)
+def _parse_fast(data: list[bytes], paths: list[Path], detections: bool):
+    """numba tokenizer (plain decimal ASCII only); None when the careful path must decide."""
+    blob = b"".join(data)
+    file_off = np.zeros(len(data) + 1, dtype=np.int64)
+    file_off[1:] = np.cumsum([len(d) for d in data])
+    rows, lengths, type_range, row_file, row_line, ok = K.parse_label_rows(
+        np.frombuffer(blob, dtype=np.uint8), file_off, 16)
+    if not ok:
+        return None
+    cache: dict[bytes, str] = {}
+    types = tuple(cache.setdefault(b, b.decode("ascii"))
+                  for b in (blob[s:e] for s, e in type_range.tolist()))
+    if len(rows):
+        rows[lengths < 16, 14] = np.nan
+
+    def fail(row: int) -> None:
+        f, lineno = int(row_file[row]), int(row_line[row])
+        line = data[f].decode("ascii").splitlines()[lineno - 1]
+        parse_label_line(line, path=paths[f], lineno=lineno, require_score=detections)
+        raise KittiFormatError(paths[f], lineno, "malformed line")  # pragma: no cover
+
+    _check_rows(rows, lengths, types, detections, fail)
+    counts = np.bincount(row_file, minlength=len(data)) if len(rows) else np.zeros(len(data), np.int64)
+    return rows, types, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 def read_label_folder(folder: str | PathLike[str], frame_ids: Sequence[str], *,
                       detections: bool = False, missing_as_empty: bool = False) -> FrameLabels:
     """Read ``<folder>/<id>.txt`` for every frame id into a :class:`FrameLabels`.
+
+    Plain ASCII decimal files are split and converted by a numba kernel (exactly as ``strtod``);
+    anything else goes through Python line by line, so every bad line raises kitti's error.
 
     Args:
         folder: a ``label_2`` folder (ground truth) or a results folder (detections).
@@ -136,57 +210,12 @@ def read_label_folder(folder: str | PathLike[str], frame_ids: Sequence[str], *,
             DontCare, or a detection without a score (naming file and line).
     """
     folder = Path(folder)
-    what = "result" if detections else "label"
-    texts = _read_texts(folder, frame_ids, missing_as_empty, what)
-    tokens: list[list[str]] = []
-    where: list[tuple[int, int, str]] = []  # (frame index, line number, line) per row
-    counts = np.zeros(len(frame_ids) + 1, dtype=np.int64)
-    for f, text in enumerate(texts):
-        n0 = len(tokens)
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            tok = line.split()
-            if tok:
-                tokens.append(tok)
-                where.append((f, lineno, line))
-        counts[f + 1] = len(tokens) - n0
-    offsets = np.cumsum(counts)
-
-    def fail(row: int) -> None:
-        f, lineno, line = where[row]
-        _reparse(folder / f"{frame_ids[f]}.txt", lineno, line, detections)
-        raise KittiFormatError(folder / f"{frame_ids[f]}.txt", lineno, "malformed line")
-
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    bad = ~np.isin(lengths, (16,) if detections else (15, 16))
-    if bad.any():
-        fail(int(np.argmax(bad)))
-    rows = np.full((len(tokens), 15), np.nan)
-    for n_fields in (15, 16):
-        sel = np.flatnonzero(lengths == n_fields)
-        if not len(sel):
-            continue
-        try:
-            block = np.array([tokens[r][1:] for r in sel], dtype=np.float64)
-        except ValueError:
-            for r in sel:
-                try:
-                    np.array(tokens[r][1:], dtype=np.float64)
-                except ValueError:
-                    fail(int(r))
-            raise
-        rows[sel, :n_fields - 1] = block
-        not_finite = ~np.isfinite(block).all(axis=1)
-        if not_finite.any():
-            fail(int(sel[np.argmax(not_finite)]))
-    types = tuple(t[0] for t in tokens)
-    bad = rows[:, 1] != np.round(rows[:, 1])
-    size_bad = (rows[:, 7:10] < 0).any(axis=1)
-    if size_bad.any():
-        size_bad &= np.array([t != "DontCare" for t in types])
-    bad |= size_bad
-    if bad.any():
-        fail(int(np.argmax(bad)))
-    return _from_rows(tuple(frame_ids), offsets, types, rows)
+    frame_ids = tuple(frame_ids)
+    data = _read_files(folder, frame_ids, missing_as_empty, "result" if detections else "label")
+    paths = [folder / f"{fid}.txt" for fid in frame_ids]
+    parsed = _parse_fast(data, paths, detections) or _parse_careful(data, paths, detections)
+    rows, types, offsets = parsed
+    return _from_rows(frame_ids, offsets, types, rows)
 
 
 def label_frame_ids(folder: str | PathLike[str]) -> tuple[str, ...]:

@@ -133,29 +133,14 @@ def average_precision(curve: np.ndarray, recall_points: int) -> float:
     return total / recall_points * 100.0
 
 
-def _eval_class(overlap: np.ndarray, dc_overlap: np.ndarray, use_dc: bool, min_overlap: float,
-                ignored_gt: np.ndarray, ignored_det: np.ndarray, n_gt: int, gt: FrameLabels,
-                det: FrameLabels, is_dc: np.ndarray, pair_off: np.ndarray,
-                with_aos: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The devkit's ``eval_class``: (41,) interpolated precision and orientation similarity."""
-    scores = K.recall_pass(gt.offsets, det.offsets, pair_off, ignored_gt, ignored_det,
-                           det.score, overlap, min_overlap)
-    thresholds = K.get_thresholds(scores, max(n_gt, 1), N_SAMPLE_PTS)[:N_SAMPLE_PTS]
+def _curves(n_thr: int, tp: np.ndarray, fp: np.ndarray, similarity: np.ndarray,
+            with_aos: bool) -> tuple[np.ndarray, np.ndarray]:
+    """End of the devkit's ``eval_class``: (41,) interpolated precision and orientation similarity."""
     precision, aos = np.zeros(N_SAMPLE_PTS), np.zeros(N_SAMPLE_PTS)
-    n = len(thresholds)
-    if n:
-        tp, fp, fn, sim = K.precision_pass(gt.offsets, det.offsets, pair_off, ignored_gt,
-                                           ignored_det, det.score, overlap, min_overlap,
-                                           thresholds, is_dc if use_dc else np.zeros_like(is_dc),
-                                           dc_overlap, gt.alpha, det.alpha)
-        tp, fp = tp.sum(axis=0), fp.sum(axis=0)
-        similarity = np.cumsum(np.where(sim != -1, sim, 0.0), axis=0)[-1]  # frame order, as the devkit
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision[:n] = tp / (tp + fp).astype(np.float64)
-            aos[:n] = similarity / (tp + fp).astype(np.float64)
-    precision = _max_element_filter(precision, n)
-    aos = _max_element_filter(aos, n) if with_aos else aos
-    return precision, aos
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 stays NaN, as in C++
+        precision[:n_thr] = tp[:n_thr] / (tp[:n_thr] + fp[:n_thr]).astype(np.float64)
+        aos[:n_thr] = similarity[:n_thr] / (tp[:n_thr] + fp[:n_thr]).astype(np.float64)
+    return _max_element_filter(precision, n_thr), _max_element_filter(aos, n_thr) if with_aos else aos
 
 
 def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
@@ -210,33 +195,42 @@ def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
     ground = K.ground_overlap_frames(np.hstack([det.loc_rect, det.hwl, det.ry[:, None]]),
                                      np.hstack([gt.loc_rect, gt.hwl, gt.ry[:, None]]),
                                      det.offsets, gt.offsets, pair_off) if need_ground else None
-    ap: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
-    curves: dict[tuple[str, str], np.ndarray] = {}
+    metric_rows = {"2d": 0, "bev": 1, "3d": 2}
+    n_pairs = int(pair_off[-1])
+    overlaps, dc_overlaps = np.zeros((3, n_pairs)), np.zeros((3, n_pairs))
+    if image is not None:
+        overlaps[0], dc_overlaps[0] = image
+    if ground is not None:
+        overlaps[1:], dc_overlaps[1:] = ground[:, [0, 2]].T, ground[:, [1, 3]].T
+    tasks = []  # (class, metric, difficulty, with_aos, min_overlap, ignored_gt, ignored_det, n_gt)
     for cname in settings.classes:
         cls_mask = det_types == codes.get(cname.lower(), -2)
         for metric in ("2d", "bev", "3d"):
             with_aos = metric == "2d" and "aos" in settings.metrics and compute_aos
             if not (metric in settings.metrics or with_aos) or not (cls_mask & evaluated[metric]).any():
                 continue
-            if metric == "2d":
-                overlap, dc_overlap = image
-            else:
-                col = 0 if metric == "bev" else 2
-                overlap = np.ascontiguousarray(ground[:, col])
-                dc_overlap = np.ascontiguousarray(ground[:, col + 1])
-            prec, sim = np.zeros((3, N_SAMPLE_PTS)), np.zeros((3, N_SAMPLE_PTS))
             for diff in Difficulty:
-                ig_gt, ig_det, n_gt = clean_data(cname, diff, gt_types, gt, det_types, det, codes)
-                prec[diff], sim[diff] = _eval_class(
-                    overlap, dc_overlap, True, thresholds.for_metric(metric, cname), ig_gt,
-                    ig_det, n_gt, gt, det, is_dc, pair_off, with_aos)
-            for name, curve in ((metric, prec), ("aos", sim)):
-                if name in settings.metrics and (name != "aos" or with_aos):
-                    curves[(cname, name)] = curve
-                    ap.setdefault(cname, {})[name] = {
-                        f"R{r}": tuple(average_precision(curve[d], r) for d in range(3))
-                        for r in settings.recall_points}
-    ap = {c: {m: ap[c][m] for m in METRICS if m in ap[c]} for c in ap}
+                tasks.append((cname, metric, diff, with_aos, thresholds.for_metric(metric, cname),
+                              *clean_data(cname, diff, gt_types, gt, det_types, det, codes)))
+    tasks.sort(key=lambda t: (t[2], t[1]))  # interleave classes: balanced across threads
+    ap: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
+    curves: dict[tuple[str, str], np.ndarray] = {}
+    if tasks:
+        n_thr, tp, fp, _, sim = K.eval_tasks(
+            gt.offsets, det.offsets, pair_off, np.stack([t[5] for t in tasks]),
+            np.stack([t[6] for t in tasks]), det.score,
+            np.array([metric_rows[t[1]] for t in tasks]), overlaps, dc_overlaps, is_dc,
+            np.array([t[4] for t in tasks]), np.array([t[7] for t in tasks]), gt.alpha, det.alpha)
+    for k, (cname, metric, diff, with_aos, *_) in enumerate(tasks):
+        prec, aos = _curves(int(n_thr[k]), tp[k], fp[k], sim[k], with_aos)
+        for name, curve in ((metric, prec), ("aos", aos)):
+            if name in settings.metrics and (name != "aos" or with_aos):
+                curves.setdefault((cname, name), np.zeros((3, N_SAMPLE_PTS)))[diff] = curve
+    for (cname, name), curve in curves.items():
+        ap.setdefault(cname, {})[name] = {
+            f"R{r}": tuple(average_precision(curve[d], r) for d in range(3))
+            for r in settings.recall_points}
+    ap = {c: {m: ap[c][m] for m in METRICS if m in ap[c]} for c in settings.classes if c in ap}
     return EvalResult(ap=ap, curves=curves, n_frames=gt.n_frames, iou=thresholds)
 
 

@@ -124,3 +124,37 @@ def test_evaluate_folders_missing_ground_truth_is_an_error(tmp_path):
     det = _write(tmp_path / "det", {"000000": DET + "\n", "000007": DET + "\n"})
     with pytest.raises(KittiFormatError, match="label file missing for frame 000007"):
         evaluate_folders(gt, det)
+
+
+number_text = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.floats(-1e4, 1e4, allow_nan=False).flatmap(
+        lambda v: st.sampled_from([f"{v:.2f}", f"{v:.4f}", f"{v:e}", f"{v:+.1f}", f"{v:.0f}."])),
+    st.sampled_from(["-0.00", ".5", "5.", "1E2", "1e-3", "+7", "0000000000000000001.5", "1e", "-",
+                     ".", "1.2.3", "1e400", "9007199254740993", "123456789012345.6"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(number_text)
+def test_parse_decimal_is_exact_or_declines(text):
+    from kitti_eval._kernels import parse_decimal
+
+    buf = np.frombuffer(text.encode(), dtype=np.uint8)
+    value, taken = parse_decimal(buf, 0, len(buf))
+    if taken:
+        expected = float(text)
+        assert value == expected and np.signbit(value) == np.signbit(expected), text
+
+
+def test_read_label_folder_fast_path_equals_careful_path(tmp_path):
+    from kitti_eval.loading import _parse_careful, _parse_fast
+
+    text = (GT + "\r\n\r\n" + GT.replace("0.10", "1e-1") + "\r" + "DontCare -1 -1 -10 1 2 3 4 -1 -1 -1 "
+            "-1000 -1000 -1000 -10\n\t" + GT.replace("Car", "Van") + " 0.5\n")
+    data = [text.encode(), b"", GT.encode()]
+    paths = [tmp_path / f"{i}.txt" for i in range(3)]
+    fast, careful = _parse_fast(data, paths, False), _parse_careful(data, paths, False)
+    assert fast is not None
+    np.testing.assert_array_equal(fast[0], careful[0])
+    assert fast[1] == careful[1] and fast[2].tolist() == careful[2].tolist() == [0, 4, 4, 5]
