@@ -65,8 +65,16 @@ def camera_rays(calib: Calibration, image_hw: tuple[int, int]) -> tuple[np.ndarr
     return centre, pix @ m_inv.T
 
 
+def _rays(origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    shape = np.broadcast_shapes(np.shape(origins), np.shape(dirs))
+    rays = np.empty(shape[:-1] + (6,), dtype=np.float32)
+    rays[..., :3] = origins
+    rays[..., 3:] = dirs
+    return rays
+
+
 def _cast(rs: o3d.t.geometry.RaycastingScene, origins: np.ndarray, dirs: np.ndarray, nthreads: int) -> dict:
-    rays = np.concatenate([np.broadcast_to(origins, dirs.shape), dirs], axis=-1).astype(np.float32)
+    rays = _rays(origins, dirs)
     out = rs.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
     return {k: out[k].numpy() for k in ("t_hit", "primitive_ids", "primitive_normals")}
 
@@ -75,7 +83,7 @@ def _occluded(rs: o3d.t.geometry.RaycastingScene, origins: np.ndarray, dirs: np.
               nthreads: int) -> np.ndarray:
     if origins.shape[0] == 0:
         return np.zeros(0, dtype=bool)
-    rays = np.concatenate([origins, np.broadcast_to(dirs, origins.shape)], axis=-1).astype(np.float32)
+    rays = _rays(origins, dirs)
     return rs.test_occlusions(o3d.core.Tensor(rays), tnear=0.0, tfar=tfar, nthreads=nthreads).numpy().astype(bool)
 
 
@@ -115,9 +123,7 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     ao = np.ones(len(p), dtype=np.float32)
     up = n[:, 1] < -0.7
     blocked = _occluded(rs, origin_off[up], np.array([[0.0, -1.0, 0.0]]), 2.0, nthreads)
-    ao_up = np.where(blocked, 0.35, 1.0).astype(np.float32)
-    blocked2 = _occluded(rs, origin_off[up], np.array([[0.5, -0.7, 0.5]]) / np.sqrt(0.99), 1.2, nthreads)
-    ao[up] = ao_up * np.where(blocked2, 0.8, 1.0)
+    ao[up] = np.where(blocked, 0.35, 1.0)
     rad = shade(mat, alb, n, v, shadow, ao, lt, seed)
     # aerial perspective
     fog = np.exp(-t[ok] / lt.visibility_m).astype(np.float32)[:, None]
@@ -128,10 +134,10 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     import cv2
 
     img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.55)
-    yy, xx = np.mgrid[0:h, 0:w]
-    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (w / 2)) ** 2
-    img *= (1 - 0.18 * r2)[..., None].astype(np.float32)
-    img += rng.normal(0.0, noise, img.shape).astype(np.float32)
+    r2 = (((np.arange(w, dtype=np.float32) - w / 2) / (w / 2)) ** 2)[None, :] + \
+        (((np.arange(h, dtype=np.float32) - h / 2) / (w / 2)) ** 2)[:, None]
+    img *= (1 - 0.18 * r2)[..., None]
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
     rgb = np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
     return rgb, depth.reshape(h, w), inst.reshape(h, w), mat_img.reshape(h, w)
 

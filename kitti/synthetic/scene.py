@@ -315,17 +315,38 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
         v, t = road_box(t0, t1, y0, y1, a0, a1)
         w.add(v, t, mat, alb)
 
+    # an intersection with a cross street at s in [x0, x1] (or none)
+    if rng.random() < {"city": 0.5, "residential": 0.4, "road": 0.25}[style.street]:
+        s_x, w_x = rng.uniform(12, 60), rng.uniform(7, 11)
+        cross = (s_x - w_x / 2, s_x + w_x / 2)
+    else:
+        cross = (1e6, 1e6 + 1)
+
+    def in_cross(a: float, b: float, pad: float) -> bool:
+        return a < cross[1] + pad and b > cross[0] - pad
+
+    def segments(a: float, b: float) -> list[tuple[float, float]]:
+        """[a, b] minus the cross street."""
+        out = [(a, min(b, cross[0])), (max(a, cross[1]), b)]
+        return [(u, v) for u, v in out if v > u]
+
     # road surface, kerbs + pavements (boxes whose sides are the kerbs), verges
-    add_road_box(-half - 0.3, half + 0.3, g, g + 0.5, s0, s1, Material.ROAD, (style.road_albedo,) * 3)
+    road_alb = (style.road_albedo,) * 3
+    add_road_box(-half - 0.3, half + 0.3, g, g + 0.5, s0, s1, Material.ROAD, road_alb)
     pav_alb = np.array([0.42, 0.4, 0.38]) * rng.uniform(0.8, 1.15)
     for side in (-1, 1):
         t_in, t_out = side * half, side * (half + pav)
-        add_road_box(min(t_in, t_in + side * 0.25), max(t_in, t_in + side * 0.25), g - kerb, g + 0.5, s0, s1,
-                     Material.KERB, (0.55, 0.54, 0.52))
-        add_road_box(min(t_in + side * 0.25, t_out), max(t_in + side * 0.25, t_out), g - kerb, g + 0.5, s0, s1,
-                     Material.PAVEMENT, pav_alb)
-        add_road_box(min(t_out, side * 400), max(t_out, side * 400), g - kerb + 0.02, g + 0.5, s0 - 200, s1 + 200,
-                     Material.GRASS, style.grass_rgb)
+        for a, b in segments(s0, s1):
+            add_road_box(min(t_in, t_in + side * 0.25), max(t_in, t_in + side * 0.25), g - kerb, g + 0.5, a, b,
+                         Material.KERB, (0.55, 0.54, 0.52))
+            add_road_box(min(t_in + side * 0.25, t_out), max(t_in + side * 0.25, t_out), g - kerb, g + 0.5, a, b,
+                         Material.PAVEMENT, pav_alb)
+        for a, b in segments(s0 - 200, s1 + 200):
+            add_road_box(min(t_out, side * 400), max(t_out, side * 400), g - kerb + 0.02, g + 0.5, a, b,
+                         Material.GRASS, style.grass_rgb)
+        if cross[0] < s1:
+            add_road_box(min(side * (half + 0.3), side * 400), max(side * (half + 0.3), side * 400), g, g + 0.5,
+                         cross[0], cross[1], Material.ROAD, road_alb)
     # distant skyline ring (hills / tree line) so that no ground ray runs past ~230 m
     n_seg = 96
     ang = np.linspace(0, 2 * np.pi, n_seg + 1)
@@ -360,6 +381,12 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
                 height = rng.uniform(3, 8)
                 gap = rng.uniform(20, 80)
             depth = rng.uniform(8, 14)
+            if in_cross(s, s + length, 2.0):
+                if s < cross[0] - 2.0 - 3.0:
+                    length = cross[0] - 2.0 - s
+                else:
+                    s = cross[1] + 2.0
+                    continue
             if rng.random() < 0.92:
                 ta = side * (t_front + setback)
                 tb = side * (t_front + setback + depth)
@@ -387,7 +414,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
         tree_every = {"city": 18.0, "residential": 9.0, "road": 7.0}[style.street]
         while s < 180:
             t_pos = side * (half + pav - rng.uniform(0.5, 1.0)) if style.street != "road" else side * (half + pav + rng.uniform(1, 6))
-            if rng.random() < 0.75:
+            if rng.random() < 0.75 and not in_cross(s, s, 1.5):
                 trunk_h = rng.uniform(1.8, 3.5)
                 r_crown = rng.uniform(1.3, 3.0)
                 base = road.to_rect(np.array([t_pos]), g - kerb, np.array([s]))[0]
@@ -402,6 +429,9 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
         s = s0 + rng.uniform(0, 30)
         while s < 150 and style.street != "road":
             t_pos = side * (half + 0.55)
+            if in_cross(s, s + 3, 1.0):
+                s += rng.uniform(18, 40)
+                continue
             base = road.to_rect(np.array([t_pos]), g - kerb, np.array([s]))[0]
             ph = rng.uniform(6, 8.5)
             v, t = cylinder(1, (base[0], base[2]), 0.08, base[1] - ph, base[1] + 0.01, n=6)
@@ -430,16 +460,19 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
 
     def vehicle_kind(parked: bool) -> str:
         p_truck = 0.02 if parked else 0.05
-        return str(rng.choice(["Car", "Van", "Truck"], p=[0.88 - p_truck, 0.12, p_truck]))
+        return str(rng.choice(["Car", "Van", "Truck"], p=[0.92 - p_truck, 0.08, p_truck]))
 
     # parked rows along the kerbs
     for side_i, side in enumerate((-1, 1)):
         if not style.parking[side_i]:
             continue
-        occupancy = rng.uniform(0.35, 0.9) * min(1.0, density)
+        occupancy = rng.uniform(0.1, 0.6) * min(1.0, density)
         s = rng.uniform(-30, -10)
         while s < 75:
             kind = vehicle_kind(True)
+            if in_cross(s, s + 6, 2.0):
+                s = cross[1] + 2.0
+                continue
             if rng.random() < occupancy:
                 mean_l = CLASS_SIZE_STATS[kind][0][2]
                 heading = (0.0 if rng.random() < 0.75 else np.pi) + rng.normal(0, 0.04)
@@ -449,7 +482,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             else:
                 s += rng.uniform(3, 8)
     # traffic in the lanes
-    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density
+    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.5
     for lane in range(style.n_lanes):
         oncoming = lane < style.n_oncoming
         t_lane = -half + (lane + 0.5) * lw
@@ -458,12 +491,12 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
         for _ in range(int(rng.poisson(n_cap * 2.0))):
             kind = vehicle_kind(False)
             s_pos = rng.uniform(-35, 85)
-            if lane == ego_lane and -8 < s_pos < 6:
+            if lane == ego_lane and -8 < s_pos < 12:
                 continue
             heading = (np.pi if oncoming else 0.0) + rng.normal(0, 0.03)
             put(kind, t_lane + rng.normal(0, 0.25), s_pos, g, heading, False)
     # pedestrians on the pavements (some in small groups), a few crossing
-    n_ped = int(rng.poisson({"city": 3.0, "residential": 1.5, "road": 0.2}[style.street] * density))
+    n_ped = int(rng.poisson({"city": 1.2, "residential": 0.6, "road": 0.15}[style.street] * density))
     for _ in range(n_ped):
         side = rng.choice([-1, 1])
         s_pos = rng.uniform(2, 45)
@@ -476,9 +509,20 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     if rng.random() < 0.15 * density:
         put("Pedestrian", -half + rng.uniform(0, 2 * half), rng.uniform(8, 30), g,
             rng.choice([-np.pi / 2, np.pi / 2]) + rng.normal(0, 0.2), False)
-    n_cyc = int(rng.poisson({"city": 0.6, "residential": 0.4, "road": 0.2}[style.street] * density))
+    n_cyc = int(rng.poisson({"city": 0.5, "residential": 0.4, "road": 0.2}[style.street] * density))
     for _ in range(n_cyc):
         oncoming = rng.random() < 0.3 and style.n_oncoming > 0
         t_pos = (-half + rng.uniform(0.5, 1.2)) if oncoming else (half - rng.uniform(0.5, 1.2))
         put("Cyclist", t_pos, rng.uniform(3, 50), g, (np.pi if oncoming else 0.0) + rng.normal(0, 0.08), False)
+    # cross traffic: right-hand traffic, the near lane moves to +t
+    if cross[0] < s1:
+        for _ in range(int(rng.poisson(1.6 * density))):
+            near = rng.random() < 0.5
+            s_pos = (cross[0] + cross[1]) / 2 + (-1 if near else 1) * (cross[1] - cross[0]) / 4
+            heading = (np.pi / 2 if near else -np.pi / 2) + rng.normal(0, 0.05)
+            put(vehicle_kind(False), rng.uniform(-45, 45), s_pos + rng.normal(0, 0.2), g, heading, False)
+        for _ in range(int(rng.poisson(0.8 * density))):  # pedestrians crossing the side street
+            side = rng.choice([-1, 1])
+            put("Pedestrian", side * (half + rng.uniform(0.5, pav)), rng.uniform(cross[0] + 0.5, cross[1] - 0.5),
+                g, rng.choice([0.0, np.pi]) + rng.normal(0, 0.2), False)
     return asm.build(style.lighting, road, g, kerb)

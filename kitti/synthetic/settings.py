@@ -24,7 +24,9 @@ class SynthSettings:
         frames_per_drive: consecutive frames that share one drive's style (lighting, road,
             palette, kind of street).
         object_density: multiplies the expected number of objects per scene.
-        lidar_azimuth_step_deg: horizontal step of the simulated HDL-64E (0.09 deg -> 4000 columns).
+        lidar_azimuth_step_deg: horizontal step of the simulated HDL-64E: 0.1728 deg is the sensor
+            at 10 Hz as KITTI recorded it (2083 columns, ~120k returns per scan like KITTI's
+            scans); 0.0864 is its 5 Hz resolution.
         lidar_max_range_m: returns farther than this are dropped.
         max_label_depth_m: visible objects farther than this (rect z) are labelled DontCare.
         min_box_height_px: visible objects whose 2D box is lower than this are DontCare.
@@ -38,7 +40,7 @@ class SynthSettings:
     image_scale: float = 1.0
     frames_per_drive: int = 20
     object_density: float = 1.0
-    lidar_azimuth_step_deg: float = 0.09
+    lidar_azimuth_step_deg: float = 0.1728
     lidar_max_range_m: float = 120.0
     max_label_depth_m: float = 80.0
     min_box_height_px: float = 15.0

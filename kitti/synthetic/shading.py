@@ -107,7 +107,7 @@ def textured_albedo(material: np.ndarray, albedo: np.ndarray, points_rect: np.nd
 
     m = sel(_M.ROAD)
     if m.any():
-        n_fine = fbm(a[m], b[m], 3.0, 4, foot[m], seed)
+        n_fine = fbm(a[m], b[m], 3.0, 3, foot[m], seed)
         n_patch = fbm(a[m], b[m], 0.15, 2, foot[m], seed + 5)
         v = 1.0 + 0.22 * n_fine + 0.25 * n_patch
         col = alb[m] * v[:, None]
@@ -124,7 +124,7 @@ def textured_albedo(material: np.ndarray, albedo: np.ndarray, points_rect: np.nd
         alb[m] *= (v * np.where(joint, 0.6, 1.0))[:, None]
     m = sel(_M.GRASS, _M.FOLIAGE, _M.HILL)
     if m.any():
-        v = 1.0 + 0.5 * fbm(a[m], b[m], 2.0, 4, foot[m], seed + 3) + 0.35 * fbm(a[m], b[m], 0.2, 2, foot[m], seed + 4)
+        v = 1.0 + 0.5 * fbm(a[m], b[m], 2.0, 3, foot[m], seed + 3) + 0.35 * fbm(a[m], b[m], 0.2, 2, foot[m], seed + 4)
         alb[m] *= np.clip(v, 0.2, 2.0)[:, None]
     m = sel(_M.KERB, _M.WALL, _M.BARK)
     if m.any():

@@ -144,8 +144,7 @@ def frame_stats(frame, labels, seconds: float) -> dict:
     }
 
 
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _summarise(stats: list[dict], seconds: float, workers: int) -> dict:
@@ -228,12 +227,21 @@ def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2,
             stats.append(_write_frame(out_root, settings, job))
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_worker_init) as pool:
-            futures = [pool.submit(_write_frame, out_root, settings, job) for job in jobs]
-            for fut in futures:
-                stats.append(fut.result())
-                bar.update(1)
+        # one thread per worker process: the workers are the parallelism (set for the children only)
+        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+        os.environ.update({k: "1" for k in _THREAD_VARS})
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_write_frame, out_root, settings, job) for job in jobs]
+                for fut in futures:
+                    stats.append(fut.result())
+                    bar.update(1)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     bar.close()
     seconds = time.perf_counter() - t0
     train = [j.frame_id for j in jobs if j.split == 0]
