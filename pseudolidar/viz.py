@@ -61,16 +61,17 @@ def color_rgb(name: str) -> RGB:
 
 
 def colors_for_roles(roles: Sequence[str]) -> list[RGB]:
-    """One colour per cloud: its role's (Fig. 6) when known, else the next unused palette colour."""
-    used = {ROLE_COLORS[r] for r in roles if r in ROLE_COLORS}
-    free = [c for c in PALETTE if c not in used] or list(PALETTE)
-    out, k = [], 0
+    """Distinct colours, one per cloud: its role's (Fig. 6) when known and not taken by an
+    earlier cloud, else the next palette colour that is nobody's role colour and not yet used."""
+    out: list[RGB] = []
+    used: set[str] = set()
     for r in roles:
-        if r in ROLE_COLORS:
-            out.append(COLORS[ROLE_COLORS[r]])
-        else:
-            out.append(COLORS[free[k % len(free)]])
-            k += 1
+        name = ROLE_COLORS.get(r)
+        if name is None or name in used:
+            taken = used | set(ROLE_COLORS.values())
+            name = next((c for c in PALETTE if c not in taken), next((c for c in PALETTE if c not in used), PALETTE[0]))
+        used.add(name)
+        out.append(COLORS[name])
     return out
 
 

@@ -98,10 +98,11 @@ def test_open3d_view_without_display_raises_no_display_error(monkeypatch):
         viz.open3d_view([viz.CloudLayer(np.zeros((3, 4)), (255, 0, 0))])
 
 
-def test_colors_for_roles_follow_fig6():
+def test_colors_for_roles_follow_fig6_and_stay_distinct():
     c = viz.colors_for_roles(["foresee", "baseline", "oracle", "x", "lidar"])
     assert c[:3] == [viz.COLORS["yellow"], viz.COLORS["red"], viz.COLORS["blue"]]
-    assert c[3] not in c[:3] and c[4] == viz.COLORS["blue"]
+    assert len(set(c)) == 5
+    assert viz.colors_for_roles(["x", "foresee"]) == [viz.COLORS["cyan"], viz.COLORS["yellow"]]
 
 
 @pytest.mark.parametrize("text", ["1,2,3", "0,10,5,-5", "a,b,c,d"])
