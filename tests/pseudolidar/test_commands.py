@@ -105,3 +105,26 @@ def test_show_command_colours_must_match_clouds(gt_root, tmp_path):
     res = CliRunner().invoke(show_command, ["lidar", "1", "--data", str(gt_root), "--colors", "red,blue",
                                             "--workdir", str(tmp_path)])
     assert res.exit_code == 2 and "2 colours for 1 clouds" in res.output
+
+
+def test_show_command_without_output_options_writes_frame_bev_png(gt_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = _run(show_command, ["lidar", "3", "--data", gt_root, "--workdir", tmp_path / "w"])
+    assert res.exit_code == 0 and "wrote 000003_bev.png" in res.output
+    assert (tmp_path / "000003_bev.png").stat().st_size > 1000
+
+
+def test_foresee_pseudolidar_missing_depth_frame_is_one_line_exit_2(gt_root, depth_dir, sample_ids, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    d = tmp_path / "depth"
+    shutil.copytree(depth_dir, d)
+    (d / "000005.npz").unlink()
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "pseudolidar", "--data", str(gt_root), "--depth",
+                           str(d), "--workdir", str(tmp_path / "w"), "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "000005.npz: frame 000005: depth map (.npz or .png) missing" in lines[0]
+    assert not list((tmp_path / "w" / "pseudolidar").glob("*"))
