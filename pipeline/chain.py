@@ -11,7 +11,7 @@ Rows of the final report ("clouds"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,6 +43,22 @@ class RunConfig:
     detector: str = "fpointnet"
     clouds: tuple[str, ...] = CLOUDS
     boxes2d: str = "simulated"
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+#: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
+OVERRIDABLE = ("depth", "pseudolidar", "detect")
+
+
+def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> Any:
+    """``dataclasses.replace`` with a clear error for an unknown field."""
+    if not overrides:
+        return settings
+    names = {f.name for f in fields(settings)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown {stage} setting(s) {unknown}; known: {sorted(names)}")
+    return replace(settings, **overrides)
 
 
 def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -87,8 +103,11 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
     n_all = len(both)
 
     specs: list[StageSpec] = []
-    pl_settings = pl_preset(cfg.preset)
-    det_settings = det_preset(cfg.preset)
+    unknown = sorted(set(cfg.overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"unknown stage(s) in overrides {unknown}; known: {list(OVERRIDABLE)}")
+    pl_settings = apply_overrides(pl_preset(cfg.preset), cfg.overrides.get("pseudolidar", {}), "pseudolidar")
+    det_settings = apply_overrides(det_preset(cfg.preset), cfg.overrides.get("detect", {}), "detect")
 
     # ---------------------------------------------------------------- depth
     def depth_train(variant: str, settings: Any) -> StageSpec:
@@ -117,7 +136,9 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
     depth_nodes: dict[str, str] = {}
     for variant in DEPTH_VARIANTS:
         if variant in cfg.clouds:
-            specs.append(depth_train(variant, depth_preset(cfg.preset, variant=variant)))
+            settings = apply_overrides(depth_preset(cfg.preset, variant=variant),
+                                       cfg.overrides.get("depth", {}), "depth")
+            specs.append(depth_train(variant, settings))
             specs.append(depth_infer(variant))
             depth_nodes[variant] = f"depth-infer/{variant}"
     if "oracle" in cfg.clouds:
@@ -187,7 +208,7 @@ def _evaluate(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: Path) -
     from kitti_eval import evaluate_folders
 
     result = evaluate_folders(root.folder("label_2"), det_dir, frame_ids=val)
-    atomic_write_text(out / "eval.json", json.dumps(result.to_json(), indent=1))
+    atomic_write_text(out / "eval.json", result.to_json())
     atomic_write_text(out / "eval.md", result.to_markdown())
     result.to_dataframe().to_csv(out / "eval.csv", index=False)
     return {"frames": len(val)}

@@ -2,8 +2,8 @@
 
 * ``fig6_<frame>.png``: bird's-eye view of the oracle (blue), baseline (red) and ForeSeE (yellow)
   pseudo-LiDAR clouds of one val frame, with ground-truth boxes (green) — paper Fig. 6.
-* ``fig7_<frame>.png``: image_2 with ground-truth 3D boxes (green) and the detections from each
-  cloud (colour per cloud), projected with P2 — paper Fig. 7.
+* ``fig7_<frame>.png``: image_2 with ground-truth 3D boxes (green) and the Car detections from
+  baseline (red) and ForeSeE (yellow) pseudo-LiDAR, projected with P2 — paper Fig. 7.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
             bev = render_bev(clouds, calib, gt_objects=gt, det_objects=dets)
             written.append(_png(out / f"fig6_{frame}.png", bev))
         img = draw_boxes_on_image(root.image(frame), calib, gt, GT_RGB, 2)
-        for cloud in ("lidar", "oracle", "baseline", "foresee"):
+        for cloud in ("baseline", "foresee"):  # paper Fig. 7 compares these two
             art = arts.get(f"detect-infer/{cloud}")
             if art is None:
                 continue

@@ -79,8 +79,15 @@ def _settings(preset_name: str, **overrides):
     return preset(preset_name).with_(**changes)
 
 
+def _key_settings(settings):
+    """The settings that decide an artifact (the thread count does not)."""
+    return settings.with_(num_threads=0)
+
+
 def _common(f):
     f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+    f = click.option("--threads", "num_threads", type=int, default=None,
+                     help="Torch CPU threads (default: the preset's; 0 = torch's default).")(f)
     f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
                      help="Device (default: the preset's, auto = CUDA when present).")(f)
     f = click.option("--seed", type=int, default=None, help="Seed (default: the preset's).")(f)
@@ -109,19 +116,20 @@ def detect_group() -> None:
               help="A checkpoint.pt to resume from (automatic after an interrupted run).")
 def detect_train(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 quiet: bool, epochs: int | None, batch_size: int | None, resume: Path | None) -> None:
+                 num_threads: int | None, quiet: bool, epochs: int | None, batch_size: int | None,
+                 resume: Path | None) -> None:
     """Train F-PointNet v1 on the clouds of a split (default split: train)."""
     from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.train import train_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed,
-                         device=device, epochs=epochs, batch_size=batch_size)
+                         device=device, num_threads=num_threads, epochs=epochs, batch_size=batch_size)
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids)
     inputs = [points_ref, "data:" + root.fingerprint(frame_ids, ("calib", "label_2", "image_2"))]
-    key = make_key(TRAIN_STAGE, CODE_VERSION, settings, inputs)
+    key = make_key(TRAIN_STAGE, CODE_VERSION, _key_settings(settings), inputs)
     resume_file = cache.workdir / TRAIN_STAGE / f"{key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
@@ -139,7 +147,8 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
         resume_file.unlink(missing_ok=True)
         return summary
 
-    art = cache.build(TRAIN_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
+    art = cache.build(TRAIN_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
+                      inputs=inputs,
                       produce=produce)
     s = art.manifest.get("summary", {})
     state = "cached" if art.cached else "built"
@@ -161,12 +170,13 @@ def _f(v) -> str:
                    "folder of KITTI-format 2D detections.")
 def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 quiet: bool, model_ref: str, boxes2d: str) -> None:
+                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str) -> None:
     """Write one KITTI result file per frame of a split (default split: val)."""
     from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.infer import infer_fpointnet
 
-    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device)
+    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
+                         num_threads=num_threads)
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "val")
     cache = ArtifactCache(workdir)
@@ -174,7 +184,8 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
     model_path, model_id = _resolve_model(cache, model_ref)
     kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
     inputs = [points_ref, model_id, _boxes2d_input(boxes2d), "data:" + root.fingerprint(frame_ids, kinds)]
-    art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
+    art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
+                      inputs=inputs,
                       produce=lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path,
                                                           settings, tmp / "data", boxes2d=boxes2d,
                                                           progress=not quiet))
@@ -187,19 +198,21 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
               help="2D boxes: simulated, gt, an rgb_detection file or a KITTI 2D detection folder.")
 def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                     classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                    quiet: bool, boxes2d: str) -> None:
+                    num_threads: int | None, quiet: bool, boxes2d: str) -> None:
     """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
     from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.infer import infer_trivial_baseline
 
-    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device)
+    settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
+                         num_threads=num_threads)
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "val")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids)
     kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
     inputs = [points_ref, _boxes2d_input(boxes2d), "data:" + root.fingerprint(frame_ids, kinds)]
-    art = cache.build(BASELINE_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
+    art = cache.build(BASELINE_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
+                      inputs=inputs,
                       produce=lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids,
                                                                  settings, tmp / "data",
                                                                  boxes2d=boxes2d, progress=not quiet))

@@ -12,6 +12,9 @@ _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 
 
 def _common(f):
+    f = click.option("--set", "overrides", multiple=True, metavar="STAGE.FIELD=VALUE",
+                     help="Override one setting of a stage's preset (depth, pseudolidar, detect), "
+                          "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5.")(f)
     f = click.option("--clouds", default=",".join(_CLOUDS), show_default=True,
                      help="Report rows to build (lidar, oracle, baseline, foresee).")(f)
     f = click.option("--boxes2d", default="simulated", show_default=True,
@@ -25,15 +28,42 @@ def _common(f):
     return workdir_option(f)
 
 
-def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds):
+def _parse_overrides(items) -> dict:
+    import json
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise click.BadParameter(f"expected STAGE.FIELD=VALUE, got {item!r}", param_hint="--set")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        if isinstance(parsed, list):
+            parsed = tuple(parsed)
+        out.setdefault(stage, {})[name] = parsed
+    return out
+
+
+def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=()):
     from pipeline.chain import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
     bad = [c for c in names if c not in _CLOUDS]
     if bad:
         raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(_CLOUDS)}", param_hint="--clouds")
-    return RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
-                     detector=detector, clouds=names, boxes2d=boxes2d)
+    cfg = RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
+                    detector=detector, clouds=names, boxes2d=boxes2d,
+                    overrides=_parse_overrides(overrides))
+    from pipeline.chain import build_chain
+
+    try:
+        build_chain(cfg)  # settings and data are checked here, before any work
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    return cfg
 
 
 @click.command("run")
@@ -44,7 +74,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
 def run_command(workdir, data_root, train_split, val_split, preset, detector, boxes2d, clouds,
-                dry_run, synth_if_missing, report_dir):
+                overrides, dry_run, synth_if_missing, report_dir):
     """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
     from pipeline.run import run_chain
 
@@ -52,7 +82,7 @@ def run_command(workdir, data_root, train_split, val_split, preset, detector, bo
         from pipeline.run import synth_default
 
         synth_default(Path(data_root), preset)
-    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds)
+    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides)
     run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir)
 
 
@@ -61,9 +91,9 @@ def run_command(workdir, data_root, train_split, val_split, preset, detector, bo
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
 def table4_command(workdir, data_root, train_split, val_split, preset, detector, boxes2d, clouds,
-                   report_dir):
+                   overrides, report_dir):
     """Write Table 4 (and Table 2) from a finished run's cached evaluations."""
     from pipeline.run import write_reports
 
-    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds)
+    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides)
     write_reports(cfg, Path(workdir), report_dir=report_dir)
