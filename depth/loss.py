@@ -37,10 +37,19 @@ def soft_ce_per_pixel(logits: torch.Tensor, target_bin: torch.Tensor, soft_targe
     """
     if logits.shape[0] != target_bin.shape[0] or logits.shape[2:] != target_bin.shape[1:]:
         raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target_bin.shape)} disagree")
-    logp = torch.log_softmax(logits.float(), dim=1)
+    # -sum_i q_ji log p_i = logsumexp(z) - sum_i q_ji z_i, because each row of Q sums to 1; the
+    # rows are Gaussian, so only the band |i - j| <= half (weights > 1e-12 of the peak) is summed.
+    b, c, h, w = logits.shape
+    z = logits.float().reshape(b, c, h * w)
     valid = target_bin != IGNORE_BIN
-    q = soft_targets[target_bin.clamp(min=0)]                      # (B, H, W, C)
-    loss = -(q.permute(0, 3, 1, 2) * logp).sum(dim=1)
+    j = target_bin.clamp(min=0).reshape(b, 1, h * w)
+    mid = soft_targets[c // 2]
+    half = int((mid > 1e-12 * mid.max()).nonzero().max().item()) - c // 2
+    idx = j + torch.arange(-half, half + 1, device=logits.device).view(1, -1, 1)     # (B, K, HW)
+    idx_c = idx.clamp(0, c - 1)
+    weights = soft_targets[j.expand_as(idx_c), idx_c] * ((idx >= 0) & (idx < c))
+    smoothed = (z.gather(1, idx_c) * weights).sum(dim=1)
+    loss = (torch.logsumexp(z, dim=1) - smoothed).reshape(b, h, w)
     return torch.where(valid, loss, torch.zeros_like(loss))
 
 

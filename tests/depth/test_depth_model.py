@@ -1,0 +1,101 @@
+"""depth.model: shapes, merging, decoding, encoder weights and checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from depth.bins import DepthBins
+from depth.model import (CheckpointMismatchError, DepthNet, load_checkpoint, load_encoder_weights, merge_logits,
+                         save_checkpoint, soft_weighted_depth)
+from depth_fixtures import tiny_settings
+
+
+@pytest.mark.parametrize("variant, n_dec", [("baseline", 1), ("so", 1), ("so-sd", 2), ("foresee", 2)])
+def test_depthnet_forward_gives_logits_at_input_resolution(variant, n_dec):
+    torch.manual_seed(0)
+    model = DepthNet(tiny_settings(variant)).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 40, 72))   # not a multiple of 16
+    assert len(out) == n_dec
+    assert all(o.shape == (2, 100, 40, 72) for o in out)
+
+
+def test_depthnet_backward_reaches_encoder_and_both_decoders():
+    model = DepthNet(tiny_settings("foresee"))
+    out = model(torch.randn(1, 3, 32, 64))
+    (out[0].mean() + out[1].mean()).backward()
+    for part in (model.encoder, model.decoders[0], model.decoders[1]):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_merge_logits_max_mask_and_single():
+    fg, bg = torch.tensor([[[[1.0]], [[5.0]]]]), torch.tensor([[[[3.0]], [[2.0]]]])
+    assert merge_logits((fg, bg), "max").flatten().tolist() == [3.0, 5.0]
+    assert torch.equal(merge_logits((fg, bg), "mask", torch.tensor([[[True]]])), fg)
+    assert torch.equal(merge_logits((fg, bg), "mask", torch.tensor([[[False]]])), bg)
+    assert torch.equal(merge_logits((fg,), "max"), fg)
+    with pytest.raises(ValueError, match="two-decoder"):
+        merge_logits((fg,), "mask")
+
+
+def test_soft_weighted_depth_matches_numpy_decoder():
+    bins = DepthBins()
+    torch.manual_seed(0)
+    logits = torch.randn(1, 100, 3, 4) * 3
+    got = soft_weighted_depth(logits, bins)[0].numpy()
+    probs = torch.softmax(logits, 1)[0].numpy()
+    np.testing.assert_allclose(got, bins.soft_decode(probs, axis=0), rtol=1e-4)
+
+
+def test_load_encoder_weights_from_local_file(tmp_path):
+    import timm
+
+    settings = tiny_settings("baseline")
+    torch.manual_seed(1)
+    source = timm.create_model(settings.encoder, pretrained=False)      # classifier incl. head
+    path = tmp_path / "tiny_encoder.pth"
+    torch.save(source.state_dict(), path)
+    model = DepthNet(settings)
+    msgs = []
+    assert load_encoder_weights(model, path, log=msgs.append) == str(path)
+    key = "conv1.weight" if "conv1.weight" in model.encoder.state_dict() else next(iter(model.encoder.state_dict()))
+    assert torch.equal(model.encoder.state_dict()[key], source.state_dict()[key])
+    assert "tensors" in msgs[0]
+
+
+def test_load_encoder_weights_without_file_starts_from_scratch_and_rejects_foreign_file(tmp_path):
+    model = DepthNet(tiny_settings("baseline", encoder="test_resnet"))
+    msgs = []
+    assert load_encoder_weights(model, None, log=msgs.append) == "scratch"
+    assert "from scratch" in msgs[0]
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"something.else": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointMismatchError, match="foreign.pth"):
+        load_encoder_weights(model, foreign, log=msgs.append)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_encoder_weights(model, tmp_path / "missing.pth")
+
+
+def test_checkpoint_round_trip_and_mismatch_errors(tmp_path: Path):
+    settings = tiny_settings("foresee")
+    torch.manual_seed(0)
+    model = DepthNet(settings)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, model, settings, step=3, epoch=1)
+    loaded, s2, payload = load_checkpoint(path, expected=settings)
+    assert s2 == settings and payload["step"] == 3
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    with pytest.raises(CheckpointMismatchError, match=r"checkpoint\.pt.*variant"):
+        load_checkpoint(path, expected=replace(settings, variant="baseline"))
+    with pytest.raises(CheckpointMismatchError, match="n_bins"):
+        load_checkpoint(path, expected=replace(settings, n_bins=80))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointMismatchError, match="bad.pt"):
+        load_checkpoint(bad)
