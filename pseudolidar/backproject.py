@@ -49,7 +49,10 @@ def _checked_depth(depth_m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(d)
 
 
-def _check_options(stride_px: int, sparsify_beams: int | None, sparsify_azimuth_bins: int) -> None:
+def _check_options(max_height_m: float, stride_px: int, sparsify_beams: int | None,
+                   sparsify_azimuth_bins: int) -> None:
+    if np.isnan(max_height_m):
+        raise ValueError("max_height_m: expected a number or inf, got NaN")
     if int(stride_px) != stride_px or stride_px < 1:
         raise ValueError(f"stride_px: expected an integer >= 1, got {stride_px}")
     if sparsify_beams is not None and sparsify_beams < 1:
@@ -95,7 +98,7 @@ def depth_to_points_velo(depth_m: np.ndarray, calib: Calibration, max_height_m: 
     from pseudolidar._kernels import backproject_kernel
 
     d = _checked_depth(depth_m)
-    _check_options(stride_px, sparsify_beams, sparsify_azimuth_bins)
+    _check_options(max_height_m, stride_px, sparsify_beams, sparsify_azimuth_bins)
     K, c = backprojection_affine(calib)
     min_x = max(0.0, float(frustum_near_m)) if frustum_only else 0.0
     max_d = np.inf if max_depth_m is None else float(max_depth_m)
@@ -117,7 +120,7 @@ def depth_to_points_velo_reference(depth_m: np.ndarray, calib: Calibration, max_
     :mod:`pseudolidar.filters`, for tests and as readable documentation of the fast path.
     """
     d = np.asarray(_checked_depth(depth_m), dtype=np.float64)
-    _check_options(stride_px, sparsify_beams, sparsify_azimuth_bins)
+    _check_options(max_height_m, stride_px, sparsify_beams, sparsify_azimuth_bins)
     rows, cols = np.meshgrid(np.arange(0, d.shape[0], stride_px), np.arange(0, d.shape[1], stride_px),
                              indexing="ij")
     depth = d[rows, cols].reshape(-1)

@@ -173,10 +173,16 @@ def test_depth_to_points_velo_bad_depth_raises_kitti_format_error(sample_root, b
         depth_to_points_velo(bad, calib)
 
 
-def test_depth_to_points_velo_bad_option_raises_value_error(sample_root):
+@pytest.mark.parametrize("options, message", [
+    ({"stride_px": 0}, "stride_px"), ({"max_height_m": np.nan}, "max_height_m"),
+    ({"sparsify_beams": 0}, "sparsify_beams"), ({"sparsify_azimuth_bins": 0}, "sparsify_azimuth_bins"),
+])
+def test_depth_to_points_velo_bad_option_raises_value_error(sample_root, options, message):
     calib = KittiRoot(sample_root).calib("000001")
-    with pytest.raises(ValueError, match="stride_px"):
-        depth_to_points_velo(np.ones((3, 3), np.float32), calib, stride_px=0)
+    with pytest.raises(ValueError, match=message):
+        depth_to_points_velo(np.ones((3, 3), np.float32), calib, **options)
+    with pytest.raises(ValueError, match=message):
+        depth_to_points_velo_reference(np.ones((3, 3), np.float32), calib, **options)
 
 
 # ------------------------------------------------------------------ velodyne -> depth -> velodyne
@@ -233,6 +239,11 @@ def test_points_velo_to_depth_nearest_point_wins(sample_root):
     ray = calib.img_to_velo(np.array([[600.0, 200.0]] * 3), np.array([30.0, 12.0, 50.0]))
     depth = points_velo_to_depth(ray, calib, (375, 1242))
     assert np.count_nonzero(depth) == 1 and depth[200, 600] == pytest.approx(12.0, rel=1e-6)
+
+
+def test_points_velo_to_depth_empty_cloud_gives_empty_map(sample_root):
+    depth = points_velo_to_depth(np.zeros((0, 4), np.float32), KittiRoot(sample_root).calib("000001"), (375, 1242))
+    assert depth.shape == (375, 1242) and not depth.any()
 
 
 def test_points_velo_to_depth_ignores_points_behind_and_outside(sample_root):

@@ -115,3 +115,21 @@ def test_color_rgb_names_and_hex():
     assert viz.color_rgb("#ff0080") == (255, 0, 128) and viz.color_rgb("red") == viz.COLORS["red"]
     with pytest.raises(ValueError, match="unknown colour"):
         viz.color_rgb("chartreuse")
+
+
+def test_open3d_view_with_display_builds_clouds_and_box_line_sets(monkeypatch, sample_root):
+    import open3d as o3d
+
+    root = KittiRoot(sample_root)
+    calib, velo = root.calib("000008"), root.velodyne("000008")
+    boxes = viz.objects_to_boxes(root.labels("000008"))
+    shown = {}
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(o3d.visualization, "draw_geometries",
+                        lambda geoms, window_name="": shown.update(geoms=geoms, title=window_name))
+    viz.open3d_view([viz.CloudLayer(velo, (255, 0, 0))], [viz.BoxLayer(boxes, (0, 255, 0))], calib=calib, title="t")
+    geoms = shown["geoms"]
+    assert shown["title"] == "t" and len(geoms) == 1 + len(boxes) + 1
+    np.testing.assert_allclose(np.asarray(geoms[0].points), velo[:, :3], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(geoms[1].points), viz.box_corners_velo(boxes, calib)[0])
+    assert len(geoms[1].lines) == 12
