@@ -43,6 +43,10 @@ from detection.frustum_pointnet.model import FPointNetOutput, FPointNetV1
 from detection.frustum_pointnet.settings import FPointNetSettings
 
 
+#: Decoded box dimensions are clamped to at least this share of their size template.
+MIN_SIZE_FRACTION: float = 0.1
+
+
 @dataclass(frozen=True)
 class BoxEstimate:
     """One 3D box in the label convention (rect frame, bottom centre, (h, w, l), ry)."""
@@ -98,7 +102,9 @@ def decode(out: FPointNetOutput, rots: np.ndarray) -> list[BoxEstimate]:
     """Network outputs -> boxes in the label convention (``from_prediction_to_label_format``).
 
     Argmax heading bin plus its residual, wrapped to (-π, π], plus the frustum rotation; argmax
-    size template plus its residual; the centre rotated back to rect and moved down by h/2.
+    size template plus its residual, each dimension at least ``MIN_SIZE_FRACTION`` of the template
+    (the original could write negative sizes, which no KITTI reader accepts); the centre rotated
+    back to rect and moved down by h/2.
     The log-probability is ``log(mean mask prob) + log(max heading p) + log(max size p)``, the
     mask mean taken over the points predicted as object (over all points when there is none,
     where the original divides by zero).
@@ -120,7 +126,8 @@ def decode(out: FPointNetOutput, rots: np.ndarray) -> list[BoxEstimate]:
     for i in range(centers.shape[0]):
         heading = float(class_to_angle(hcls_np[i], hres[i]))
         ry = float(wrap_angle(heading + rots[i]))
-        l, w, h = (MEAN_SIZE_ARRAY_LWH[scls_np[i]] + sres[i]).tolist()
+        template = MEAN_SIZE_ARRAY_LWH[scls_np[i]]
+        l, w, h = np.maximum(template + sres[i], MIN_SIZE_FRACTION * template).tolist()
         c = rotate_about_y(centers[i:i + 1], -float(rots[i]))[0]
         boxes.append(BoxEstimate(np.array([c[0], c[1] + h / 2.0, c[2]]), np.array([h, w, l]), ry,
                                  float(logprob[i])))
@@ -200,7 +207,7 @@ def _run(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: 
     source = load_2d_boxes(root, frame_ids, boxes2d, settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     n_det = n_boxes = n_empty = n_few = 0
     for frame in tqdm(frame_ids, desc="detect infer", disable=not progress, unit="frame"):
         dets = source(frame)
@@ -224,6 +231,7 @@ def _run(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: 
     return {"frames": len(frame_ids), "detections_2d": n_det, "boxes_3d": n_boxes,
             "skipped_no_points": n_empty, "skipped_few_points": n_few,
             "boxes2d": boxes2d_source_name(boxes2d), "seconds": round(seconds, 3),
+            "cpu_seconds": round(time.process_time() - cpu0, 3),
             "frames_per_s": round(len(frame_ids) / seconds, 2) if seconds > 0 else None}
 
 

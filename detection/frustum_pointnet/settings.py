@@ -143,8 +143,8 @@ def preset(name: str) -> FPointNetSettings:
     if name == "cpu-small":
         return FPointNetSettings(
             classes=("Car",), num_points=256, num_object_points=128, width=0.5, batch_size=32,
-            epochs=12, learning_rate=2e-3, lr_decay_rate=0.5, lr_decay_samples=12_000,
-            bn_momentum_init=0.5, bn_decay_rate=0.5, bn_decay_samples=12_000, augment_x=2,
+            epochs=16, learning_rate=2e-3, lr_decay_rate=0.5, lr_decay_samples=10_000,
+            bn_momentum_init=0.5, bn_decay_rate=0.5, bn_decay_samples=10_000, augment_x=1,
             cache_points=1024, checkpoint_every_epochs=4, holdout_fraction=0.1, num_threads=2,
         )
     raise ValueError(f"unknown preset {name!r} (expected one of {', '.join(PRESETS)})")

@@ -169,7 +169,7 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
 
     Returns:
         Summary: frames (train / held out), frustums, epochs, steps, seconds (data, training,
-        total), final losses, and the held-out metrics of :func:`evaluate_frustums` (keys
+        total; ``cpu_seconds`` = process CPU time, a fairer figure on a shared machine), final losses, and the held-out metrics of :func:`evaluate_frustums` (keys
         prefixed ``holdout_``; measured on training frames when nothing is held out, with
         ``holdout_is_train`` set).
 
@@ -177,7 +177,7 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         KittiFormatError: missing or malformed inputs; ValueError: no training object found or
         a checkpoint with other settings.
     """
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = KittiRoot(data_root)
@@ -251,7 +251,7 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             seg_acc = float((out.seg_logits.argmax(dim=2) == tgt.seg).float().mean())
             sums["seg_accuracy"] = sums.get("seg_accuracy", 0.0) + seg_acc
-            bar.set_postfix(loss=f"{float(terms.total):.3f}", seg=f"{seg_acc:.3f}")
+            bar.set_postfix(loss=f"{float(terms.total.detach()):.3f}", seg=f"{seg_acc:.3f}")
         entry = {"epoch": epoch + 1, "samples": samples, "lr": schedule(settings, samples)[0],
                  **{k: v / max(n_batches, 1) for k, v in sums.items()}}
         log.append(entry)
@@ -270,7 +270,8 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                "epochs": settings.epochs, "steps": steps, "device": str(device),
                "seconds_data": round(t_data, 2), "seconds_train": round(t_train, 2),
                "seconds": round(time.time() - t_start, 2),
-               "final_loss": log[-1]["total"] if log else None,
+               "cpu_seconds": round(time.process_time() - cpu_start, 2),
+               "final_loss": log[-1].get("total") if log else None,
                "final_train_seg_accuracy": log[-1].get("seg_accuracy") if log else None,
                "holdout_is_train": not hold_fr,
                **{f"holdout_{k}": v for k, v in metrics.items()}}

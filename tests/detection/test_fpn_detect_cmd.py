@@ -1,0 +1,34 @@
+"""``foresee detect train|infer|baseline`` through the artifact cache."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from pipeline.commands.detect_cmd import detect_group
+
+
+def test_detect_cmd_train_infer_cached(tmp_path, sample_root):
+    split = tmp_path / "split.txt"
+    split.write_text("000001\n000002\n000003\n000004\n000006\n")
+    work = tmp_path / "work"
+    common = ["--data", str(sample_root), "--points", str(sample_root / "training/velodyne"),
+              "--split", str(split), "--workdir", str(work), "--quiet", "--num-points", "64", "--threads", "1"]
+    runner = CliRunner()
+    r = runner.invoke(detect_group, ["train", *common, "--epochs", "1", "--batch-size", "4"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    ref = re.search(r"(detect-train/[0-9a-f]{16}) \(built\)", r.output).group(1)
+    assert (work / ref / "model.pt").is_file()
+    again = runner.invoke(detect_group, ["train", *common, "--epochs", "1", "--batch-size", "4"])
+    assert f"{ref} (cached)" in again.output
+
+    r = runner.invoke(detect_group, ["infer", *common, "--model", ref, "--boxes2d", "gt"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    files = sorted(p.name for p in (work / "detect-infer").glob("*/data/*.txt"))
+    assert files == ["000001.txt", "000002.txt", "000003.txt", "000004.txt", "000006.txt"]
+
+    r = runner.invoke(detect_group, ["baseline", *common, "--boxes2d", "simulated"], catch_exceptions=False)
+    assert r.exit_code == 0 and "simulated" in r.output

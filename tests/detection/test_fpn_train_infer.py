@@ -1,0 +1,130 @@
+"""Training and inference end to end on the nine real KITTI frames with a tiny network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from detection.frustum_pointnet.infer import infer_fpointnet, infer_trivial_baseline, load_model
+from detection.frustum_pointnet.settings import FPointNetSettings, preset
+from detection.frustum_pointnet.train import schedule, split_holdout, train_fpointnet
+from kitti.errors import KittiFormatError
+from kitti.labels import read_label_file
+
+TINY = preset("cpu-small").with_(width=0.125, num_points=64, num_object_points=32, batch_size=4,
+                                 epochs=2, augment_x=1, holdout_fraction=0.3, num_threads=1,
+                                 checkpoint_every_epochs=1, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sample_root, sample_ids):
+    before = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("fpn")
+    summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids, TINY, out,
+                              progress=False)
+    torch.set_num_threads(before)
+    return out, summary
+
+
+def test_train_fpointnet_writes_model_log_and_summary(trained):
+    out, summary = trained
+    assert (out / "model.pt").is_file() and (out / "checkpoint.pt").is_file()
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1, 2]
+    assert summary["frames_train"] + summary["frames_holdout"] == 9 and summary["frames_holdout"] == 3
+    assert summary["frustums_train"] > 0 and 0.0 <= summary["holdout_seg_accuracy"] <= 1.0
+    assert 0.0 <= summary["holdout_mean_iou_3d"] <= 1.0
+    model, settings = load_model(out / "model.pt", torch.device("cpu"))
+    assert settings == TINY and not model.training
+
+
+def test_train_fpointnet_resume_continues_from_checkpoint(trained, tmp_path, sample_root, sample_ids):
+    out, _ = trained
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    more = TINY.with_(epochs=3)
+    ck["settings"]["epochs"] = 3  # pretend the checkpoint came from a 3-epoch run
+    import io
+    buf = io.BytesIO()
+    torch.save(ck, buf)
+    (tmp_path / "ck.pt").write_bytes(buf.getvalue())
+    summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids, more,
+                              tmp_path / "out", progress=False, resume=tmp_path / "ck.pt")
+    log = [json.loads(x) for x in (tmp_path / "out/train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1, 2, 3] and summary["steps"] < 2 * summary["frustums_train"]
+
+
+def test_train_fpointnet_resume_with_other_settings_raises(trained, tmp_path, sample_root, sample_ids):
+    out, _ = trained
+    with pytest.raises(ValueError, match="other settings"):
+        train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids, TINY.with_(seed=5),
+                        tmp_path, progress=False, resume=out / "checkpoint.pt")
+
+
+def test_train_fpointnet_missing_cloud_names_the_file(tmp_path, sample_root):
+    with pytest.raises(KittiFormatError, match="000001.bin"):
+        train_fpointnet(sample_root, tmp_path, ("000001",), TINY, tmp_path / "o", progress=False)
+
+
+@pytest.mark.parametrize("boxes2d", ["gt", "simulated"])
+def test_infer_fpointnet_writes_one_file_per_frame(trained, tmp_path, sample_root, sample_ids, boxes2d):
+    out, _ = trained
+    s = infer_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids, out / "model.pt",
+                        TINY, tmp_path, boxes2d=boxes2d, progress=False)
+    files = sorted(p.stem for p in tmp_path.glob("*.txt"))
+    assert files == list(sample_ids)
+    objs = [o for f in sample_ids for o in read_label_file(tmp_path / f"{f}.txt", require_score=True)]
+    assert len(objs) == s["boxes_3d"] > 0
+    assert all(np.isfinite([o.x, o.y, o.z, o.h, o.w, o.l, o.ry, o.score]).all() for o in objs)
+    if boxes2d == "gt":
+        assert all(o.score <= 0 for o in objs)  # log-probabilities
+    else:
+        assert all(0 < o.score < 1 for o in objs)  # the 2D detector's scores
+
+
+def test_infer_fpointnet_skips_and_counts_empty_frustums(trained, tmp_path, sample_root):
+    out, _ = trained
+    det = tmp_path / "det.txt"
+    det.write_text("x/000001.png 2 0.9 0 0 4 4\n"        # sky corner: no LiDAR point
+                   "x/000001.png 2 0.8 387.63 181.54 423.81 203.12\n")
+    s = infer_fpointnet(sample_root, sample_root / "training/velodyne", ("000001", "000002"),
+                        out / "model.pt", TINY, tmp_path / "res", boxes2d=det, progress=False)
+    assert s["skipped_no_points"] == 1 and s["boxes_3d"] == 1
+    assert (tmp_path / "res/000002.txt").read_text() == ""
+    lines = (tmp_path / "res/000001.txt").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("0.8000")
+
+
+def test_infer_fpointnet_bad_detection_file_names_the_line(trained, tmp_path, sample_root):
+    out, _ = trained
+    det = tmp_path / "det.txt"
+    det.write_text("x/000001.png 2 0.9 0 0 4 4\nx/777777.png 2 0.9 0 0 4 4\n")
+    with pytest.raises(KittiFormatError, match=r"det.txt:2: unknown frame"):
+        infer_fpointnet(sample_root, sample_root / "training/velodyne", ("000001",), out / "model.pt",
+                        TINY, tmp_path / "res", boxes2d=det, progress=False)
+
+
+def test_infer_trivial_baseline_boxes_have_mean_size_and_zero_heading(tmp_path, sample_root, sample_ids):
+    s = infer_trivial_baseline(sample_root, sample_root / "training/velodyne", sample_ids, TINY,
+                               tmp_path, boxes2d="gt", progress=False)
+    objs = [o for f in sample_ids for o in read_label_file(tmp_path / f"{f}.txt")]
+    assert len(objs) == s["boxes_3d"] > 0
+    assert all(o.ry == 0.0 and abs(o.l - 3.88) < 0.01 for o in objs)
+
+
+def test_split_holdout_is_seeded_and_disjoint():
+    ids = tuple(f"{i:06d}" for i in range(20))
+    a, b = split_holdout(ids, 0.25, 1)
+    assert len(b) == 5 and not set(a) & set(b) and set(a) | set(b) == set(ids)
+    assert split_holdout(ids, 0.25, 1) == (a, b) and split_holdout(ids, 0.25, 2) != (a, b)
+    assert split_holdout(ids, 0.0, 1) == (ids, ())
+
+
+def test_schedule_is_a_staircase_with_momentum_floor():
+    s = FPointNetSettings()
+    assert schedule(s, 0) == (1e-3, 0.5)
+    assert schedule(s, 799_999) == (1e-3, 0.5)
+    assert schedule(s, 800_000) == (5e-4, 0.25)
+    assert schedule(s, 800_000 * 10)[1] == 0.01
