@@ -43,7 +43,8 @@ def _cloud_source(ref: str, cache, root) -> tuple[Path, str, str]:
               help="Comma-separated colours, one per cloud in order (default: by role, Fig. 6: "
                    "ground truth/oracle blue, baseline red, ForeSeE yellow).")
 @click.option("--dets", "dets_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of KITTI result files (NNNNNN.txt with scores) to draw.")
+              help="Folder of KITTI result files (NNNNNN.txt with scores) to draw, or a detection "
+                   "artifact folder holding them in data/.")
 @click.option("--no-gt", is_flag=True, help="Do not draw the label_2 boxes.")
 @click.option("--range", "range_m", default="-5,75,-40,40", show_default=True,
               help="BEV area X0,X1,Y0,Y1 in metres (velodyne x forward, y left).")
@@ -89,6 +90,8 @@ def show_command(artifact: str, frame: str, data_root: Path, others: tuple[str, 
               for (folder, label, _), c in zip(sources, rgb)]
     calib = root.calib(frame)
     gt = [] if no_gt or not root.path("label_2", frame).is_file() else root.labels(frame)
+    if dets_dir is not None and (dets_dir / "data").is_dir():
+        dets_dir = dets_dir / "data"
     dets = read_label_file(dets_dir / f"{frame}.txt") if dets_dir is not None else []
     if not (png_path or front_path or ply_path or use_open3d):
         png_path = Path(f"{frame}_bev.png")
