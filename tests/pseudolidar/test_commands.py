@@ -128,3 +128,20 @@ def test_foresee_pseudolidar_missing_depth_frame_is_one_line_exit_2(gt_root, dep
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "000005.npz: frame 000005: depth map (.npz or .png) missing" in lines[0]
     assert not list((tmp_path / "w" / "pseudolidar").glob("*"))
+
+
+def test_show_command_dets_from_artifact_folder_are_drawn(gt_root, tmp_path):
+    import os
+
+    import cv2
+
+    from pseudolidar.viz import DET_BOX_RGB
+
+    (tmp_path / "det").mkdir()
+    os.symlink(gt_root / "training" / "label_2", tmp_path / "det" / "data")
+    png = tmp_path / "b.png"
+    res = _run(show_command, ["lidar", "8", "--data", gt_root, "--no-gt", "--dets", tmp_path / "det",
+                              "--png", png, "--workdir", tmp_path / "w"])
+    assert res.exit_code == 0, res.output
+    rgb = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)
+    assert np.all(rgb == np.array(DET_BOX_RGB, np.uint8), axis=2).sum() > 200
