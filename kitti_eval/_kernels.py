@@ -101,7 +101,8 @@ def convex_intersection_area(a: np.ndarray, b: np.ndarray, buf0: np.ndarray, buf
     ``a``, ``b``: (4, 2) vertices in either winding; ``buf0``, ``buf1``: (>= 16, 2) scratch.
     Touching or disjoint polygons give 0; a polygon inside the other gives its own area.
     """
-    sign = 1.0 if (b[1, 0] - b[0, 0]) * (b[2, 1] - b[0, 1]) - (b[1, 1] - b[0, 1]) * (b[2, 0] - b[0, 0]) > 0 else -1.0
+    turn = (b[1, 0] - b[0, 0]) * (b[2, 1] - b[0, 1]) - (b[1, 1] - b[0, 1]) * (b[2, 0] - b[0, 0])
+    sign = 1.0 if turn > 0 else -1.0  # keep the inner side of b's edges whatever its winding
     n = 4
     for k in range(4):
         buf0[k, 0], buf0[k, 1] = a[k, 0], a[k, 1]
@@ -189,9 +190,9 @@ def match_frame(g0: int, ng: int, d0: int, nd: int, base: int, ignored_gt: np.nd
     """The ground-truth loop of the devkit's ``computeStatistics`` for one frame.
 
     Marks ``assigned[:nd]`` and writes each true positive's frame-local ``(gt, det)`` indices, in
-    ground-truth order, to ``tp_pairs`` (ng, 2). ``compute_fp`` False: the recall pass (highest-scoring candidate);
-    True: the precision pass at score ``thresh`` (highest-overlap valid candidate, else an
-    ignored one). Returns ``(tp, fn)``.
+    ground-truth order, to ``tp_pairs`` (ng, 2). ``compute_fp`` False: the recall pass
+    (highest-scoring candidate); True: the precision pass at score ``thresh`` (highest-overlap
+    valid candidate, else an ignored one). Returns ``(tp, fn)``.
     """
     tp = fn = 0
     for i in range(ng):
@@ -318,7 +319,8 @@ def eval_class_stats(gt_off: np.ndarray, det_off: np.ndarray, pair_off: np.ndarr
                                              thresholds[t], is_dc, dc_overlap, min_overlap, assigned)
                 f_sim = 0.0
                 for k in range(f_tp):
-                    f_sim += (1.0 + np.cos(gt_alpha[g0 + tp_pairs[k, 0]] - det_alpha[d0 + tp_pairs[k, 1]])) / 2.0
+                    delta = gt_alpha[g0 + tp_pairs[k, 0]] - det_alpha[d0 + tp_pairs[k, 1]]
+                    f_sim += (1.0 + np.cos(delta)) / 2.0
                 if f_tp == 0 and f_fp == 0:
                     f_sim = -1.0
             tp[t] += f_tp

@@ -170,8 +170,9 @@ def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
     """
     settings = EvalSettings(tuple(classes), tuple(metrics), tuple(recall_points), thresholds)
     gt, det = _as_labels(gt), _as_labels(det)
-    if gt.n_frames != det.n_frames:
-        raise ValueError(f"ground truth has {gt.n_frames} frames, detections {det.n_frames}")
+    if gt.frame_ids != det.frame_ids:
+        raise ValueError(f"ground truth and detections must list the same frames in the same order "
+                         f"(got {gt.n_frames} and {det.n_frames} frames)")
     if np.isnan(det.score).any():
         raise ValueError("every detection needs a score")
     vocab = sorted({t.lower() for t in gt.types} | {t.lower() for t in det.types})

@@ -102,9 +102,11 @@ def compute_statistics_ref(gt, det, dc, ignored_gt, ignored_det, compute_fp: boo
             ov = overlap(o, g, -1)
             if not compute_fp and ov > min_overlap and o.score > valid:
                 det_idx, valid = j, o.score
-            elif compute_fp and ov > min_overlap and (ov > max_ov or assigned_ignored) and ignored_det[j] == 0:
+            elif (compute_fp and ov > min_overlap and (ov > max_ov or assigned_ignored)
+                  and ignored_det[j] == 0):
                 max_ov, det_idx, valid, assigned_ignored = ov, j, 1.0, False
-            elif compute_fp and ov > min_overlap and valid == NO_DETECTION and ignored_det[j] == 1:
+            elif (compute_fp and ov > min_overlap and valid == NO_DETECTION
+                  and ignored_det[j] == 1):
                 det_idx, valid, assigned_ignored = j, 1.0, True
         if valid == NO_DETECTION and ignored_gt[i] == 0:
             fn += 1

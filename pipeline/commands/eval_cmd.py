@@ -17,7 +17,8 @@ def _csv_list(value: str) -> tuple[str, ...]:
 @click.option("--split", default=None,
               help="Frames to evaluate: a split name (val, train, ROOT/ImageSets/<name>.txt) or a "
                    "split file. Default: every result file in --det (the devkit's rule).")
-@click.option("--det", "det_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--det", "det_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Results folder: one NNNNNN.txt per frame, label_2 lines with a score.")
 @click.option("--classes", default="Car,Pedestrian,Cyclist", show_default=True,
               help="Comma-separated subset of Car,Pedestrian,Cyclist.")

@@ -15,7 +15,8 @@ from kitti_eval import FrameLabels, evaluate_folders, read_label_folder
 
 GOLDEN = Path(__file__).parents[1] / "data" / "golden_kitti_eval"
 GT = "Car 0.00 0 0.10 100.00 100.00 300.00 200.00 1.50 1.60 4.00 1.00 1.60 20.00 0.10"
-DET = "Car -1 -1 0.1000 100.0000 100.0000 300.0000 200.0000 1.5000 1.6000 4.0000 1.0000 1.6000 20.0000 0.1000 0.9000"
+DET = ("Car -1 -1 0.1000 100.0000 100.0000 300.0000 200.0000 1.5000 1.6000 4.0000 1.0000 1.6000 "
+       "20.0000 0.1000 0.9000")
 
 
 def _write(folder: Path, files: dict[str, str]) -> Path:
@@ -40,7 +41,8 @@ def test_read_label_folder_golden_detections_equal_kitti_reader():
     folder = GOLDEN / "noisy_200" / "det"
     ids = [f"{i:06d}" for i in range(200)]
     got = read_label_folder(folder, ids, detections=True)
-    exp = FrameLabels.from_objects([read_label_file(folder / f"{i}.txt", require_score=True) for i in ids], ids)
+    exp = FrameLabels.from_objects(
+        [read_label_file(folder / f"{i}.txt", require_score=True) for i in ids], ids)
     for name in ("box2d", "hwl", "loc_rect", "ry", "alpha", "score"):
         np.testing.assert_array_equal(getattr(got, name), getattr(exp, name), err_msg=name)
 

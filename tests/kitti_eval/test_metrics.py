@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kitti.labels import Difficulty, Object3d, parse_label_line
-from kitti_eval import IouThresholds, evaluate, evaluate_folders
+from kitti_eval import FrameLabels, IouThresholds, evaluate, evaluate_folders
 from kitti_eval.metrics import average_precision
 from kitti_eval.reference import eval_class_ref, ground_overlap_ref, image_overlap_ref
 
@@ -157,6 +157,8 @@ def test_evaluate_recall_points_and_metrics_subset():
 def test_evaluate_rejects_mismatched_frames_and_unknown_settings():
     with pytest.raises(ValueError, match="frames"):
         evaluate([[], []], [[]])
+    with pytest.raises(ValueError, match="same frames"):
+        evaluate(FrameLabels.from_objects([[]], ["000001"]), FrameLabels.from_objects([[]], ["000002"]))
     with pytest.raises(ValueError, match="classes"):
         evaluate([[]], [[]], classes=("Truck",))
     with pytest.raises(ValueError, match="score"):
