@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from kitti import Boxes3D, KittiRoot
 from pseudolidar import viz
@@ -133,3 +136,21 @@ def test_open3d_view_with_display_builds_clouds_and_box_line_sets(monkeypatch, s
     np.testing.assert_allclose(np.asarray(geoms[0].points), velo[:, :3], atol=1e-6)
     np.testing.assert_allclose(np.asarray(geoms[1].points), viz.box_corners_velo(boxes, calib)[0])
     assert len(geoms[1].lines) == 12
+
+
+@settings(max_examples=30, deadline=None)
+@given(points=arrays(np.float32, st.tuples(st.integers(0, 50), st.sampled_from([3, 4])),
+                     elements=st.floats(-100, 100, width=32)),
+       color=st.tuples(*[st.integers(0, 255)] * 3))
+def test_encode_ply_round_trips_binary_records(points, color):
+    n = len(points)
+    colors = np.tile(np.array(color, np.uint8), (n, 1))
+    data = viz.encode_ply(points, colors)
+    header, _, body = data.partition(b"end_header\n")
+    assert f"element vertex {n}".encode() in header
+    rec = np.frombuffer(body, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"),
+                                     ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    assert len(rec) == n
+    np.testing.assert_array_equal(np.stack([rec["x"], rec["y"], rec["z"]], 1), points[:, :3])
+    np.testing.assert_array_equal(rec["intensity"], points[:, 3] if points.shape[1] == 4 else np.ones(n))
+    np.testing.assert_array_equal(np.stack([rec["red"], rec["green"], rec["blue"]], 1), colors)
