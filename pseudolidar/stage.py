@@ -116,32 +116,34 @@ def _execute(jobs: list[_Job], settings: PseudoLidarSettings, out_dir: Path, wor
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    bar = tqdm(total=len(jobs), desc="pseudo-LiDAR", unit="frame", disable=not progress)
 
-    def take(results: list[tuple[str, int, tuple | None]]) -> None:
+    def take(results: list[tuple[str, int, tuple | None]], bar) -> None:
         for frame_id, n, err in results:
             if err is not None:
                 raise KittiFormatError(err[0], err[1], err[2])
             counts[frame_id] = n
         bar.update(len(results))
 
-    try:
-        if workers <= 1 or len(jobs) <= 1:
+    def new_bar():
+        return tqdm(total=len(jobs), desc="pseudo-LiDAR", unit="frame", disable=not progress)
+
+    if workers <= 1 or len(jobs) <= 1:
+        with new_bar() as bar:
             for chunk in _chunks(jobs, 1):
-                take(_run_chunk(chunk, settings))
-        else:
-            size = max(1, min(16, len(jobs) // (4 * workers)))
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_run_chunk, chunk, settings) for chunk in _chunks(jobs, size)]
-                try:
+                take(_run_chunk(chunk, settings), bar)
+    else:
+        size = max(1, min(16, len(jobs) // (4 * workers)))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            # submit (which starts the workers) before tqdm starts its monitor thread
+            futures = [pool.submit(_run_chunk, chunk, settings) for chunk in _chunks(jobs, size)]
+            try:
+                with new_bar() as bar:
                     for fut in futures:
-                        take(fut.result())
-                except BaseException:
-                    for fut in futures:
-                        fut.cancel()
-                    raise
-    finally:
-        bar.close()
+                        take(fut.result(), bar)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
     seconds = time.perf_counter() - t0
     n = np.array([counts[j.frame_id] for j in jobs], dtype=np.int64)
     return {"frames": len(jobs),

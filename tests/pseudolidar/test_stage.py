@@ -126,3 +126,11 @@ def test_depth_folder_fingerprint_changes_with_content(depth_dir, sample_ids, tm
     assert depth_folder_fingerprint(d, sample_ids) == before
     write_depth_npz(d / "000000.npz", np.ones((370, 1224), np.float32), compress=True)
     assert depth_folder_fingerprint(d, sample_ids) != before
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_pseudolidar_progress_bar_on_stderr(gt_root, depth_dir, sample_ids, tmp_path, capsys, workers):
+    run_pseudolidar(depth_dir, gt_root, sample_ids[:3], tmp_path / "out", PseudoLidarSettings(stride_px=4),
+                    workers=workers, progress=True)
+    err = capsys.readouterr().err
+    assert "pseudo-LiDAR" in err and "3/3" in err
