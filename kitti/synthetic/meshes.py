@@ -43,18 +43,20 @@ class Material(IntEnum):
 
 @dataclass
 class MeshBuilder:
-    """Accumulates triangles with a material, an albedo (linear RGB) and an instance id each."""
+    """Accumulates triangles with a material, an albedo (linear RGB), an instance id and a texture
+    parameter in [0, 1) each (the parameter varies a material's pattern, e.g. a facade's windows)."""
 
     vertices: list[np.ndarray] = field(default_factory=list)
     triangles: list[np.ndarray] = field(default_factory=list)
     materials: list[np.ndarray] = field(default_factory=list)
     albedos: list[np.ndarray] = field(default_factory=list)
     instances: list[np.ndarray] = field(default_factory=list)
+    params: list[np.ndarray] = field(default_factory=list)
     n_vertices: int = 0
     n_triangles: int = 0
 
     def add(self, vertices: np.ndarray, triangles: np.ndarray, material: Material,
-            albedo: tuple[float, float, float] | np.ndarray, instance: int = -1) -> None:
+            albedo: tuple[float, float, float] | np.ndarray, instance: int = -1, param: float = 0.0) -> None:
         """Add one part; ``triangles`` index into ``vertices``."""
         v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
         t = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
@@ -64,6 +66,7 @@ class MeshBuilder:
         self.materials.append(np.full(n, int(material), dtype=np.uint8))
         self.albedos.append(np.tile(np.asarray(albedo, dtype=np.float32).reshape(1, 3), (n, 1)))
         self.instances.append(np.full(n, instance, dtype=np.int32))
+        self.params.append(np.full(n, param, dtype=np.float32))
         self.n_vertices += v.shape[0]
         self.n_triangles += n
 
@@ -71,7 +74,7 @@ class MeshBuilder:
         """Append all parts of ``other``; ``transform`` maps (N, 3) vertices."""
         if other.n_triangles == 0:
             return
-        v, t, m, a, i = other.arrays()
+        v, t, m, a, i, p = other.arrays()
         if transform is not None:
             v = transform(v)
         if instance is not None:
@@ -81,18 +84,19 @@ class MeshBuilder:
         self.materials.append(m)
         self.albedos.append(a)
         self.instances.append(i)
+        self.params.append(p)
         self.n_vertices += v.shape[0]
         self.n_triangles += t.shape[0]
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(V, 3) float64 vertices, (T, 3) int64 triangles, (T,) uint8 materials,
-        (T, 3) float32 albedos, (T,) int32 instances."""
+        (T, 3) float32 albedos, (T,) int32 instances, (T,) float32 texture parameters."""
         if not self.vertices:
             return (np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.uint8),
-                    np.zeros((0, 3), np.float32), np.zeros(0, np.int32))
+                    np.zeros((0, 3), np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32))
         return (np.concatenate(self.vertices), np.concatenate(self.triangles),
                 np.concatenate(self.materials), np.concatenate(self.albedos),
-                np.concatenate(self.instances))
+                np.concatenate(self.instances), np.concatenate(self.params))
 
 
 # ---------------------------------------------------------------------------------- primitives

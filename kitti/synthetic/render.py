@@ -95,7 +95,7 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     centre, dirs = camera_rays(calib, image_hw)
     dirs = dirs.reshape(-1, 3)
     hit = _cast(rs, centre[None, :], dirs, nthreads)
-    t = hit["t_hit"].astype(np.float64)
+    t = hit["t_hit"]
     ok = np.isfinite(t)
     tri = hit["primitive_ids"][ok].astype(np.int64)
     depth = np.zeros(h * w, dtype=np.float32)
@@ -106,17 +106,19 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     mat = scene.tri_material[tri]
     mat_img[ok] = mat
 
+    # shading works in float32 (hit points to ~1e-5 m; depth comes from t_hit directly)
+    dirs = dirs.astype(np.float32)
     unit = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
     col = np.empty((h * w, 3), dtype=np.float32)
     col[~ok] = sky_colour(unit[~ok], scene.lighting, seed)
-    p = centre + dirs[ok] * t[ok, None]
-    n = hit["primitive_normals"][ok].astype(np.float64)
+    p = centre.astype(np.float32) + dirs[ok] * t[ok, None]
+    n = hit["primitive_normals"][ok]
     v = unit[ok]
     n *= -np.sign(np.sum(n * v, axis=1, keepdims=True) + 1e-12)  # face the camera
-    alb = textured_albedo(mat, scene.tri_albedo[tri], p, n, t[ok], calib.fu, scene.road, scene.ground_y, seed)
+    alb = textured_albedo(mat, scene.tri_albedo[tri], scene.tri_param[tri], p, n, t[ok], calib.fu, scene.road, scene.ground_y, seed)
     lt = scene.lighting
-    origin_off = p + n * 0.02
-    lit = (n @ lt.sun_dir_rect) > 0
+    origin_off = p + n * np.float32(0.02)
+    lit = (n @ lt.sun_dir_rect.astype(np.float32)) > 0
     shadow = np.zeros(len(p), dtype=bool)
     shadow[lit] = _occluded(rs, origin_off[lit], lt.sun_dir_rect[None, :], 1000.0, nthreads)
     # ambient occlusion of upward-facing surfaces: is there something within 2 m straight above?
@@ -126,14 +128,14 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     ao[up] = np.where(blocked, 0.35, 1.0)
     rad = shade(mat, alb, n, v, shadow, ao, lt, seed)
     # aerial perspective
-    fog = np.exp(-t[ok] / lt.visibility_m).astype(np.float32)[:, None]
-    rad = rad * fog + lt.horizon_rgb[None, :] * (1 - fog)
+    fog = np.exp(-t[ok] / np.float32(lt.visibility_m))[:, None]
+    rad = rad * fog + lt.horizon_rgb.astype(np.float32)[None, :] * (1 - fog)
     col[ok] = rad
     img = tone_map(col.reshape(h, w, 3), lt.exposure)
     # optics and sensor: a slight blur, vignetting, noise, 8-bit
     import cv2
 
-    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.55)
+    img = cv2.GaussianBlur(img, (0, 0), 0.55)
     r2 = (((np.arange(w, dtype=np.float32) - w / 2) / (w / 2)) ** 2)[None, :] + \
         (((np.arange(h, dtype=np.float32) - h / 2) / (w / 2)) ** 2)[:, None]
     img *= (1 - 0.18 * r2)[..., None]

@@ -80,6 +80,7 @@ class RoadFrame:
     n_oncoming: int
     mark_width_m: float
     dash_m: tuple[float, float]
+    crosswalk_s: tuple[float, float] | None = None
 
     def to_rect(self, t: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
         """(N,) lateral, height (rect y), along -> (N, 3) rect points."""
@@ -130,6 +131,7 @@ class Scene:
         tri_material: (T,) uint8 :class:`Material` values.
         tri_albedo: (T, 3) float32 linear RGB.
         tri_instance: (T,) int32 object index into ``objects`` or -1 for the static world.
+        tri_param: (T,) float32 texture parameter in [0, 1) (varies a material's pattern).
         objects: the labelled-class objects.
         lighting, road: see :class:`Lighting`, :class:`RoadFrame`.
         ground_y: rect y of the road surface (camera height above the road, metres).
@@ -141,6 +143,7 @@ class Scene:
     tri_material: np.ndarray
     tri_albedo: np.ndarray
     tri_instance: np.ndarray
+    tri_param: np.ndarray
     objects: tuple[SceneObject, ...]
     lighting: Lighting
     road: RoadFrame
@@ -256,17 +259,12 @@ class _SceneAssembler:
         mb.extend(self.world)
         objs = []
         for idx, (kind, loc, hwl, ry, model, parked) in enumerate(self.objects):
-            v, t, m, a, _ = model.arrays()
-            v = place_in_rect(fit_to_box(v, hwl), loc, ry)
             t0 = mb.n_triangles
-            part = MeshBuilder()
-            part.vertices, part.triangles = [v], [t]
-            part.materials, part.albedos, part.instances = [m], [a], [np.full(len(m), idx, np.int32)]
-            part.n_vertices, part.n_triangles = v.shape[0], t.shape[0]
-            mb.extend(part)
+            mb.extend(model, transform=lambda v, hwl=hwl, loc=loc, ry=ry: place_in_rect(fit_to_box(v, hwl), loc, ry),
+                      instance=idx)
             objs.append(SceneObject(kind, loc, np.array(hwl), ry, idx, (t0, mb.n_triangles), parked))
-        v, t, m, a, i = mb.arrays()
-        return Scene(v.astype(np.float32), t.astype(np.uint32), m, a, i, tuple(objs), lighting, road,
+        v, t, m, a, i, p = mb.arrays()
+        return Scene(v.astype(np.float32), t.astype(np.uint32), m, a, i, p, tuple(objs), lighting, road,
                      ground_y, kerb_m)
 
 
@@ -299,8 +297,15 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     fwd = np.array([np.sin(yaw), 0.0, np.cos(yaw)])
     right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])
     origin = -t_cam * right
+    # an intersection with a cross street at s in [x0, x1] (or none), maybe a zebra crossing before it
+    if rng.random() < {"city": 0.5, "residential": 0.4, "road": 0.25}[style.street]:
+        s_x, w_x = rng.uniform(12, 60), rng.uniform(7, 11)
+        cross = (s_x - w_x / 2, s_x + w_x / 2)
+        zebra = (cross[0] - 4.5, cross[0] - 1.0) if rng.random() < 0.6 and style.street != "road" else None
+    else:
+        cross, zebra = (1e6, 1e6 + 1), None
     road = RoadFrame(origin, right, fwd, half, lw, style.n_lanes, style.n_oncoming,
-                     float(rng.uniform(0.1, 0.15)), (3.0, float(rng.choice([6.0, 9.0]))))
+                     float(rng.uniform(0.1, 0.15)), (3.0, float(rng.choice([6.0, 9.0]))), zebra)
     asm = _SceneAssembler()
     w = asm.world
     s0, s1 = -80.0, 260.0
@@ -314,13 +319,6 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     def add_road_box(t0, t1, y0, y1, a0, a1, mat, alb):
         v, t = road_box(t0, t1, y0, y1, a0, a1)
         w.add(v, t, mat, alb)
-
-    # an intersection with a cross street at s in [x0, x1] (or none)
-    if rng.random() < {"city": 0.5, "residential": 0.4, "road": 0.25}[style.street]:
-        s_x, w_x = rng.uniform(12, 60), rng.uniform(7, 11)
-        cross = (s_x - w_x / 2, s_x + w_x / 2)
-    else:
-        cross = (1e6, 1e6 + 1)
 
     def in_cross(a: float, b: float, pad: float) -> bool:
         return a < cross[1] + pad and b > cross[0] - pad
@@ -391,8 +389,8 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
                 ta = side * (t_front + setback)
                 tb = side * (t_front + setback + depth)
                 col = style.facade_palette[rng.integers(len(style.facade_palette))]
-                add_road_box(min(ta, tb), max(ta, tb), g - kerb - height, g - kerb + 0.01, s, s + length,
-                             Material.FACADE, col)
+                v, t = road_box(min(ta, tb), max(ta, tb), g - kerb - height, g - kerb + 0.01, s, s + length)
+                w.add(v, t, Material.FACADE, col, param=float(rng.random()) * (0.5 if style.street == "city" else 1.0))
                 if style.street == "residential" and rng.random() < 0.8:
                     # gabled roof along the road
                     tm = (ta + tb) / 2
@@ -448,6 +446,35 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
                 w.add(v, t, Material.SIGN, [(0.7, 0.05, 0.03), (0.05, 0.15, 0.6), (0.85, 0.75, 0.05)][rng.integers(3)])
             s += rng.uniform(18, 40)
 
+    # street furniture: bins, bollards, benches on the pavements; guard rails along open roads
+    for side in (-1, 1):
+        if style.street == "road":
+            t_r = side * (half + 0.8)
+            for a, b in segments(-60.0, 200.0):
+                add_road_box(min(t_r, t_r + side * 0.06), max(t_r, t_r + side * 0.06), g - kerb - 0.8, g - kerb - 0.5,
+                             a, b, Material.METAL, (0.45, 0.46, 0.48))
+                for sp in np.arange(a + 1.0, b - 1.0, 4.0):
+                    add_road_box(min(t_r, t_r + side * 0.15), max(t_r, t_r + side * 0.15), g - kerb - 0.75,
+                                 g - kerb + 0.01, sp, sp + 0.12, Material.METAL, (0.4, 0.4, 0.42))
+            continue
+        for _ in range(int(rng.poisson(5))):
+            s_f = rng.uniform(-20, 90)
+            if in_cross(s_f, s_f + 2, 1.0):
+                continue
+            kind = int(rng.integers(0, 3))
+            t_f = side * (half + (rng.uniform(0.5, 0.9) if kind != 2 else pav - 0.5))
+            size = {0: (0.6, 0.6, 1.1), 1: (0.2, 0.2, 0.9), 2: (1.8, 0.6, 0.8)}[kind]
+            base = road.to_rect(np.array([t_f]), g - kerb, np.array([s_f]))[0]
+            quad = _footprint(base, (size[2], size[1], size[0]), road.ry_of_heading(0.0), 0.1)
+            if not asm.free(quad):
+                continue
+            asm.block(quad)
+            a, b = s_f - size[0] / 2, s_f + size[0] / 2
+            tt0, tt1 = t_f - size[1] / 2, t_f + size[1] / 2
+            col = [np.array([0.1, 0.25, 0.12]) * rng.uniform(0.6, 1.6), (0.3, 0.3, 0.32), (0.35, 0.22, 0.12)][kind]
+            add_road_box(tt0, tt1, g - kerb - size[2], g - kerb + 0.01, a, b,
+                         [Material.PLASTIC, Material.METAL, Material.BARK][kind], col)
+
     # objects -------------------------------------------------------------------------
     # keep the ego car's own footprint free
     asm.block(_footprint(np.array([0.0, g, -1.3]), (1.5, 2.0, 5.0), float(road.ry_of_heading(0.0)), 0.3))
@@ -466,7 +493,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     for side_i, side in enumerate((-1, 1)):
         if not style.parking[side_i]:
             continue
-        occupancy = rng.uniform(0.1, 0.6) * min(1.0, density)
+        occupancy = rng.uniform(0.1, 0.5) * min(1.0, density)
         s = rng.uniform(-30, -10)
         while s < 75:
             kind = vehicle_kind(True)
@@ -482,7 +509,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             else:
                 s += rng.uniform(3, 8)
     # traffic in the lanes
-    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.5
+    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.4
     for lane in range(style.n_lanes):
         oncoming = lane < style.n_oncoming
         t_lane = -half + (lane + 0.5) * lw

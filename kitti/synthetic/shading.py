@@ -77,6 +77,9 @@ def lane_marks(points_rect: np.ndarray, road: RoadFrame) -> np.ndarray:
     mark = edge.copy()
     dash_on, dash_off = road.dash_m
     dashed = np.mod(s, dash_on + dash_off) < dash_on
+    if road.crosswalk_s is not None:
+        z0, z1 = road.crosswalk_s
+        mark |= (s > z0) & (s < z1) & (np.abs(t) < road.half_width_m - 0.5) & (np.mod(t, 1.0) < 0.5)
     for k in range(1, road.n_lanes):
         tk = -road.half_width_m + k * road.lane_width_m
         if k == road.n_oncoming and road.n_oncoming > 0:
@@ -86,13 +89,14 @@ def lane_marks(points_rect: np.ndarray, road: RoadFrame) -> np.ndarray:
     return mark
 
 
-def textured_albedo(material: np.ndarray, albedo: np.ndarray, points_rect: np.ndarray,
+def textured_albedo(material: np.ndarray, albedo: np.ndarray, param: np.ndarray, points_rect: np.ndarray,
                     normals_rect: np.ndarray, depth_m: np.ndarray, fu: float, road: RoadFrame,
                     ground_y: float, seed: int) -> np.ndarray:
     """(N, 3) albedo after the procedural texture of each material.
 
     Args:
-        material: (N,) :class:`Material` values; albedo: (N, 3) base colours.
+        material: (N,) :class:`Material` values; albedo: (N, 3) base colours; param: (N,)
+            texture parameters in [0, 1) (a facade's window layout).
         points_rect, normals_rect: (N, 3) hit points and unit normals (rect frame).
         depth_m: (N,) distance along the optical axis (sets the pixel footprint depth/fu).
     """
@@ -132,14 +136,26 @@ def textured_albedo(material: np.ndarray, albedo: np.ndarray, points_rect: np.nd
         alb[m] *= v[:, None]
     m = sel(_M.FACADE)
     if m.any():
+        # the parameter picks the building's window grid: spacing, floor height, window size,
+        # and for p < 0.25 a shop front on the ground floor
+        p = param[m]
         h_up = (ground_y - points_rect[m, 1]).astype(np.float32)
-        floor = 3.0
-        wa = np.mod(a[m], 2.6) / 2.6
+        spacing = 2.0 + 1.6 * np.mod(p * 7.31, 1.0)
+        floor = 2.8 + 0.8 * np.mod(p * 3.17, 1.0)
+        half_w = 0.18 + 0.14 * np.mod(p * 5.71, 1.0)
+        top = 0.72 + 0.12 * np.mod(p * 11.3, 1.0)
+        wa = np.mod(a[m], spacing) / spacing
         wb = np.mod(h_up, floor) / floor
-        window = (wa > 0.22) & (wa < 0.78) & (wb > 0.3) & (wb < 0.82) & (h_up > 1.2) & (np.abs(normals_rect[m, 1]) < 0.5)
+        vertical = np.abs(normals_rect[m, 1]) < 0.5
+        window = (np.abs(wa - 0.5) < half_w) & (wb > 0.3) & (wb < top) & (h_up > floor) & vertical
+        shop = (p < 0.25) & (h_up > 0.3) & (h_up < floor * 0.8) & (np.abs(wa - 0.5) < 0.44) & vertical
+        frame = (np.abs(wa - 0.5) < half_w + 0.03) & (wb > 0.27) & (wb < top + 0.03) & (h_up > floor) & vertical & ~window
         v = 1.0 + 0.12 * fbm(a[m], b[m], 1.5, 3, foot[m], seed + 7)
         col = alb[m] * v[:, None]
-        col[window] = np.array([0.04, 0.05, 0.06], np.float32)
+        col[frame] = np.float32(0.75)
+        cell = _hash(np.floor(a[m] / spacing).astype(np.int64), np.floor(h_up / floor).astype(np.int64), seed + 9)
+        glass = (0.03 + 0.1 * cell ** 3)[:, None] * np.array([0.9, 1.0, 1.1], np.float32)
+        col[window | shop] = glass[window | shop]
         alb[m] = col
     return alb
 
@@ -177,10 +193,12 @@ def shade(material: np.ndarray, albedo: np.ndarray, normals_rect: np.ndarray, vi
         in_shadow: (N,) bool, the sun is blocked.
         ambient_occ: (N,) factor in [0, 1] on the sky light.
     """
-    L = lighting.sun_dir_rect
-    ndl = np.clip(normals_rect @ L, 0.0, 1.0) * (~in_shadow)
-    sky_w = 0.55 + 0.45 * np.clip(-normals_rect[:, 1], -1.0, 1.0)
-    irr = lighting.sky_rgb[None, :] * (sky_w * ambient_occ)[:, None] + lighting.sun_rgb[None, :] * ndl[:, None]
+    f32 = np.float32
+    L = lighting.sun_dir_rect.astype(f32)
+    sun_rgb, sky_rgb = lighting.sun_rgb.astype(f32), lighting.sky_rgb.astype(f32)
+    ndl = np.clip(normals_rect @ L, f32(0.0), f32(1.0)) * (~in_shadow)
+    sky_w = f32(0.55) + f32(0.45) * np.clip(-normals_rect[:, 1], f32(-1.0), f32(1.0))
+    irr = sky_rgb[None, :] * (sky_w * ambient_occ)[:, None] + sun_rgb[None, :] * ndl[:, None]
     col = albedo * irr
     ks = np.zeros(len(material), np.float32)
     shin = np.ones(len(material), np.float32)
@@ -201,17 +219,18 @@ def shade(material: np.ndarray, albedo: np.ndarray, normals_rect: np.ndarray, vi
         fres = env[spec_m] + (1 - env[spec_m]) * (1 - cos_v) ** 5 * 0.25
         refl = sky_colour(r, lighting, seed) * (fres * ambient_occ[spec_m])[:, None]
         refl[r[:, 1] > 0.05] *= 0.25  # reflecting the ground: darker
-        col[spec_m] += hl[:, None] * lighting.sun_rgb[None, :] + refl
+        col[spec_m] += hl[:, None] * sun_rgb[None, :] + refl
     glow = material == int(_M.LIGHT)
-    col[glow] += albedo[glow] * 0.25
-    return col
+    col[glow] += albedo[glow] * f32(0.25)
+    return col.astype(f32, copy=False)
 
 
 def tone_map(radiance: np.ndarray, exposure: float) -> np.ndarray:
     """Linear radiance -> display values in [0, 1] (soft shoulder, sRGB-like gamma)."""
-    x = np.maximum(radiance * exposure, 0.0)
-    x = x / (1.0 + 0.35 * x)
-    return np.clip(x, 0.0, 1.0) ** (1 / 2.2)
+    f32 = np.float32
+    x = np.maximum(radiance.astype(f32, copy=False) * f32(exposure), f32(0.0))
+    x = x / (f32(1.0) + f32(0.35) * x)
+    return np.clip(x, f32(0.0), f32(1.0)) ** f32(1 / 2.2)
 
 
 #: LiDAR reflectance per material (KITTI-like values in [0, 1]).

@@ -102,7 +102,7 @@ def render_one(settings: SynthSettings, job: FrameJob):
 
 
 def _write_frame(out_root: Path, settings: SynthSettings, job: FrameJob) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     scene, frame, labels, calib = render_one(settings, job)
     base = out_root / "training"
     fid = job.frame_id
@@ -114,10 +114,10 @@ def _write_frame(out_root: Path, settings: SynthSettings, job: FrameJob) -> dict
     atomic_write_text(base / "label_2" / f"{fid}.txt", format_label_lines([o.label for o in labels]))
     atomic_write_bytes(base / "velodyne" / f"{fid}.bin", np.ascontiguousarray(frame.points_velo, "<f4").tobytes())
     atomic_write_bytes(base / "depth_2" / f"{fid}.png", encode_depth_png(frame.depth_m))
-    return frame_stats(frame, labels, time.perf_counter() - t0)
+    return frame_stats(frame, labels, time.perf_counter() - t0, time.process_time() - c0)
 
 
-def frame_stats(frame, labels, seconds: float) -> dict:
+def frame_stats(frame, labels, seconds: float, cpu_seconds: float = float("nan")) -> dict:
     """Per-frame numbers of the summary: foreground pixels, depth histograms, label counts."""
     h, w = frame.depth_m.shape
     fg = np.zeros((h, w), dtype=bool)
@@ -141,6 +141,7 @@ def frame_stats(frame, labels, seconds: float) -> dict:
         "labels": counts,
         "points": int(frame.points_velo.shape[0]),
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
     }
 
 
@@ -164,6 +165,8 @@ def _summarise(stats: list[dict], seconds: float, workers: int) -> dict:
         "workers": workers,
         "frames_per_s": round(n / seconds, 3) if seconds > 0 else None,
         "seconds_per_frame_per_worker": round(sum(s["seconds"] for s in stats) / max(n, 1), 3),
+        # CPU time of the rendering process per frame: the figure least affected by other load
+        "cpu_seconds_per_frame": round(sum(s["cpu_seconds"] for s in stats) / max(n, 1), 3),
         "fg_fraction": round(sum(s["fg_pixels"] for s in stats) / pixels, 4),
         "fg_under_16m": round(sum(s["fg_under_16m"] for s in stats) / fg_valid, 4),
         "bg_under_16m": round(sum(s["bg_under_16m"] for s in stats) / bg_valid, 4),
