@@ -6,7 +6,6 @@ Each kernel has a float64 NumPy twin that the tests compare it with:
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 

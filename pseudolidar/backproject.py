@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from kitti import Calibration, KittiFormatError, check_depth_map
-from pseudolidar.filters import frustum_mask, height_mask, project_to_pixels, sparsify_beams_mask
+from pseudolidar.filters import height_mask, project_to_pixels, sparsify_beams_mask
 
 
 def backprojection_affine(calib: Calibration) -> tuple[np.ndarray, np.ndarray]:
@@ -89,11 +89,11 @@ def depth_to_points_velo(depth_m: np.ndarray, calib: Calibration, max_height_m: 
         KittiFormatError: ``depth_m`` not 2-D, not numeric, NaN/inf or negative.
 
     >>> from kitti import Calibration
-    >>> calib = Calibration(P2=[[700.0, 0, 600, 0], [0, 700.0, 180, 0], [0, 0, 1, 0]],
+    >>> calib = Calibration(P2=[[512.0, 0, 128, 0], [0, 512.0, 128, 0], [0, 0, 1, 0]],
     ...     R0_rect=np.eye(3), Tr_velo_to_cam=[[0, -1.0, 0, 0], [0, 0, -1.0, 0], [1.0, 0, 0, 0]])
-    >>> depth = np.zeros((360, 1200), np.float32); depth[180, 600] = 10.0
-    >>> depth_to_points_velo(depth, calib)
-    array([[10., -0., -0.,  1.]], dtype=float32)
+    >>> depth = np.zeros((256, 512), np.float32); depth[96, 256] = 8.0; depth[64, 256] = 8.0
+    >>> depth_to_points_velo(depth, calib)  # the pixel of row 64 is 1 m above the LiDAR: removed
+    array([[ 8. , -2. ,  0.5,  1. ]], dtype=float32)
     """
     from pseudolidar._kernels import backproject_kernel
 
