@@ -55,22 +55,17 @@ def image_overlap(a: np.ndarray, b: np.ndarray, criterion: int) -> float:
 
 @njit(cache=True, parallel=True)
 def image_overlap_frames(det_box: np.ndarray, gt_box: np.ndarray, det_off: np.ndarray,
-                         gt_off: np.ndarray, pair_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All 2D overlaps, parallel over frames.
-
-    Returns:
-        ``(iou, det_frac)``: (P,) IoU and intersection / detection area (the DontCare criterion).
-    """
-    iou = np.zeros(pair_off[-1])
-    frac = np.zeros(pair_off[-1])
+                         gt_off: np.ndarray, pair_off: np.ndarray, iou: np.ndarray,
+                         det_frac: np.ndarray) -> None:
+    """All 2D overlaps, parallel over frames, into ``iou`` and ``det_frac`` ((P,) each: IoU and
+    intersection / detection area, the DontCare criterion)."""
     for f in prange(gt_off.shape[0] - 1):
         g0, ng = gt_off[f], gt_off[f + 1] - gt_off[f]
         for j in range(det_off[f], det_off[f + 1]):
             base = pair_off[f] + (j - det_off[f]) * ng
             for i in range(ng):
                 iou[base + i] = image_overlap(det_box[j], gt_box[g0 + i], -1)
-                frac[base + i] = image_overlap(det_box[j], gt_box[g0 + i], 0)
-    return iou, frac
+                det_frac[base + i] = image_overlap(det_box[j], gt_box[g0 + i], 0)
 
 
 @njit(cache=True)
@@ -161,25 +156,26 @@ def ground_overlap(d: np.ndarray, g: np.ndarray, ca: np.ndarray, cb: np.ndarray,
 
 @njit(cache=True, parallel=True)
 def ground_overlap_frames(det_box3d: np.ndarray, gt_box3d: np.ndarray, det_off: np.ndarray,
-                          gt_off: np.ndarray, pair_off: np.ndarray) -> np.ndarray:
+                          gt_off: np.ndarray, pair_off: np.ndarray, iou: np.ndarray,
+                          det_frac: np.ndarray) -> None:
     """All BEV / 3D overlaps, parallel over frames.
 
     Args:
         det_box3d, gt_box3d: (N, 7) ``(x, y, z, h, w, l, ry)`` rect frame, bottom centre.
-
-    Returns:
-        (P, 4) ``(bev_iou, bev_inter / det_area, iou_3d, inter_vol / det_vol)`` per pair.
+        iou: (2, P) output, rows BEV IoU and 3D IoU.
+        det_frac: (2, P) output, rows BEV intersection / detection area and intersection volume /
+            detection volume (the DontCare criterion).
     """
-    out = np.zeros((pair_off[-1], 4))
     for f in prange(gt_off.shape[0] - 1):
         ca, cb = np.empty((4, 2)), np.empty((4, 2))
-        buf0, buf1 = np.empty((16, 2)), np.empty((16, 2))
+        buf0, buf1, out = np.empty((16, 2)), np.empty((16, 2)), np.empty(4)
         g0, ng = gt_off[f], gt_off[f + 1] - gt_off[f]
         for j in range(det_off[f], det_off[f + 1]):
             base = pair_off[f] + (j - det_off[f]) * ng
             for i in range(ng):
-                ground_overlap(det_box3d[j], gt_box3d[g0 + i], ca, cb, buf0, buf1, out[base + i])
-    return out
+                ground_overlap(det_box3d[j], gt_box3d[g0 + i], ca, cb, buf0, buf1, out)
+                iou[0, base + i], det_frac[0, base + i] = out[0], out[1]
+                iou[1, base + i], det_frac[1, base + i] = out[2], out[3]
 
 
 @njit(cache=True)

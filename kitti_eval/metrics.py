@@ -189,20 +189,16 @@ def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
         "3d": (x != -1000) & (y != -1000) & (z != -1000) & (h > 0) & (w > 0) & (l > 0),
     }
     pair_off = K.pair_offsets(gt.offsets, det.offsets)
-    need_image = "2d" in settings.metrics or "aos" in settings.metrics
-    need_ground = "bev" in settings.metrics or "3d" in settings.metrics
-    image = K.image_overlap_frames(det.box2d, gt.box2d, det.offsets, gt.offsets, pair_off) \
-        if need_image else None
-    ground = K.ground_overlap_frames(np.hstack([det.loc_rect, det.hwl, det.ry[:, None]]),
-                                     np.hstack([gt.loc_rect, gt.hwl, gt.ry[:, None]]),
-                                     det.offsets, gt.offsets, pair_off) if need_ground else None
+    # rows 2d, bev, 3d: IoU per (detection, ground truth) pair, and the DontCare criterion
     metric_rows = {"2d": 0, "bev": 1, "3d": 2}
-    n_pairs = int(pair_off[-1])
-    overlaps, dc_overlaps = np.zeros((3, n_pairs)), np.zeros((3, n_pairs))
-    if image is not None:
-        overlaps[0], dc_overlaps[0] = image
-    if ground is not None:
-        overlaps[1:], dc_overlaps[1:] = ground[:, [0, 2]].T, ground[:, [1, 3]].T
+    overlaps, dc_overlaps = np.zeros((3, pair_off[-1])), np.zeros((3, pair_off[-1]))
+    if "2d" in settings.metrics or "aos" in settings.metrics:
+        K.image_overlap_frames(det.box2d, gt.box2d, det.offsets, gt.offsets, pair_off,
+                               overlaps[0], dc_overlaps[0])
+    if "bev" in settings.metrics or "3d" in settings.metrics:
+        K.ground_overlap_frames(np.hstack([det.loc_rect, det.hwl, det.ry[:, None]]),
+                                np.hstack([gt.loc_rect, gt.hwl, gt.ry[:, None]]), det.offsets,
+                                gt.offsets, pair_off, overlaps[1:], dc_overlaps[1:])
     tasks = []  # (class, metric, difficulty, with_aos, min_overlap, ignored_gt, ignored_det, n_gt)
     for cname in settings.classes:
         cls_mask = det_types == codes.get(cname.lower(), -2)

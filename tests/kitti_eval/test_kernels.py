@@ -133,8 +133,10 @@ def test_overlap_frames_match_pairwise_kernels():
     det2 = np.sort(rng.uniform(0, 100, (5, 4)).reshape(5, 2, 2), axis=1).transpose(0, 2, 1).reshape(5, 4)
     pair_off = K.pair_offsets(gt_off, det_off)
     assert pair_off.tolist() == [0, 6, 6, 6]
-    iou, frac = K.image_overlap_frames(det2, gt2, det_off, gt_off, pair_off)
-    ground = K.ground_overlap_frames(det3, gt3, det_off, gt_off, pair_off)
+    iou, frac = np.zeros(6), np.zeros(6)
+    K.image_overlap_frames(det2, gt2, det_off, gt_off, pair_off, iou, frac)
+    ground_iou, ground_frac = np.zeros((2, 6)), np.zeros((2, 6))
+    K.ground_overlap_frames(det3, gt3, det_off, gt_off, pair_off, ground_iou, ground_frac)
     for j in range(2):
         for i in range(3):
             assert iou[j * 3 + i] == K.image_overlap(det2[j], gt2[i], -1)
@@ -142,7 +144,8 @@ def test_overlap_frames_match_pairwise_kernels():
             out = np.empty(4)
             K.ground_overlap(det3[j], gt3[i], np.empty((4, 2)), np.empty((4, 2)),
                              np.empty((16, 2)), np.empty((16, 2)), out)
-            assert (ground[j * 3 + i] == out).all()
+            assert out.tolist() == [ground_iou[0, j * 3 + i], ground_frac[0, j * 3 + i],
+                                    ground_iou[1, j * 3 + i], ground_frac[1, j * 3 + i]]
 
 
 @HYP
