@@ -169,3 +169,27 @@ def test_average_precision_sampling():
     curve = np.linspace(1.0, 0.0, 41)
     assert average_precision(curve, 11) == pytest.approx(100 * curve[::4].mean())
     assert average_precision(curve, 40) == pytest.approx(100 * curve[1:].mean())
+
+
+def test_reference_port_matches_devkit_on_tiny_case():
+    """The pure-Python twin is itself checked against the devkit (so it can judge the kernels)."""
+    from kitti.labels import read_label_file
+    from kitti_eval.metrics import average_precision
+
+    case = GOLDEN / "tiny_5"
+    ids = [f"{i:06d}" for i in range(5)]
+    gt = [read_label_file(case / "gt" / "label_2" / f"{i}.txt") for i in ids]
+    det = [read_label_file(case / "det" / f"{i}.txt", require_score=True) for i in ids]
+    expected = json.loads((case / "expected.json").read_text())
+    overlaps = {"2d": image_overlap_ref, "bev": ground_overlap_ref,
+                "3d": partial(ground_overlap_ref, three_d=True)}
+    for cls in expected:
+        for metric, overlap in overlaps.items():
+            curves = [eval_class_ref(cls, gt, det, overlap, 0.7 if cls == "Car" else 0.5, d)
+                      for d in Difficulty]
+            for name, k in ((metric, 0), ("aos", 1)):
+                if name == "aos" and metric != "2d":
+                    continue
+                for r in (11, 40):
+                    got = [average_precision(np.array(c[k]), r) for c in curves]
+                    np.testing.assert_allclose(got, expected[cls][name][f"R{r}"], atol=1e-6)
