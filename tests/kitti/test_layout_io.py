@@ -90,3 +90,16 @@ def test_check_depth_map_rejects_bad_maps(bad, match):
 def test_check_depth_map_size_mismatch():
     with pytest.raises(KittiFormatError, match=r"000001\.npz: depth map: shape 3x4 \(HxW\) differs from the image's 375x1242"):
         check_depth_map(np.zeros((3, 4)), path="depth/000001.npz", image_hw=(375, 1242))
+
+
+def test_atomic_write_uses_the_umask_mode(tmp_path):
+    import os
+    import stat
+
+    from kitti.fileio import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temp file left
