@@ -1,8 +1,8 @@
 """label_2 records computed from the render, the way KITTI's annotations are defined.
 
 * 2D box: the bounding box of the object's **visible** pixels (per-pixel instance buffer).
-* truncation: 1 - (area of the projected 3D box inside the image) / (its whole area), the box
-  first clipped to the camera's near plane.
+* truncation: the fraction of the 3D box (a 9x9x9 grid of points filling it) that projects
+  outside the image or lies behind the camera's near plane.
 * occlusion: 0 / 1 / 2 from the visible fraction of the object's unoccluded silhouette inside
   the image (rendered alone): >= 0.8 fully visible, >= 0.4 partly, else largely occluded.
 * alpha = ry - atan2(x, z); DontCare for objects lower than ``min_box_height_px`` or farther than
@@ -45,12 +45,23 @@ class LabelledObject:
     visible_fraction: float
 
 
+_GRID = np.stack(np.meshgrid(*(np.linspace(0.0, 1.0, 9),) * 3, indexing="ij"), -1).reshape(-1, 3)
+
+
 def projected_box_truncation(corners_rect: np.ndarray, calib: Calibration, image_hw: tuple[int, int]) -> tuple[float, np.ndarray]:
     """Truncation of one (8, 3) box and the (4,) projected 2D extent ``(u0, v0, u1, v1)``.
 
-    The box is clipped at rect ``z = 0.1 m`` first (corners in front plus edge crossings).
-    Truncation is 1 - area inside the image / whole area (image = pixel edges -0.5 … W-0.5).
+    Truncation: the fraction of a 9x9x9 grid of points filling the box that is behind rect
+    ``z = 0.1 m`` or projects outside the image (pixel edges -0.5 … W-0.5). The extent is that
+    of the box clipped at ``z = 0.1 m`` (corners in front plus edge crossings).
     """
+    # trilinear grid through the box: corner 2 is the origin, 1 / 3 / 6 the three edges from it
+    c = corners_rect
+    grid = (c[2] + _GRID[:, :1] * (c[1] - c[2]) + _GRID[:, 1:2] * (c[3] - c[2]) + _GRID[:, 2:] * (c[6] - c[2]))
+    guv, gd = calib.rect_to_img(grid)
+    h, w = image_hw
+    inside = (grid[:, 2] > _NEAR_M) & (guv[:, 0] >= -0.5) & (guv[:, 0] <= w - 0.5) & (guv[:, 1] >= -0.5) & (guv[:, 1] <= h - 0.5)
+    truncation = 1.0 - float(np.mean(inside))
     z = corners_rect[:, 2]
     pts = [corners_rect[z >= _NEAR_M]]
     for a, b in _EDGES:
@@ -64,11 +75,7 @@ def projected_box_truncation(corners_rect: np.ndarray, calib: Calibration, image
     uv, _ = calib.rect_to_img(p)
     u0, v0 = uv.min(axis=0)
     u1, v1 = uv.max(axis=0)
-    h, w = image_hw
-    area = max(u1 - u0, 1e-9) * max(v1 - v0, 1e-9)
-    iw = max(0.0, min(u1, w - 0.5) - max(u0, -0.5))
-    ih = max(0.0, min(v1, h - 0.5) - max(v0, -0.5))
-    return float(np.clip(1.0 - iw * ih / area, 0.0, 1.0)), np.array([u0, v0, u1, v1])
+    return truncation, np.array([u0, v0, u1, v1])
 
 
 def _alone_pixels(scene: Scene, index: int, centre: np.ndarray, dirs: np.ndarray,

@@ -203,7 +203,10 @@ def dataset_is_current(out_root: Path, settings: SynthSettings) -> bool:
 def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2, progress: bool = True) -> dict:
     """Render the embedded benchmark into ``out_root`` (KITTI layout, see module docstring).
 
-    Deterministic: the same settings give byte-identical files, whatever ``workers``.
+    Deterministic: the same settings give byte-identical files, whatever ``workers``
+    (``synth.json`` holds timings and differs). With ``workers > 1`` frames render in a
+    ``spawn`` process pool, so a calling script needs the usual ``if __name__ == "__main__":``
+    guard.
 
     Args:
         out_root: dataset root (created; existing frames with the same ids are overwritten).

@@ -14,7 +14,7 @@ from kitti.synthetic.writer import template_calibration
 import pytest
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(s=st.floats(0.5, 200.0), scale=st.sampled_from([1.0, 0.5, 0.3]))
 def test_camera_rays_parameter_is_rect_to_img_depth(s, scale):
     calib = template_calibration(scale)
@@ -46,7 +46,7 @@ _MODELS = {
 }
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(kind=st.sampled_from(sorted(_MODELS)), h=st.floats(1.2, 4.0), w=st.floats(0.4, 2.9),
        l=st.floats(0.4, 16.0), ry=st.floats(-np.pi, np.pi), x=st.floats(-20, 20), z=st.floats(1, 80))
 def test_fit_to_box_and_place_in_rect_stay_in_label_box(kind, h, w, l, ry, x, z):
@@ -72,3 +72,13 @@ def test_preset_unknown_name_raises_and_sizes():
     assert SynthSettings().image_hw == (375, 1242)
     with pytest.raises(ValueError):
         SynthSettings(frames_train=-1)
+
+
+def test_class_size_stats_means_agree_with_kitti_classes():
+    from kitti.classes import MEAN_SIZE_LWH
+    from kitti.synthetic.scene import CLASS_SIZE_STATS
+
+    for kind, (mean_hwl, std, lo, hi) in CLASS_SIZE_STATS.items():
+        l, w, h = MEAN_SIZE_LWH[kind]
+        np.testing.assert_allclose(mean_hwl, (h, w, l), atol=0.03)
+        assert all(a < m < b for a, m, b in zip(lo, mean_hwl, hi)) and min(std) > 0
