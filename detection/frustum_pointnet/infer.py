@@ -15,6 +15,7 @@ Frustums without a point are skipped and counted; detections whose frustum holds
 from __future__ import annotations
 
 import io
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from os import PathLike
@@ -90,7 +91,7 @@ def load_model(path: str | PathLike[str], device: torch.device) -> tuple[FPointN
         trained = FPointNetSettings.from_dict(blob["settings"])
     except FileNotFoundError:
         raise KittiFormatError(path, None, "model file not found") from None
-    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+    except (KeyError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
         raise KittiFormatError(path, None, f"not an F-PointNet model file ({e})") from None
     model = build_model(trained).to(device)
     model.load_state_dict(blob["state_dict"])

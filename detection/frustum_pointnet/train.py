@@ -142,11 +142,11 @@ def evaluate_frustums(model: FPointNetV1, frustums: Sequence[ObjectFrustum], set
 
 
 def _save_checkpoint(path: Path, model: FPointNetV1, opt: torch.optim.Optimizer, epoch: int,
-                     samples: int, rng: np.random.Generator, gen: torch.Generator,
+                     samples: int, steps: int, rng: np.random.Generator, gen: torch.Generator,
                      settings: FPointNetSettings, log: list[dict]) -> None:
     buf = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                "samples": samples, "numpy_rng": rng.bit_generator.state,
+                "samples": samples, "steps": steps, "numpy_rng": rng.bit_generator.state,
                 "torch_rng": gen.get_state(), "torch_global_rng": torch.get_rng_state(),
                 "settings": asdict(settings), "log": log, "code_version": CODE_VERSION}, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -168,7 +168,7 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         resume: a ``checkpoint.pt`` of an interrupted run with the same settings.
 
     Returns:
-        Summary: frames (train / held out), frustums, epochs, steps, seconds (data, training,
+        Summary: frames (train / held out), frustums, epochs run, steps, samples, seconds (data, training,
         total; ``cpu_seconds`` = process CPU time, a fairer figure on a shared machine), final losses, and the held-out metrics of :func:`evaluate_frustums` (keys
         prefixed ``holdout_``; measured on training frames when nothing is held out, with
         ``holdout_is_train`` set).
@@ -207,7 +207,7 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
 
     model = build_model(settings).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    start_epoch, samples, log = 0, 0, []
+    start_epoch, samples, log, steps = 0, 0, [], 0
     if resume is not None:
         ck = torch.load(resume, map_location=device, weights_only=False)
         if FPointNetSettings.from_dict(ck["settings"]) != settings:
@@ -215,14 +215,20 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, samples, log = ck["epoch"], ck["samples"], ck["log"]
+        steps = ck.get("steps", 0)
         rng.bit_generator.state = ck["numpy_rng"]
         gen.set_state(ck["torch_rng"])
         torch.set_rng_state(ck["torch_global_rng"])
 
     t_train = time.time()
-    steps = 0
+
+    def finished() -> bool:
+        return bool(settings.max_steps) and steps >= settings.max_steps
+
     n_items = len(train_fr) * settings.augment_x
     for epoch in range(start_epoch, settings.epochs):
+        if finished():
+            break
         model.train()
         order = rng.permutation(n_items) % len(train_fr)
         sums: dict[str, float] = {}
@@ -230,6 +236,8 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         bar = tqdm(range(0, n_items, settings.batch_size), desc=f"epoch {epoch + 1}/{settings.epochs}",
                    disable=not progress, unit="batch", leave=False)
         for start in bar:
+            if finished():
+                break
             idx = order[start:start + settings.batch_size]
             if len(idx) < 2:  # batch norm needs two samples
                 continue
@@ -256,9 +264,10 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                  **{k: v / max(n_batches, 1) for k, v in sums.items()}}
         log.append(entry)
         atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
-        if (epoch + 1) % settings.checkpoint_every_epochs == 0 or epoch + 1 == settings.epochs:
-            _save_checkpoint(out_dir / "checkpoint.pt", model, opt, epoch + 1, samples, rng, gen,
-                             settings, log)
+        if ((epoch + 1) % settings.checkpoint_every_epochs == 0 or epoch + 1 == settings.epochs
+                or finished()):
+            _save_checkpoint(out_dir / "checkpoint.pt", model, opt, epoch + 1, samples, steps, rng,
+                             gen, settings, log)
     t_train = time.time() - t_train
     atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
 
@@ -267,7 +276,7 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
     save_model(out_dir / "model.pt", model, settings)
     summary = {"frames_train": len(train_ids), "frames_holdout": len(hold_ids),
                "frustums_train": len(train_fr), "frustums_holdout": len(hold_fr),
-               "epochs": settings.epochs, "steps": steps, "device": str(device),
+               "epochs": len(log), "steps": steps, "samples": samples, "device": str(device),
                "seconds_data": round(t_data, 2), "seconds_train": round(t_train, 2),
                "seconds": round(time.time() - t_start, 2),
                "cpu_seconds": round(time.process_time() - cpu_start, 2),

@@ -128,3 +128,19 @@ def test_schedule_is_a_staircase_with_momentum_floor():
     assert schedule(s, 799_999) == (1e-3, 0.5)
     assert schedule(s, 800_000) == (5e-4, 0.25)
     assert schedule(s, 800_000 * 10)[1] == 0.01
+
+
+def test_load_model_rejects_a_file_that_is_no_model(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(KittiFormatError, match="not an F-PointNet model file"):
+        load_model(bad, torch.device("cpu"))
+    with pytest.raises(KittiFormatError, match="not found"):
+        load_model(tmp_path / "none.pt", torch.device("cpu"))
+
+
+def test_train_fpointnet_max_steps_bounds_the_run(tmp_path, sample_root, sample_ids):
+    s = TINY.with_(epochs=50, max_steps=3, holdout_fraction=0.0)
+    summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids[:4], s,
+                              tmp_path, progress=False)
+    assert summary["steps"] == 3 and summary["epochs"] < 50 and summary["holdout_is_train"]
