@@ -21,7 +21,7 @@ _COLOURS = {"Car": "#00e000", "Van": "#00b0ff", "Truck": "#ff40ff", "Pedestrian"
 
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
@@ -36,8 +36,8 @@ def plot_montage(root: str | PathLike[str], frame_ids: Sequence[str], out_png: s
 
     kr = KittiRoot(Path(root))
     n = len(frame_ids)
-    fig = plt.figure(figsize=(16, 3.2 * n))
-    gs = fig.add_gridspec(2 * n, 2, width_ratios=[3.3, 1.0], hspace=0.06, wspace=0.03)
+    fig = plt.figure(figsize=(15, 6.0 * n))
+    gs = fig.add_gridspec(2 * n, 2, width_ratios=[3.31, 1.6], hspace=0.12, wspace=0.02)
     for r, fid in enumerate(frame_ids):
         img, depth, pts, calib = kr.image(fid), kr.depth(fid), kr.velodyne(fid), kr.calib(fid)
         labels = kr.labels(fid)
@@ -56,7 +56,7 @@ def plot_montage(root: str | PathLike[str], frame_ids: Sequence[str], out_png: s
         ax.set_title("depth_2 (0-80 m, black = sky)", fontsize=8, loc="left")
         ax = fig.add_subplot(gs[2 * r:2 * r + 2, 1])
         keep = (pts[:, 0] > -5) & (pts[:, 0] < 70) & (np.abs(pts[:, 1]) < 30)
-        ax.scatter(-pts[keep, 1], pts[keep, 0], s=0.05, c=pts[keep, 2], cmap="viridis", vmin=-2, vmax=1,
+        ax.scatter(-pts[keep, 1], pts[keep, 0], s=0.25, c=pts[keep, 2], cmap="turbo", vmin=-2.0, vmax=1.0,
                    linewidths=0)
         objs = [o for o in labels if o.type != "DontCare"]
         if objs:
@@ -72,7 +72,7 @@ def plot_montage(root: str | PathLike[str], frame_ids: Sequence[str], out_png: s
         ax.set_aspect("equal")
         ax.set_facecolor("black")
         ax.tick_params(labelsize=6)
-        ax.set_title("velodyne BEV + 3D boxes", fontsize=8)
+        ax.set_title("velodyne BEV (colour = height) + label 3D boxes", fontsize=8, loc="left")
     _save(fig, Path(out_png))
     plt.close(fig)
 

@@ -291,6 +291,12 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     g = style.ground_y
     lw = style.lane_width_m
     half = style.n_lanes * lw / 2
+    # road surface edges: the lanes plus a 2.3 m parking strip on sides with parking
+    edges = {-1: half + (2.3 if style.parking[0] else 0.0), 1: half + (2.3 if style.parking[1] else 0.0)}
+
+    def edge(side: int) -> float:
+        return edges[int(side)]
+
     ego_lane = int(rng.integers(style.n_oncoming, style.n_lanes))  # drive in a same-direction lane
     t_cam = -half + (ego_lane + 0.5) * lw + rng.uniform(-0.3, 0.3)
     yaw = np.deg2rad(rng.normal(0.0, 1.8))
@@ -330,10 +336,10 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
 
     # road surface, kerbs + pavements (boxes whose sides are the kerbs), verges
     road_alb = (style.road_albedo,) * 3
-    add_road_box(-half - 0.3, half + 0.3, g, g + 0.5, s0, s1, Material.ROAD, road_alb)
+    add_road_box(-edge(-1) - 0.3, edge(1) + 0.3, g, g + 0.5, s0, s1, Material.ROAD, road_alb)
     pav_alb = np.array([0.42, 0.4, 0.38]) * rng.uniform(0.8, 1.15)
     for side in (-1, 1):
-        t_in, t_out = side * half, side * (half + pav)
+        t_in, t_out = side * edge(side), side * (edge(side) + pav)
         for a, b in segments(s0, s1):
             add_road_box(min(t_in, t_in + side * 0.25), max(t_in, t_in + side * 0.25), g - kerb, g + 0.5, a, b,
                          Material.KERB, (0.55, 0.54, 0.52))
@@ -343,7 +349,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             add_road_box(min(t_out, side * 400), max(t_out, side * 400), g - kerb + 0.02, g + 0.5, a, b,
                          Material.GRASS, style.grass_rgb)
         if cross[0] < s1:
-            add_road_box(min(side * (half + 0.3), side * 400), max(side * (half + 0.3), side * 400), g, g + 0.5,
+            add_road_box(min(side * (edge(side) + 0.3), side * 400), max(side * (edge(side) + 0.3), side * 400), g, g + 0.5,
                          cross[0], cross[1], Material.ROAD, road_alb)
     # distant skyline ring (hills / tree line) so that no ground ray runs past ~230 m
     n_seg = 96
@@ -360,7 +366,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
 
     # buildings / houses / walls along both sides
     for side in (-1, 1):
-        t_front = half + pav
+        t_front = edge(side) + pav
         s = s0 + rng.uniform(0, 10)
         while s < 200:
             if style.street == "city":
@@ -411,7 +417,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
         s = s0 + rng.uniform(0, 10)
         tree_every = {"city": 18.0, "residential": 9.0, "road": 7.0}[style.street]
         while s < 180:
-            t_pos = side * (half + pav - rng.uniform(0.5, 1.0)) if style.street != "road" else side * (half + pav + rng.uniform(1, 6))
+            t_pos = side * (edge(side) + pav - rng.uniform(0.5, 1.0)) if style.street != "road" else side * (edge(side) + pav + rng.uniform(1, 6))
             if rng.random() < 0.75 and not in_cross(s, s, 1.5):
                 trunk_h = rng.uniform(1.8, 3.5)
                 r_crown = rng.uniform(1.3, 3.0)
@@ -426,7 +432,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             s += tree_every * rng.uniform(0.6, 1.4)
         s = s0 + rng.uniform(0, 30)
         while s < 150 and style.street != "road":
-            t_pos = side * (half + 0.55)
+            t_pos = side * (edge(side) + 0.55)
             if in_cross(s, s + 3, 1.0):
                 s += rng.uniform(18, 40)
                 continue
@@ -449,7 +455,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     # street furniture: bins, bollards, benches on the pavements; guard rails along open roads
     for side in (-1, 1):
         if style.street == "road":
-            t_r = side * (half + 0.8)
+            t_r = side * (edge(side) + 0.8)
             for a, b in segments(-60.0, 200.0):
                 add_road_box(min(t_r, t_r + side * 0.06), max(t_r, t_r + side * 0.06), g - kerb - 0.8, g - kerb - 0.5,
                              a, b, Material.METAL, (0.45, 0.46, 0.48))
@@ -462,7 +468,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             if in_cross(s_f, s_f + 2, 1.0):
                 continue
             kind = int(rng.integers(0, 3))
-            t_f = side * (half + (rng.uniform(0.5, 0.9) if kind != 2 else pav - 0.5))
+            t_f = side * (edge(side) + (rng.uniform(0.5, 0.9) if kind != 2 else pav - 0.5))
             size = {0: (0.6, 0.6, 1.1), 1: (0.2, 0.2, 0.9), 2: (1.8, 0.6, 0.8)}[kind]
             base = road.to_rect(np.array([t_f]), g - kerb, np.array([s_f]))[0]
             quad = _footprint(base, (size[2], size[1], size[0]), road.ry_of_heading(0.0), 0.1)
@@ -503,7 +509,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             if rng.random() < occupancy:
                 mean_l = CLASS_SIZE_STATS[kind][0][2]
                 heading = (0.0 if rng.random() < 0.75 else np.pi) + rng.normal(0, 0.04)
-                t_pos = side * (half - 1.0 - rng.uniform(0.0, 0.25))
+                t_pos = side * (half + 1.15 + rng.uniform(-0.1, 0.1))
                 put(kind, t_pos, s + mean_l / 2, g, heading, True)
                 s += mean_l + rng.uniform(0.6, 3.0)
             else:
@@ -513,8 +519,6 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     for lane in range(style.n_lanes):
         oncoming = lane < style.n_oncoming
         t_lane = -half + (lane + 0.5) * lw
-        if style.parking[0] and lane == 0 or style.parking[1] and lane == style.n_lanes - 1:
-            t_lane += 0.9 * (1 if lane == 0 else -1) * 0.3
         for _ in range(int(rng.poisson(n_cap * 2.0))):
             kind = vehicle_kind(False)
             s_pos = rng.uniform(-35, 85)
@@ -527,7 +531,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     for _ in range(n_ped):
         side = rng.choice([-1, 1])
         s_pos = rng.uniform(2, 45)
-        t_pos = side * (half + rng.uniform(0.6, pav - 0.4))
+        t_pos = side * (edge(side) + rng.uniform(0.6, pav - 0.4))
         group = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
         heading = (0.0 if rng.random() < 0.5 else np.pi) + rng.normal(0, 0.3)
         for k in range(group):
@@ -550,6 +554,6 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             put(vehicle_kind(False), rng.uniform(-45, 45), s_pos + rng.normal(0, 0.2), g, heading, False)
         for _ in range(int(rng.poisson(0.8 * density))):  # pedestrians crossing the side street
             side = rng.choice([-1, 1])
-            put("Pedestrian", side * (half + rng.uniform(0.5, pav)), rng.uniform(cross[0] + 0.5, cross[1] - 0.5),
+            put("Pedestrian", side * (edge(side) + rng.uniform(0.5, pav)), rng.uniform(cross[0] + 0.5, cross[1] - 0.5),
                 g, rng.choice([0.0, np.pi]) + rng.normal(0, 0.2), False)
     return asm.build(style.lighting, road, g, kerb)
