@@ -23,7 +23,6 @@ import numpy as np
 from kitti.boxes import points_in_box_mask
 from kitti.calib import Calibration
 from kitti.labels import Object3d
-from detection.frustum_pointnet.boxes2d import Box2D
 from detection.frustum_pointnet.codec import angle_to_class, size_to_class
 from detection.frustum_pointnet.settings import ONEHOT_CLASSES, FPointNetSettings
 
