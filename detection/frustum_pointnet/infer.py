@@ -8,8 +8,9 @@ Reproduce (the cpu-small measurement; see docs/readme/detection.md)::
 Scores follow ``train/test.py``: with 2D detections (a file, a folder, ``simulated``) the score is
 the 2D detector's; with ground-truth boxes (``gt``) it is ``log(mean object-mask probability) +
 log(max heading probability) + log(max size probability)``. No 3D NMS (as the original).
-Frustums without a point are skipped and counted; detections whose frustum holds fewer than
-``min_points_detection`` points are skipped and counted too (``prepare_data``'s rule).
+Frustums without a point are skipped and counted; 2D boxes lower than ``min_box_height_px`` and
+detections whose frustum holds fewer than ``min_points_detection`` points are skipped and counted
+too (``prepare_data``'s rules for RGB detections).
 """
 
 from __future__ import annotations
@@ -209,10 +210,13 @@ def _run(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0, cpu0 = time.time(), time.process_time()
-    n_det = n_boxes = n_empty = n_few = 0
+    n_det = n_boxes = n_empty = n_few = n_small = 0
     for frame in tqdm(frame_ids, desc="detect infer", disable=not progress, unit="frame"):
         dets = source(frame)
         n_det += len(dets)
+        kept_dets = [d for d in dets if d.height_px >= settings.min_box_height_px]
+        n_small += len(dets) - len(kept_dets)
+        dets = kept_dets
         calib = root.calib(frame)
         cloud = read_frame_cloud(root, points_dir, frame, calib, settings)
         rng = np.random.default_rng([settings.seed, int(frame) if frame.isdigit() else 0])
@@ -230,7 +234,7 @@ def _run(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: 
         write_label_file(out_dir / f"{frame}.txt", objs)
     seconds = time.time() - t0
     return {"frames": len(frame_ids), "detections_2d": n_det, "boxes_3d": n_boxes,
-            "skipped_no_points": n_empty, "skipped_few_points": n_few,
+            "skipped_no_points": n_empty, "skipped_few_points": n_few, "skipped_small": n_small,
             "boxes2d": boxes2d_source_name(boxes2d), "seconds": round(seconds, 3),
             "cpu_seconds": round(time.process_time() - cpu0, 3),
             "frames_per_s": round(len(frame_ids) / seconds, 2) if seconds > 0 else None}
@@ -255,7 +259,8 @@ def infer_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
 
     Returns:
         Summary: frames, detections_2d, boxes_3d, skipped_no_points, skipped_few_points,
-        boxes2d (source name), seconds, frames_per_s, device.
+        skipped_small (2D box < ``min_box_height_px``), boxes2d (source name), seconds,
+        cpu_seconds, frames_per_s, device, score (which score the results carry).
     """
     device = select_device(settings.device)
     if settings.num_threads and device.type == "cpu":

@@ -32,3 +32,27 @@ def test_detect_cmd_train_infer_cached(tmp_path, sample_root):
 
     r = runner.invoke(detect_group, ["baseline", *common, "--boxes2d", "simulated"], catch_exceptions=False)
     assert r.exit_code == 0 and "simulated" in r.output
+
+
+def test_resolve_points_accepts_cache_ref_and_plain_folder(tmp_path, sample_root):
+    import shutil
+
+    import pytest
+
+    from kitti.errors import KittiFormatError
+    from pipeline.cache import ArtifactCache
+    from pipeline.commands.detect_cmd import _resolve_points
+
+    cache = ArtifactCache(tmp_path / "work")
+
+    def produce(tmp):
+        (tmp / "velodyne").mkdir()
+        shutil.copy(sample_root / "training/velodyne/000001.bin", tmp / "velodyne/000001.bin")
+
+    art = cache.build("pseudolidar", code_version="1", settings={}, inputs=[], produce=produce)
+    folder, ref = _resolve_points(cache, art.ref, ("000001",))
+    assert folder == art.path / "velodyne" and ref == art.ref
+    folder, ref = _resolve_points(cache, str(sample_root / "training"), ("000001",))
+    assert folder == sample_root / "training/velodyne" and ref.startswith("points-folder:")
+    with pytest.raises(KittiFormatError, match="000009"):
+        _resolve_points(cache, str(sample_root / "training/velodyne"), ("000009",))

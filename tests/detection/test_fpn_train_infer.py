@@ -87,8 +87,8 @@ def test_infer_fpointnet_writes_one_file_per_frame(trained, tmp_path, sample_roo
 def test_infer_fpointnet_skips_and_counts_empty_frustums(trained, tmp_path, sample_root):
     out, _ = trained
     det = tmp_path / "det.txt"
-    det.write_text("x/000001.png 2 0.9 0 0 4 4\n"        # sky corner: no LiDAR point
-                   "x/000001.png 2 0.8 387.63 181.54 423.81 203.12\n")
+    det.write_text("x/000001.png 2 0.9 0 0 40 40\n"      # sky corner: no LiDAR point
+                   "x/000001.png 2 0.8 387.63 171.54 423.81 203.12\n")
     s = infer_fpointnet(sample_root, sample_root / "training/velodyne", ("000001", "000002"),
                         out / "model.pt", TINY, tmp_path / "res", boxes2d=det, progress=False)
     assert s["skipped_no_points"] == 1 and s["boxes_3d"] == 1
@@ -144,3 +144,12 @@ def test_train_fpointnet_max_steps_bounds_the_run(tmp_path, sample_root, sample_
     summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids[:4], s,
                               tmp_path, progress=False)
     assert summary["steps"] == 3 and summary["epochs"] < 50 and summary["holdout_is_train"]
+
+
+def test_infer_trivial_baseline_skips_and_counts_low_2d_boxes(tmp_path, sample_root):
+    det = tmp_path / "det.txt"
+    det.write_text("x/000001.png 2 0.8 387.63 181.54 423.81 203.12\n"   # 21.6 px high
+                   "x/000001.png 2 0.7 387.63 171.54 423.81 203.12\n")  # 31.6 px high
+    s = infer_trivial_baseline(sample_root, sample_root / "training/velodyne", ("000001",), TINY,
+                               tmp_path / "res", boxes2d=det, progress=False)
+    assert s["skipped_small"] == 1 and s["boxes_3d"] == 1
