@@ -499,7 +499,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     for side_i, side in enumerate((-1, 1)):
         if not style.parking[side_i]:
             continue
-        occupancy = rng.uniform(0.1, 0.5) * min(1.0, density)
+        occupancy = rng.uniform(0.12, 0.6) * min(1.0, density)
         s = rng.uniform(-30, -10)
         while s < 75:
             kind = vehicle_kind(True)
@@ -515,7 +515,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             else:
                 s += rng.uniform(3, 8)
     # traffic in the lanes
-    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.4
+    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.45
     for lane in range(style.n_lanes):
         oncoming = lane < style.n_oncoming
         t_lane = -half + (lane + 0.5) * lw
@@ -527,7 +527,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             heading = (np.pi if oncoming else 0.0) + rng.normal(0, 0.03)
             put(kind, t_lane + rng.normal(0, 0.25), s_pos, g, heading, False)
     # pedestrians on the pavements (some in small groups), a few crossing
-    n_ped = int(rng.poisson({"city": 1.2, "residential": 0.6, "road": 0.15}[style.street] * density))
+    n_ped = int(rng.poisson({"city": 1.0, "residential": 0.5, "road": 0.1}[style.street] * density))
     for _ in range(n_ped):
         side = rng.choice([-1, 1])
         s_pos = rng.uniform(2, 45)
@@ -540,7 +540,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     if rng.random() < 0.15 * density:
         put("Pedestrian", -half + rng.uniform(0, 2 * half), rng.uniform(8, 30), g,
             rng.choice([-np.pi / 2, np.pi / 2]) + rng.normal(0, 0.2), False)
-    n_cyc = int(rng.poisson({"city": 0.5, "residential": 0.4, "road": 0.2}[style.street] * density))
+    n_cyc = int(rng.poisson({"city": 0.3, "residential": 0.25, "road": 0.12}[style.street] * density))
     for _ in range(n_cyc):
         oncoming = rng.random() < 0.3 and style.n_oncoming > 0
         t_pos = (-half + rng.uniform(0.5, 1.2)) if oncoming else (half - rng.uniform(0.5, 1.2))
