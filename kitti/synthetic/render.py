@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import open3d as o3d
 
 from kitti.calib import Calibration
 from kitti.synthetic.meshes import Material
 from kitti.synthetic.scene import Scene
-from kitti.synthetic.shading import REFLECTANCE, shade, sky_colour, textured_albedo, tone_map
+from kitti.synthetic.shading import REFLECTANCE, lane_marks, shade, sky_colour, textured_albedo, tone_map
 
 #: HDL-64E vertical angles (degrees): upper block 32 lasers +2 … -8.33, lower block 32 lasers
 #: -8.83 … -24.8 (KITTI's sensor; the lower block has the coarser spacing).
@@ -133,8 +134,6 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     col[ok] = rad
     img = tone_map(col.reshape(h, w, 3), lt.exposure)
     # optics and sensor: a slight blur, vignetting, noise, 8-bit
-    import cv2
-
     img = cv2.GaussianBlur(img, (0, 0), 0.55)
     r2 = (((np.arange(w, dtype=np.float32) - w / 2) / (w / 2)) ** 2)[None, :] + \
         (((np.arange(h, dtype=np.float32) - h / 2) / (w / 2)) ** 2)[:, None]
@@ -179,8 +178,6 @@ def render_lidar(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calibr
     refl = REFLECTANCE[mat] * (0.55 + 0.45 * cos_i)
     road = mat == int(Material.ROAD)
     if road.any():
-        from kitti.synthetic.shading import lane_marks
-
         paint = lane_marks(p_rect[road], scene.road)
         r = refl[road]
         r[paint] = 0.55 + 0.3 * cos_i[road][paint]

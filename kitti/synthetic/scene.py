@@ -499,7 +499,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
     for side_i, side in enumerate((-1, 1)):
         if not style.parking[side_i]:
             continue
-        occupancy = rng.uniform(0.12, 0.6) * min(1.0, density)
+        occupancy = rng.uniform(0.1, 0.5) * min(1.0, density)
         s = rng.uniform(-30, -10)
         while s < 75:
             kind = vehicle_kind(True)
@@ -515,7 +515,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             else:
                 s += rng.uniform(3, 8)
     # traffic in the lanes
-    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.45
+    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.4
     for lane in range(style.n_lanes):
         oncoming = lane < style.n_oncoming
         t_lane = -half + (lane + 0.5) * lw

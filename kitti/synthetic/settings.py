@@ -38,7 +38,7 @@ class SynthSettings:
     frames_val: int = 100
     seed: int = 0
     image_scale: float = 1.0
-    frames_per_drive: int = 20
+    frames_per_drive: int = 10
     object_density: float = 1.0
     lidar_azimuth_step_deg: float = 0.1728
     lidar_max_range_m: float = 120.0

@@ -123,3 +123,34 @@ def test_labels_occlusion_levels_follow_visible_fraction(tiny_frames):
             assert o.label.occluded == expect and 0 < o.visible_fraction <= 1
             seen.add(expect)
     assert 0 in seen
+
+
+def _two_car_scene(far_x: float):
+    """A car 10 m ahead and another straight behind it at 20 m (lateral offset ``far_x``)."""
+    from kitti.synthetic.meshes import car_model
+    from kitti.synthetic.scene import RoadFrame, _SceneAssembler, sample_drive_style
+
+    rng = np.random.default_rng(0)
+    style = sample_drive_style(rng)
+    asm = _SceneAssembler()
+    for x, z in ((0.0, 10.0), (far_x, 20.0)):
+        hwl = (1.5, 1.6, 4.0)
+        asm.try_object("Car", np.array([x, 1.65, z]), hwl, -np.pi / 2, car_model(rng, np.ones(3) * 0.5, hwl, 0), False)
+    road = RoadFrame(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 0, 1.0]), 3.5, 3.5, 2, 1, 0.12, (3.0, 6.0))
+    return asm.build(style.lighting, road, 1.65, 0.12)
+
+
+@pytest.mark.parametrize("far_x, expect_far", [(0.0, -1), (1.2, 2), (1.9, 1), (8.0, 0)])
+def test_labels_from_render_occlusion_of_car_behind_car(far_x, expect_far):
+    from kitti.synthetic.labels import labels_from_render
+    from kitti.synthetic.render import render_frame
+
+    calib = template_calibration(0.5)
+    scene = _two_car_scene(far_x)
+    frame = render_frame(scene, calib, (188, 621), np.random.default_rng(0), noise=0.0, seed=0,
+                         azimuth_step_deg=1.0, max_range_m=120.0)
+    labels = {o.instance: o for o in labels_from_render(scene, frame, calib, min_visible_px=5,
+                                                          min_box_height_px=5, max_label_depth_m=80)}
+    assert labels[0].label.occluded == 0 and labels[0].visible_fraction == 1.0
+    # straight behind: only a sliver of roof shows, too low to label (DontCare, occluded -1)
+    assert labels[1].label.occluded == expect_far
