@@ -223,5 +223,7 @@ def _echo_results(art) -> None:
     s = art.manifest.get("summary", {})
     state = "cached" if art.cached else "built"
     click.echo(f"{art.ref} ({state}): {s.get('frames')} frames, {s.get('boxes_3d')} boxes from "
-               f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}], {s.get('skipped_no_points')} "
-               f"frustums without points skipped, {s.get('frames_per_s')} frames/s -> {art.path / 'data'}")
+               f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}]; skipped: "
+               f"{s.get('skipped_no_points')} empty frustums, {s.get('skipped_few_points')} with < 5 "
+               f"points, {s.get('skipped_small')} low 2D boxes; {s.get('frames_per_s')} frames/s "
+               f"-> {art.path / 'data'}")
