@@ -19,6 +19,14 @@ TINY = preset("cpu-small").with_(width=0.125, num_points=64, num_object_points=3
                                  checkpoint_every_epochs=1, device="cpu")
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """train/infer set torch's thread count from the settings; give the next test its own."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_root, sample_ids):
     before = torch.get_num_threads()
@@ -140,10 +148,23 @@ def test_load_model_rejects_a_file_that_is_no_model(tmp_path):
 
 
 def test_train_fpointnet_max_steps_bounds_the_run(tmp_path, sample_root, sample_ids):
-    s = TINY.with_(epochs=50, max_steps=3, holdout_fraction=0.0)
+    s = TINY.with_(epochs=50, max_steps=3, holdout_fraction=0.0,
+                   classes=("Car", "Pedestrian", "Cyclist"))
     summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids[:4], s,
                               tmp_path, progress=False)
     assert summary["steps"] == 3 and summary["epochs"] < 50 and summary["holdout_is_train"]
+
+
+def test_train_fpointnet_is_seeded(tmp_path, sample_root, sample_ids):
+    s = TINY.with_(max_steps=2)
+    weights = []
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids[:5], s.with_(seed=seed),
+                        tmp_path / run, progress=False)
+        weights.append(load_model(tmp_path / run / "model.pt", torch.device("cpu"))[0].state_dict())
+    same = all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    differ = any(not torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    assert same and differ
 
 
 def test_infer_trivial_baseline_skips_and_counts_low_2d_boxes(tmp_path, sample_root):
