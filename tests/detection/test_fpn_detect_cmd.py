@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import re
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from pipeline.commands.detect_cmd import detect_group
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 def test_detect_cmd_train_infer_cached(tmp_path, sample_root):
@@ -36,8 +45,6 @@ def test_detect_cmd_train_infer_cached(tmp_path, sample_root):
 
 def test_resolve_points_accepts_cache_ref_and_plain_folder(tmp_path, sample_root):
     import shutil
-
-    import pytest
 
     from kitti.errors import KittiFormatError
     from pipeline.cache import ArtifactCache
