@@ -37,7 +37,7 @@ def plot_montage(root: str | PathLike[str], frame_ids: Sequence[str], out_png: s
     kr = KittiRoot(Path(root))
     n = len(frame_ids)
     fig = plt.figure(figsize=(15, 6.0 * n))
-    gs = fig.add_gridspec(2 * n, 2, width_ratios=[3.31, 1.6], hspace=0.12, wspace=0.02)
+    gs = fig.add_gridspec(2 * n, 2, width_ratios=[3.31, 1.6], hspace=0.17, wspace=0.02)
     for r, fid in enumerate(frame_ids):
         img, depth, pts, calib = kr.image(fid), kr.depth(fid), kr.velodyne(fid), kr.calib(fid)
         labels = kr.labels(fid)
@@ -90,7 +90,8 @@ def plot_depth_histograms(summary: dict, out_png: str | PathLike[str], *, title:
     bg = np.asarray(summary["hist_bg"], dtype=float)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     centres = (edges[:-1] + edges[1:]) / 2
-    for ax, h, name, colour in ((axes[0], fg, "foreground", "tab:orange"), (axes[1], bg, "background", "tab:blue")):
+    for ax, h, name, colour, under16 in ((axes[0], fg, "foreground", "tab:orange", summary.get("fg_under_16m")),
+                                         (axes[1], bg, "background", "tab:blue", summary.get("bg_under_16m"))):
         ax.bar(centres, h / max(h.sum(), 1), width=np.diff(edges), color=colour)
         cdf = np.cumsum(h) / max(h.sum(), 1)
         ax2 = ax.twinx()
@@ -98,8 +99,10 @@ def plot_depth_histograms(summary: dict, out_png: str | PathLike[str], *, title:
         ax2.set_ylim(0, 1)
         ax2.axvline(16, color="grey", ls="--", lw=0.8)
         ax.set_xlabel("depth (m)")
-        ax.set_ylabel("fraction of pixels")
-        ax.set_title(f"{name}: {100 * cdf[15]:.0f}% of pixels under 16 m", fontsize=9)
+        ax.set_ylabel("fraction of pixels (0-80 m)")
+        # the share under 16 m counts every pixel with depth (also those beyond the plotted 80 m)
+        share = cdf[15] if under16 is None else under16
+        ax.set_title(f"{name}: {100 * share:.0f}% of pixels under 16 m", fontsize=9)
     fig.suptitle(title or f"fg fraction {100 * summary['fg_fraction']:.1f}% of pixels "
                  f"({summary['frames']} frames)", fontsize=10)
     fig.tight_layout()
