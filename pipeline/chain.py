@@ -170,7 +170,9 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
 
         def train_produce(out: Path, deps: Mapping[str, Artifact], _c=cloud):
             from detection.frustum_pointnet.train import train_fpointnet
-            return train_fpointnet(root.root, points_dir(_c, deps), train, det_settings, out)
+            summary = train_fpointnet(root.root, points_dir(_c, deps), train, det_settings, out)
+            (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+            return summary
 
         def infer_produce(out: Path, deps: Mapping[str, Artifact], _c=cloud):
             from detection.frustum_pointnet.infer import infer_fpointnet
