@@ -116,7 +116,9 @@ def render_camera(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calib
     n = hit["primitive_normals"][ok]
     v = unit[ok]
     n *= -np.sign(np.sum(n * v, axis=1, keepdims=True) + 1e-12)  # face the camera
-    alb = textured_albedo(mat, scene.tri_albedo[tri], scene.tri_param[tri], p, n, t[ok], calib.fu, scene.road, scene.ground_y, seed)
+    rot = scene.level_to_rect.astype(np.float32)
+    alb = textured_albedo(mat, scene.tri_albedo[tri], scene.tri_param[tri], p @ rot, n @ rot, t[ok], calib.fu,
+                          scene.road, scene.ground_y, seed)
     lt = scene.lighting
     origin_off = p + n * np.float32(0.02)
     lit = (n @ lt.sun_dir_rect.astype(np.float32)) > 0
@@ -178,7 +180,7 @@ def render_lidar(scene: Scene, rs: o3d.t.geometry.RaycastingScene, calib: Calibr
     refl = REFLECTANCE[mat] * (0.55 + 0.45 * cos_i)
     road = mat == int(Material.ROAD)
     if road.any():
-        paint = lane_marks(p_rect[road], scene.road)
+        paint = lane_marks(p_rect[road] @ scene.level_to_rect, scene.road)
         r = refl[road]
         r[paint] = 0.55 + 0.3 * cos_i[road][paint]
         refl[road] = r

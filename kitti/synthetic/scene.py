@@ -4,8 +4,11 @@ A scene is a straight street seen from a car driving in one of its lanes: road w
 marks, kerbs, pavements, grass verges, buildings / houses / walls, trees, lamp posts, signs, a
 distant skyline ring, and the objects (Car, Van, Truck, Pedestrian, Cyclist) parked and driving.
 
-Frames: everything is built in **rect** coordinates (x right, y down, z forward; the camera near
-the origin, the road surface the plane ``y = ground_y``). The street has its own "road frame":
+Frames: the street is built in a **level** frame: rect axes (x right, y down, z forward; the camera
+near the origin) with the road surface the plane ``y = ground_y``. The level frame is then tilted
+by a small per-frame road pitch and roll (``Scene.level_to_rect``, like KITTI's slopes and body
+motion), so the horizon moves between frames; objects stay upright (KITTI boxes have yaw only) and
+stand where their bottom centre meets the tilted road. The street has its own "road frame":
 lateral ``t`` (to the right) and along-road ``s`` (forward), rotated about y by ``road_yaw``.
 Object boxes follow KITTI labels: bottom centre, ``(h, w, l)``, ``ry`` about camera y; their
 values are rounded to 0.01 before the meshes are built, so the written labels are exact.
@@ -134,8 +137,10 @@ class Scene:
         tri_param: (T,) float32 texture parameter in [0, 1) (varies a material's pattern).
         objects: the labelled-class objects.
         lighting, road: see :class:`Lighting`, :class:`RoadFrame`.
-        ground_y: rect y of the road surface (camera height above the road, metres).
+        ground_y: level-frame y of the road surface (camera height above the road, metres).
         kerb_m: kerb height; pavements are at ``ground_y - kerb_m``.
+        level_to_rect: (3, 3) rotation from the level frame (where textures and the road frame
+            live) to rect.
     """
 
     vertices_rect: np.ndarray
@@ -149,6 +154,7 @@ class Scene:
     road: RoadFrame
     ground_y: float
     kerb_m: float
+    level_to_rect: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -254,9 +260,11 @@ class _SceneAssembler:
         self.objects.append((kind, loc, hwl, ry, model, parked))
         return True
 
-    def build(self, lighting: Lighting, road: RoadFrame, ground_y: float, kerb_m: float) -> Scene:
+    def build(self, lighting: Lighting, road: RoadFrame, ground_y: float, kerb_m: float,
+              level_to_rect: np.ndarray) -> Scene:
+        """The scene: static world rotated by ``level_to_rect``; objects are already in rect."""
         mb = MeshBuilder()
-        mb.extend(self.world)
+        mb.extend(self.world, transform=lambda v: v @ level_to_rect.T)
         objs = []
         for idx, (kind, loc, hwl, ry, model, parked) in enumerate(self.objects):
             t0 = mb.n_triangles
@@ -265,7 +273,7 @@ class _SceneAssembler:
             objs.append(SceneObject(kind, loc, np.array(hwl), ry, idx, (t0, mb.n_triangles), parked))
         v, t, m, a, i, p = mb.arrays()
         return Scene(v.astype(np.float32), t.astype(np.uint32), m, a, i, p, tuple(objs), lighting, road,
-                     ground_y, kerb_m)
+                     ground_y, kerb_m, level_to_rect)
 
 
 def _model(rng: np.random.Generator, kind: str, hwl: tuple[float, float, float]) -> MeshBuilder:
@@ -310,6 +318,9 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
         zebra = (cross[0] - 4.5, cross[0] - 1.0) if rng.random() < 0.6 and style.street != "road" else None
     else:
         cross, zebra = (1e6, 1e6 + 1), None
+    pitch, roll = np.deg2rad(np.clip(rng.normal(0.0, [0.5, 0.3]), -1.5, 1.5))
+    cp, sp, cr, sr = np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    level_to_rect = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]]) @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
     road = RoadFrame(origin, right, fwd, half, lw, style.n_lanes, style.n_oncoming,
                      float(rng.uniform(0.1, 0.15)), (3.0, float(rng.choice([6.0, 9.0]))), zebra)
     asm = _SceneAssembler()
@@ -487,7 +498,7 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
 
     def put(kind: str, t_pos: float, s_pos: float, y: float, heading: float, parked: bool) -> bool:
         hwl = _sample_size(rng, kind)
-        loc = road.to_rect(np.array([t_pos]), y, np.array([s_pos]))[0]
+        loc = level_to_rect @ road.to_rect(np.array([t_pos]), y, np.array([s_pos]))[0]
         ry = road.ry_of_heading(heading)
         return asm.try_object(kind, loc, hwl, ry, _model(rng, kind, hwl), parked)
 
@@ -556,4 +567,4 @@ def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: floa
             side = rng.choice([-1, 1])
             put("Pedestrian", side * (edge(side) + rng.uniform(0.5, pav)), rng.uniform(cross[0] + 0.5, cross[1] - 0.5),
                 g, rng.choice([0.0, np.pi]) + rng.normal(0, 0.2), False)
-    return asm.build(style.lighting, road, g, kerb)
+    return asm.build(style.lighting, road, g, kerb, level_to_rect)

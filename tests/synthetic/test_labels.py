@@ -137,7 +137,7 @@ def _two_car_scene(far_x: float):
         hwl = (1.5, 1.6, 4.0)
         asm.try_object("Car", np.array([x, 1.65, z]), hwl, -np.pi / 2, car_model(rng, np.ones(3) * 0.5, hwl, 0), False)
     road = RoadFrame(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 0, 1.0]), 3.5, 3.5, 2, 1, 0.12, (3.0, 6.0))
-    return asm.build(style.lighting, road, 1.65, 0.12)
+    return asm.build(style.lighting, road, 1.65, 0.12, np.eye(3))
 
 
 @pytest.mark.parametrize("far_x, expect_far", [(0.0, -1), (1.2, 2), (1.9, 1), (8.0, 0)])
