@@ -137,8 +137,9 @@ def benchmark_inference(settings: DepthSettings, *, image_hw: tuple[int, int] = 
                         n_images: int = 2, threads: int | None = None) -> dict[str, Any]:
     """Images/s and peak memory of :func:`predict_depth` (random weights, a synthetic image).
 
-    Returns images/s after one warm-up image, the process's peak RSS in MiB (CPU: includes the
-    Python process itself), and the CUDA peak allocation when on a GPU.
+    Returns images/s (wall clock) after one warm-up image, CPU seconds per image (a figure that
+    contention on a shared machine inflates much less), the process's peak RSS in MiB (CPU:
+    includes the Python process itself), and the CUDA peak allocation when on a GPU.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -151,15 +152,16 @@ def benchmark_inference(settings: DepthSettings, *, image_hw: tuple[int, int] = 
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     for _ in range(n_images):
         predict_depth(model, image, merge=merge, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.time() - t0
+    seconds, cpu_seconds = time.time() - t0, time.process_time() - c0
     out = {"variant": settings.variant, "encoder": settings.encoder, "image_hw": list(image_hw),
            "device": str(device), "threads": torch.get_num_threads(), "images": n_images,
            "images_per_s": round(n_images / seconds, 3),
+           "cpu_s_per_image": round(cpu_seconds / n_images, 3),
            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "parameters": sum(p.numel() for p in model.parameters())}
     if device.type == "cuda":

@@ -136,3 +136,41 @@ def plot_stats(stats: DepthStats, png_path: Path) -> None:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(Path(png_path), buf.getvalue())
+
+
+def plot_depth_comparison(image: np.ndarray, depth_maps: Mapping[str, np.ndarray], png_path: Path, *,
+                          fg_mask: np.ndarray | None = None, max_depth_m: float = 80.0) -> None:
+    """Stack an RGB image and named (H, W) depth maps (metres, 0 = none) into one PNG, atomically.
+
+    With ``fg_mask`` each map's title gives its foreground absRel against the map named ``gt``.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kitti import atomic_write_bytes
+
+    gt = depth_maps.get("gt")
+    n = 1 + len(depth_maps)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 1.6 * n + 0.4))
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=9)
+    for ax, (name, d) in zip(axes[1:], depth_maps.items()):
+        shown = np.where(d > 0, np.clip(d, 0, max_depth_m), np.nan)
+        ax.imshow(shown, cmap="turbo_r", vmin=0, vmax=max_depth_m)
+        title = name
+        if gt is not None and fg_mask is not None and name != "gt":
+            m = fg_mask & (gt > 0)
+            if m.any():
+                title += f"  (fg absRel {np.mean(np.abs(d[m] - gt[m]) / gt[m]):.3f})"
+        ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(Path(png_path), buf.getvalue())

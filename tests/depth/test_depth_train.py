@@ -13,7 +13,7 @@ from depth.infer import export_gt_depth, infer_depth
 from depth.metrics import evaluate_depth_dir
 from depth.model import CheckpointMismatchError, load_checkpoint
 from depth.train import TrainingError, train_depth
-from depth_fixtures import tiny_settings
+from depth_fixtures import tiny_settings, write_synthetic_root
 from kitti import KittiRoot, read_depth_npz
 
 
@@ -60,6 +60,7 @@ def test_train_depth_nan_loss_names_the_step(synthetic_root, tmp_path, monkeypat
         train_depth(synthetic_root, ids, tiny_settings("baseline", max_steps=3), tmp_path / "a", progress=False)
 
 
+@pytest.mark.slow
 def test_train_depth_loss_decreases_on_tiny_overfit(synthetic_root, tmp_path):
     ids = KittiRoot(synthetic_root).split("train")[:2]
     settings = tiny_settings("baseline", max_steps=25, batch_size=2, lr=5e-3, hflip=False, poly_power=0.0)
@@ -68,14 +69,22 @@ def test_train_depth_loss_decreases_on_tiny_overfit(synthetic_root, tmp_path):
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:3])
 
 
-@pytest.mark.parametrize("merge", ["max", "mask", "fg", "bg"])
-def test_infer_depth_writes_full_resolution_maps(synthetic_root, tmp_path, merge):
-    root = KittiRoot(synthetic_root)
+@pytest.fixture(scope="module")
+def trained_foresee(tmp_path_factory):
+    """(root, checkpoint) of a one-step foresee model on the synthetic root, shared by the module."""
+    base = tmp_path_factory.mktemp("trained")
+    write_synthetic_root(base / "root")
     settings = tiny_settings("foresee", max_steps=1, resize_factor=0.5)
-    train_depth(synthetic_root, root.split("train"), settings, tmp_path / "t", progress=False)
+    train_depth(base / "root", KittiRoot(base / "root").split("train"), settings, base / "t", progress=False)
+    return base / "root", base / "t" / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("merge", ["max", "mask", "fg", "bg"])
+def test_infer_depth_writes_full_resolution_maps(trained_foresee, tmp_path, merge):
+    synthetic_root, checkpoint = trained_foresee
+    root = KittiRoot(synthetic_root)
     ids = root.split("val")
-    res = infer_depth(synthetic_root, ids, tmp_path / "t" / "checkpoint.pt", tmp_path / "d", merge=merge,
-                      progress=False)
+    res = infer_depth(synthetic_root, ids, checkpoint, tmp_path / "d", merge=merge, progress=False)
     assert res["frames"] == len(ids)
     d = read_depth_npz(tmp_path / "d" / f"{ids[0]}.npz")
     assert d.shape == root.image_hw(ids[0]) and d.dtype == np.float32
