@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from kitti.boxes import box_corners_rect, points_in_box_mask
-from kitti.synthetic.meshes import car_model, cyclist_model, fit_to_box, pedestrian_model, place_in_rect, truck_model, van_model
+from kitti.synthetic.meshes import (car_model, cyclist_model, fit_to_box, pedestrian_model, place_in_rect,
+                                    truck_model, van_model)
 from kitti.synthetic.render import HDL64_ELEVATION_DEG, camera_rays, lidar_directions_velo
 from kitti.synthetic.settings import SynthSettings, preset
 from kitti.synthetic.writer import template_calibration
-
-import pytest
 
 
 @settings(max_examples=12, deadline=None)
