@@ -19,18 +19,25 @@ _PRESETS = ("cpu-small", "dev", "full")
 @click.option("--seed", type=int, default=None, help="Base seed (same settings -> identical files).")
 @click.option("--image-scale", type=float, default=None, help="1.0 = KITTI's 1242x375 (P2 scaled with it).")
 @click.option("--density", "object_density", type=float, default=None, help="Scale the number of objects.")
+@click.option("--frames-per-drive", type=int, default=None, help="Frames sharing one drive's style [10].")
+@click.option("--lidar-step", "lidar_azimuth_step_deg", type=float, default=None,
+              help="HDL-64E azimuth step in degrees [0.1728 = 10 Hz as KITTI; 0.0864 = 5 Hz].")
+@click.option("--lidar-range", "lidar_max_range_m", type=float, default=None, help="LiDAR max range, m [120].")
+@click.option("--max-label-depth", "max_label_depth_m", type=float, default=None,
+              help="Farther visible objects become DontCare, m [80].")
+@click.option("--min-box-height", "min_box_height_px", type=float, default=None,
+              help="Lower visible 2D boxes become DontCare, px [15].")
+@click.option("--min-visible", "min_visible_px", type=int, default=None,
+              help="Objects with fewer visible pixels are not labelled [20].")
+@click.option("--image-noise", type=float, default=None, help="Sensor noise std (0..1 scale) [0.012].")
 @click.option("--workers", type=int, default=2, show_default=True, help="Processes rendering frames.")
 @click.option("--force", is_flag=True, help="Render even when --out already holds this dataset.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def synth_command(out_root: Path, preset: str, frames_train: int | None, frames_val: int | None,
-                  seed: int | None, image_scale: float | None, object_density: float | None,
-                  workers: int, force: bool, quiet: bool) -> None:
+def synth_command(out_root: Path, preset: str, workers: int, force: bool, quiet: bool, **overrides) -> None:
     """Render the embedded benchmark: KITTI-format frames with dense depth and labels from the render."""
     from kitti.synthetic import dataset_is_current, preset as get_preset, render_dataset
 
-    changes = {k: v for k, v in (("frames_train", frames_train), ("frames_val", frames_val), ("seed", seed),
-                                 ("image_scale", image_scale), ("object_density", object_density))
-               if v is not None}
+    changes = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = get_preset(preset).with_(**changes)
     except ValueError as e:
