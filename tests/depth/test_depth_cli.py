@@ -35,7 +35,7 @@ def test_depth_train_infer_eval_stats_commands(cli, synthetic_root, tmp_path):
     work = tmp_path / "work"
     common = ["--data", synthetic_root, "--workdir", work]
     train = ["depth", "train", *common, "--variant", "foresee", "--preset", "cpu-small", "--encoder", "test_resnet",
-             "--max-steps", "1", "--quiet"]
+             "--max-steps", "1", "--batch-size", "2", "--quiet"]
     out = cli(*train)
     ckpt = re.search(r"(\S+/depth-train/[0-9a-f]+)", out).group(1)
     assert (Path(ckpt) / "checkpoint.pt").is_file() and "1 steps" in out

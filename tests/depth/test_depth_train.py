@@ -60,7 +60,6 @@ def test_train_depth_nan_loss_names_the_step(synthetic_root, tmp_path, monkeypat
         train_depth(synthetic_root, ids, tiny_settings("baseline", max_steps=3), tmp_path / "a", progress=False)
 
 
-@pytest.mark.slow
 def test_train_depth_loss_decreases_on_tiny_overfit(synthetic_root, tmp_path):
     ids = KittiRoot(synthetic_root).split("train")[:2]
     settings = tiny_settings("baseline", max_steps=25, batch_size=2, lr=5e-3, hflip=False, poly_power=0.0)
