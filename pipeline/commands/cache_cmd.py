@@ -12,6 +12,14 @@ from pipeline.cache import ArtifactCache
 DEFAULT_WORKDIR = Path("work")
 
 
+def echo_artifact(art, describe) -> None:
+    """One summary line for a stage command: ``PATH cached`` on a hit, else ``PATH <describe(summary)>``."""
+    if art.cached:
+        click.echo(f"{art.path} cached")
+    else:
+        click.echo(f"{art.path} {describe(art.manifest['summary'])}")
+
+
 def workdir_option(f):
     return click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR,
                         show_default=True, envvar="FORESEE_WORKDIR",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import workdir_option
+from pipeline.commands.cache_cmd import echo_artifact, workdir_option
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -100,12 +100,8 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
                                            inputs=inputs, produce=produce, extra_manifest={"split": split})
     except (CheckpointMismatchError, TrainingError) as e:
         raise click.ClickException(str(e)) from None
-    if art.cached:
-        click.echo(f"{art.path} cached")
-    else:
-        s = art.manifest["summary"]
-        click.echo(f"{art.path} {variant}: {s['steps']} steps, final loss {float(s['final_loss']):.4f}, "
-                   f"{float(s['seconds']):.0f} s on {s['device']}")
+    echo_artifact(art, lambda s: f"{variant}: {s['steps']} steps, final loss {float(s['final_loss']):.4f}, "
+                                 f"{float(s['seconds']):.0f} s on {s['device']}")
 
 
 @depth_group.command("infer")
@@ -166,12 +162,8 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
             return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
 
     art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce)
-    if art.cached:
-        click.echo(f"{art.path} cached")
-    else:
-        s = art.manifest["summary"]
-        click.echo(f"{art.path} {s['frames']} depth maps" +
-                   (f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
+    echo_artifact(art, lambda s: f"{s['frames']} depth maps" + (
+        f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
 
 
 @depth_group.command("eval")

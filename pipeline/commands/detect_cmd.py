@@ -177,13 +177,10 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
                          num_threads=num_threads)
-    root = KittiRoot(data_root)
-    frame_ids = root.split(split or "val")
     cache = ArtifactCache(workdir)
-    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    frame_ids, points_dir, inputs = _results_inputs(cache, data_root, points, split, boxes2d)
     model_path, model_id = _resolve_model(cache, model_ref)
-    kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
-    inputs = [points_ref, model_id, _boxes2d_input(boxes2d), "data:" + root.fingerprint(frame_ids, kinds)]
+    inputs.insert(1, model_id)
     art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
                       inputs=inputs,
                       produce=lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path,
@@ -205,18 +202,25 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
                          num_threads=num_threads)
-    root = KittiRoot(data_root)
-    frame_ids = root.split(split or "val")
     cache = ArtifactCache(workdir)
-    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
-    kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
-    inputs = [points_ref, _boxes2d_input(boxes2d), "data:" + root.fingerprint(frame_ids, kinds)]
+    frame_ids, points_dir, inputs = _results_inputs(cache, data_root, points, split, boxes2d)
     art = cache.build(BASELINE_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
                       inputs=inputs,
                       produce=lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids,
                                                                  settings, tmp / "data",
                                                                  boxes2d=boxes2d, progress=not quiet))
     _echo_results(art)
+
+
+def _results_inputs(cache: ArtifactCache, data_root: Path, points: str, split: str | None,
+                    boxes2d: str) -> tuple[tuple[str, ...], Path, list[str]]:
+    """Frames of the split (default val), the clouds' folder, and the cache inputs of a results stage."""
+    root = KittiRoot(data_root)
+    frame_ids = root.split(split or "val")
+    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
+    return frame_ids, points_dir, [points_ref, _boxes2d_input(boxes2d),
+                                   "data:" + root.fingerprint(frame_ids, kinds)]
 
 
 def _echo_results(art) -> None:

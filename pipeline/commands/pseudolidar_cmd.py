@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import workdir_option
+from pipeline.commands.cache_cmd import echo_artifact, workdir_option
 
 _PRESETS = ("paper", "cpu-small")
 
@@ -105,9 +105,5 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
     art = cache.build("pseudolidar", code_version=pseudolidar.CODE_VERSION, settings=settings,
                       inputs=inputs, produce=produce,
                       extra_manifest={"role": role, "source": source, "split": split})
-    if art.cached:
-        click.echo(f"{art.path} cached")
-    else:
-        s = art.manifest["summary"]
-        click.echo(f"{art.path} {s['frames']} frames, {float(s['points_per_frame_mean']):.0f} points/frame, "
-                   f"{float(s['seconds']):.1f} s")
+    echo_artifact(art, lambda s: f"{s['frames']} frames, {float(s['points_per_frame_mean']):.0f} points/frame, "
+                                 f"{float(s['seconds']):.1f} s")
