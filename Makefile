@@ -41,13 +41,21 @@ test-slow: setup
 demo: setup
 	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing
 
+# Real KITTI (GPU): KOD ground truth first (depth completion maps through the devkit mapping when
+# DEPTH_ROOT is given, else each frame's own velodyne scan), then the whole chain, paper preset.
+KOD ?= $(WORKDIR)/kod
+DEPTH_ROOT ?=
+BOXES2D ?= $(KITTI)/rgb_detections/rgb_detection_val.txt
 all: setup
-	@test -n "$(KITTI)" || { echo "usage: make all KITTI=/path/to/kitti"; exit 2; }
-	$(VENV)/bin/foresee run --data $(KITTI) --preset paper --workdir $(WORKDIR)
+	@test -n "$(KITTI)" || { echo "usage: make all KITTI=/path/to/kitti [DEPTH_ROOT=/path/to/depth_completion] [BOXES2D=rgb_detection_val.txt]"; exit 2; }
+	$(VENV)/bin/foresee kod build --kitti-root $(KITTI) --out $(KOD) \
+	  $(if $(DEPTH_ROOT),--depth-root $(DEPTH_ROOT),--from-velodyne)
+	$(VENV)/bin/foresee run --data $(KOD) --preset paper --workdir $(WORKDIR) --boxes2d $(BOXES2D)
 
 bench: setup
 	$(PY) -m kitti_eval.bench
-	$(PY) -m pseudolidar.bench
+	$(PY) -m pseudolidar.bench $$( [ -d $(DATA)/training/depth_2 ] && echo --data $(DATA) )
+	$(PY) -m depth.infer --bench cpu-small --images 5
 
 clean:
 	rm -rf $(WORKDIR)
