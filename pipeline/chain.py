@@ -189,7 +189,8 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
                                {"boxes2d": cfg.boxes2d}, (f"detect-train/{cloud}",) + up, raw,
                                infer_produce, est_bytes=len(val) * 500))
         specs.append(StageSpec(f"eval/{cloud}", "eval", kitti_eval.CODE_VERSION,
-                               {"classes": ["Car", "Pedestrian", "Cyclist"]},
+                               {"classes": ["Car", "Pedestrian", "Cyclist"],
+                                "thresholds": ["devkit", "loose"]},
                                (f"detect-infer/{cloud}",), (fp_val_labels,), eval_produce,
                                est_bytes=20_000))
 
@@ -209,10 +210,14 @@ def _evaluate(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: Path) -
     from kitti.fileio import atomic_write_text
     from kitti_eval import evaluate_folders
 
-    result = evaluate_folders(root.folder("label_2"), det_dir, frame_ids=val)
-    atomic_write_text(out / "eval.json", result.to_json())
-    atomic_write_text(out / "eval.md", result.to_markdown())
-    result.to_dataframe().to_csv(out / "eval.csv", index=False)
+    from kitti_eval import IouThresholds
+
+    # the devkit's thresholds (Car 0.7) as in the paper, and the common loose set (Car BEV/3D 0.5)
+    for name, thresholds in (("eval", IouThresholds()), ("eval_loose", IouThresholds.loose())):
+        result = evaluate_folders(root.folder("label_2"), det_dir, frame_ids=val, thresholds=thresholds)
+        atomic_write_text(out / f"{name}.json", result.to_json())
+        atomic_write_text(out / f"{name}.md", result.to_markdown())
+        result.to_dataframe().to_csv(out / f"{name}.csv", index=False)
     return {"frames": len(val)}
 
 

@@ -77,21 +77,22 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
-def table4_markdown(measured: Sequence[Table4Row], *, title: str, note: str = "") -> str:
-    """Markdown: our rows (R11 and R40) then the paper's and quoted rows (R11)."""
-    lines = [f"### {title}", "", "AP_BEV / AP_3D, Car, IoU 0.7" + (f" — {note}" if note else ""), "",
+def table4_markdown(measured: Sequence[Table4Row], *, title: str, note: str = "",
+                    iou: str = "0.7", with_reference: bool = True) -> str:
+    """Markdown: our rows (R11 and R40) then (at IoU 0.7) the paper's and quoted rows (R11)."""
+    lines = [f"### {title}", "", f"AP_BEV / AP_3D, Car, IoU {iou}" + (f" — {note}" if note else ""), "",
              "| method | AP | easy | moderate | hard |", "|---|---|---|---|---|"]
-    for r in list(measured) + reference_rows():
+    for r in list(measured) + (reference_rows() if with_reference else []):
         cells = [f"{_fmt(b)} / {_fmt(a)}" for b, a in zip(r.bev, r.ap3d)]
         lines.append(f"| {r.label} | {r.recall} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def table4_csv(measured: Sequence[Table4Row]) -> str:
+def table4_csv(measured: Sequence[Table4Row], *, with_reference: bool = True) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["method", "source", "recall", *[f"bev_{d}" for d in DIFFS], *[f"3d_{d}" for d in DIFFS]])
-    for r in list(measured) + reference_rows():
+    for r in list(measured) + (reference_rows() if with_reference else []):
         w.writerow([r.label, r.source, r.recall, *["" if v is None else f"{v:.4f}" for v in r.bev],
                     *["" if v is None else f"{v:.4f}" for v in r.ap3d]])
     return buf.getvalue()
@@ -127,12 +128,22 @@ def table4_png(measured: Sequence[Table4Row], path: Path, *, title: str) -> None
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_table4(evals: Mapping[str, Mapping], out_dir: Path, *, title: str, note: str = "") -> str:
-    """Write table4.md / table4.csv / table4.png into ``out_dir``; returns the markdown."""
+def write_table4(evals: Mapping[str, Mapping], out_dir: Path, *, title: str, note: str = "",
+                 evals_loose: Mapping[str, Mapping] | None = None) -> str:
+    """Write table4.md / table4.csv / table4.png (IoU 0.7, the paper's setting) into ``out_dir``,
+    plus table4_iou05.md / .csv from the loose evaluation when given; returns the markdown."""
     measured = rows_from_evals(evals, "R11") + rows_from_evals(evals, "R40")
     md = table4_markdown(measured, title=title, note=note)
     atomic_write_text(out_dir / "table4.md", md)
     atomic_write_text(out_dir / "table4.csv", table4_csv(measured))
     table4_png(measured, out_dir / "table4.png", title=title)
     atomic_write_text(out_dir / "evals.json", json.dumps(evals, indent=1))
+    if evals_loose:
+        loose = rows_from_evals(evals_loose, "R11") + rows_from_evals(evals_loose, "R40")
+        md_loose = table4_markdown(loose, title=title + " — loose IoU (not in the paper)", note=note,
+                                   iou="0.5", with_reference=False)
+        atomic_write_text(out_dir / "table4_iou05.md", md_loose)
+        atomic_write_text(out_dir / "table4_iou05.csv", table4_csv(loose, with_reference=False))
+        atomic_write_text(out_dir / "evals_iou05.json", json.dumps(evals_loose, indent=1))
+        md = md + "\n" + md_loose
     return md

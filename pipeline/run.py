@@ -104,7 +104,10 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
              for c in cfg.clouds if f"eval/{c}" in arts}
     note = ("embedded benchmark, simulated 2D detector" if cfg.boxes2d == "simulated"
             else f"2D boxes from {cfg.boxes2d}")
-    md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note)
+    evals_loose = {c: json.loads((arts[f"eval/{c}"].path / "eval_loose.json").read_text())
+                   for c in cfg.clouds if f"eval/{c}" in arts}
+    md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note,
+                      evals_loose=evals_loose)
     parts = [md]
     depth_md = _table2(cfg, arts, out)
     if depth_md:

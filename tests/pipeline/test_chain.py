@@ -40,7 +40,7 @@ def test_run_chain_lidar_and_oracle_then_cached_then_partial_rerun(tiny_root, tm
                                       *(f"{s}/{c}" for s in ("detect-train", "detect-infer", "eval")
                                         for c in ("lidar", "oracle"))}
     report = work / "report"
-    for name in ("table4.md", "table4.csv", "table4.png", "report.md", "run_summary.json"):
+    for name in ("table4.md", "table4.csv", "table4.png", "table4_iou05.md", "report.md", "run_summary.json"):
         assert (report / name).is_file(), name
     md = (report / "table4.md").read_text()
     assert "F-PN, LiDAR (ours)" in md and "F-PN, oracle-PL: GT depth (ours)" in md
