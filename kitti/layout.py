@@ -169,6 +169,20 @@ class KittiRoot:
 
         return read_depth_png(self.path("depth_2", frame_id))
 
+    def dataset_id(self) -> str:
+        """A short identity of the dataset, to tell artifacts of different datasets apart.
+
+        Hashes the frame ids of ``label_2`` (``calib`` when there are no labels) and the content
+        of every 25th of those files: cheap, and different for two renders or two datasets, while
+        a root that links another's files (KOD) keeps its identity.
+        """
+        kind = "label_2" if self.has("label_2") else "calib"
+        ids = self.frame_ids(kind)
+        h = hashlib.sha256(("\n".join(ids) + "\n").encode())
+        for f in ids[::25]:
+            h.update(self.path(kind, f).read_bytes())
+        return h.hexdigest()[:16]
+
     def fingerprint(self, frame_ids: tuple[str, ...] | list[str], kinds: tuple[str, ...]) -> str:
         """A short hash identifying the data a stage reads: for each file its relative path and
         size, plus the full content of text files (labels, calib). Used in cache keys."""

@@ -72,9 +72,11 @@ def _load_stage_commands() -> None:
             register(name, module, attr, short)
 
 
+_load_stage_commands()
+
+
 def cli_entry() -> None:
     """Console-script entry: bad input ends with one line on stderr and exit code 2."""
-    _load_stage_commands()
     try:
         rc = main(standalone_mode=False)
         if isinstance(rc, int) and rc:

@@ -56,7 +56,11 @@ def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
     if dry_run:
         return {}
     t0 = time.time()
-    results = execute(specs, cache, log=click.echo)
+    from kitti import KittiRoot
+
+    root = KittiRoot(cfg.data_root)
+    results = execute(specs, cache, log=click.echo,
+                      extra_manifest={"dataset_id": root.dataset_id(), "data_root": str(root.root.resolve())})
     total = time.time() - t0
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

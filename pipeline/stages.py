@@ -80,8 +80,11 @@ def _stage_of(specs: Sequence[StageSpec], name: str) -> str:
 
 
 def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
-            log: Callable[[str], None] = print) -> dict[str, tuple[Artifact, float]]:
-    """Run or reuse every node in order; returns name -> (artifact, seconds spent here)."""
+            log: Callable[[str], None] = print,
+            extra_manifest: Mapping[str, Any] | None = None) -> dict[str, tuple[Artifact, float]]:
+    """Run or reuse every node in order; returns name -> (artifact, seconds spent here).
+
+    ``extra_manifest`` (e.g. the dataset's identity) is recorded in every manifest written."""
     done: dict[str, Artifact] = {}
     timings: dict[str, tuple[Artifact, float]] = {}
     for spec in specs:
@@ -91,7 +94,7 @@ def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
         log(f"[{spec.name}] ...")
         art = cache.build(spec.stage, code_version=spec.code_version, settings=spec.settings,
                           inputs=refs, produce=lambda out, _s=spec, _d=deps: _s.produce(out, _d),
-                          extra_manifest={"node": spec.name})
+                          extra_manifest={"node": spec.name, **dict(extra_manifest or {})})
         dt = time.time() - t0
         log(f"[{spec.name}] {'cached' if art.cached else f'done in {dt:.1f} s'}: {art.path}")
         done[spec.name] = art

@@ -12,6 +12,21 @@ from pipeline.cache import ArtifactCache
 DEFAULT_WORKDIR = Path("work")
 
 
+def dataset_fields(root) -> dict:
+    """Manifest fields naming the dataset an artifact was made from (see ``check_same_dataset``)."""
+    return {"dataset_id": root.dataset_id(), "data_root": str(root.root.resolve())}
+
+
+def check_same_dataset(art, root, what: str) -> None:
+    """Stop before any work when ``art`` was made from another dataset than ``root``."""
+    from kitti import KittiFormatError
+
+    made_from = art.manifest.get("dataset_id")
+    if made_from is not None and made_from != root.dataset_id():
+        raise KittiFormatError(art.path, None, f"{what} {art.ref} was made from another dataset "
+                               f"({art.manifest.get('data_root')}), not from {root.root}")
+
+
 def echo_artifact(art, describe) -> None:
     """One summary line for a stage command: ``PATH cached`` on a hit, else ``PATH <describe(summary)>``."""
     if art.cached:

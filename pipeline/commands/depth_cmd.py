@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import echo_artifact, workdir_option
+from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, workdir_option
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -161,7 +161,8 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
 
             return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
 
-    art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce)
+    art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce,
+                      extra_manifest=dataset_fields(root))
     echo_artifact(art, lambda s: f"{s['frames']} depth maps" + (
         f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
 

@@ -17,7 +17,7 @@ import click
 from kitti.errors import KittiFormatError
 from kitti.layout import KittiRoot
 from pipeline.cache import ArtifactCache, make_key
-from pipeline.commands.cache_cmd import workdir_option
+from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
 
 TRAIN_STAGE = "detect-train"
 INFER_STAGE = "detect-infer"
@@ -37,13 +37,15 @@ def _folder_fingerprint(folder: Path, frame_ids: tuple[str, ...], suffix: str) -
     return h.hexdigest()[:16]
 
 
-def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...]) -> tuple[Path, str]:
+def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...],
+                    root: KittiRoot) -> tuple[Path, str]:
     """(folder of NNNNNN.bin, input id) from a cache ref or a plain folder."""
     p = Path(points)
     if p.is_dir() and not (p / "manifest.json").is_file():
         folder = p / "velodyne" if (p / "velodyne").is_dir() else p
         return folder, "points-folder:" + _folder_fingerprint(folder, frame_ids, ".bin")
     art = cache.resolve(points)
+    check_same_dataset(art, root, "point-cloud artifact")
     folder = art.path / "velodyne"
     if not folder.is_dir():
         raise KittiFormatError(art.path, None, "artifact has no velodyne/ folder of clouds")
@@ -127,7 +129,7 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
-    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
     inputs = [points_ref, "data:" + root.fingerprint(frame_ids, ("calib", "label_2", "image_2"))]
     key = make_key(TRAIN_STAGE, CODE_VERSION, _key_settings(settings), inputs)
     resume_file = cache.workdir / TRAIN_STAGE / f"{key}.resume.pt"
@@ -217,7 +219,7 @@ def _results_inputs(cache: ArtifactCache, data_root: Path, points: str, split: s
     """Frames of the split (default val), the clouds' folder, and the cache inputs of a results stage."""
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "val")
-    points_dir, points_ref = _resolve_points(cache, points, frame_ids)
+    points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
     kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
     return frame_ids, points_dir, [points_ref, _boxes2d_input(boxes2d),
                                    "data:" + root.fingerprint(frame_ids, kinds)]

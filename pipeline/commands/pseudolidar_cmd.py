@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import echo_artifact, workdir_option
+from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_artifact, workdir_option
 
 _PRESETS = ("paper", "cpu-small")
 
 
-def _depth_source(ref: str, cache, frame_ids) -> tuple[Path, str, str]:
+def _depth_source(ref: str, cache, frame_ids, root) -> tuple[Path, str, str]:
     """(depth folder, cache input id, role) for --depth: a cache ref / artifact folder (whose
     maps are in ``depth/``) or a plain folder of NNNNNN.npz/.png."""
     from pipeline.cache import MANIFEST, CacheError
@@ -27,6 +27,7 @@ def _depth_source(ref: str, cache, frame_ids) -> tuple[Path, str, str]:
         art = cache.resolve(ref)
     except CacheError as e:
         raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint="--depth") from None
+    check_same_dataset(art, root, "depth artifact")
     folder = art.path / "depth" if (art.path / "depth").is_dir() else art.path
     settings = art.manifest.get("settings")
     role = settings.get("variant", "") if isinstance(settings, dict) else ""
@@ -94,7 +95,7 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
             return run_from_gt_depth(root.root, frame_ids, tmp / "velodyne", settings,
                                      workers=workers, progress=not quiet)
     else:
-        depth_dir, depth_input, role = _depth_source(depth_ref, cache, frame_ids)
+        depth_dir, depth_input, role = _depth_source(depth_ref, cache, frame_ids, root)
         inputs.insert(0, depth_input)
         source = depth_input
 
@@ -104,6 +105,7 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
 
     art = cache.build("pseudolidar", code_version=pseudolidar.CODE_VERSION, settings=settings,
                       inputs=inputs, produce=produce,
-                      extra_manifest={"role": role, "source": source, "split": split})
+                      extra_manifest={"role": role, "source": source, "split": split,
+                                      **dataset_fields(root)})
     echo_artifact(art, lambda s: f"{s['frames']} frames, {float(s['points_per_frame_mean']):.0f} points/frame, "
                                  f"{float(s['seconds']):.1f} s")

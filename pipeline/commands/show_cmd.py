@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import workdir_option
+from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
 
 
 def _cloud_source(ref: str, cache, root) -> tuple[Path, str, str]:
@@ -27,6 +27,7 @@ def _cloud_source(ref: str, cache, root) -> tuple[Path, str, str]:
         art = cache.resolve(ref)
     except CacheError as e:
         raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint="ARTIFACT") from None
+    check_same_dataset(art, root, "cloud artifact")
     role = str(art.manifest.get("role") or str(art.manifest.get("node", "")).rpartition("/")[2])
     folder = art.path / "velodyne" if (art.path / "velodyne").is_dir() else art.path
     return folder, role or art.ref, role

@@ -50,16 +50,19 @@ def test_resolve_points_accepts_cache_ref_and_plain_folder(tmp_path, sample_root
     from pipeline.cache import ArtifactCache
     from pipeline.commands.detect_cmd import _resolve_points
 
+    from kitti import KittiRoot
+
     cache = ArtifactCache(tmp_path / "work")
+    root = KittiRoot(sample_root)
 
     def produce(tmp):
         (tmp / "velodyne").mkdir()
         shutil.copy(sample_root / "training/velodyne/000001.bin", tmp / "velodyne/000001.bin")
 
     art = cache.build("pseudolidar", code_version="1", settings={}, inputs=[], produce=produce)
-    folder, ref = _resolve_points(cache, art.ref, ("000001",))
+    folder, ref = _resolve_points(cache, art.ref, ("000001",), root)
     assert folder == art.path / "velodyne" and ref == art.ref
-    folder, ref = _resolve_points(cache, str(sample_root / "training"), ("000001",))
+    folder, ref = _resolve_points(cache, str(sample_root / "training"), ("000001",), root)
     assert folder == sample_root / "training/velodyne" and ref.startswith("points-folder:")
     with pytest.raises(KittiFormatError, match="000009"):
-        _resolve_points(cache, str(sample_root / "training/velodyne"), ("000009",))
+        _resolve_points(cache, str(sample_root / "training/velodyne"), ("000009",), root)
