@@ -2,7 +2,7 @@
 
 Reproduce the cpu-small measurement (README, docs/readme/depth.md)::
 
-    foresee depth train --data data/dev --variant foresee --preset cpu-small
+    foresee depth train --data data/embedded --variant foresee --preset cpu-small
 
 Multi-GPU (paper preset): ``torchrun --nproc_per_node=N -m depth.train --data ROOT --out DIR``
 runs one process per GPU with DistributedDataParallel; rank 0 writes the outputs.

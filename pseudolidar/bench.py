@@ -3,7 +3,7 @@
 Reproduce::
 
     python -m pseudolidar.bench                      # both figures, 3,769 frames, 2 workers
-    python -m pseudolidar.bench --data data/dev      # inputs from the embedded benchmark's depth_2
+    python -m pseudolidar.bench --data data/embedded      # inputs from the embedded benchmark's depth_2
 
 1. Back-projection of one 1242x375 depth map in memory, single-threaded (numba kernel, and the
    float64 NumPy reference for comparison). Target: >= 100 frames/s.
@@ -149,7 +149,7 @@ def _cpu_seconds() -> float:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("data/dev"),
+    ap.add_argument("--data", type=Path, default=Path("data/embedded"),
                     help="KITTI root with depth_2 to take inputs from (analytic maps when absent)")
     ap.add_argument("--frames", type=int, default=3769, help="stage frames (KITTI val: 3769)")
     ap.add_argument("--workers", type=int, default=2)

@@ -2,7 +2,7 @@
 
 Reproduce (the cpu-small measurement; see docs/readme/detection.md)::
 
-    foresee detect infer --data data/dev --points ARTIFACT --model ARTIFACT --split val \\
+    foresee detect infer --data data/embedded --points ARTIFACT --model ARTIFACT --split val \\
         --boxes2d simulated --preset cpu-small
 
 Scores follow ``train/test.py``: with 2D detections (a file, a folder, ``simulated``) the score is

@@ -2,7 +2,7 @@
 
 Reproduce (cpu-small on the development set; see docs/readme/detection.md)::
 
-    foresee detect train --data data/dev --points ARTIFACT --split train --preset cpu-small
+    foresee detect train --data data/embedded --points ARTIFACT --split train --preset cpu-small
 
 Data: every training frame is read once (streamed, one cloud at a time); each labelled object of
 ``settings.classes`` keeps its frustum region (its 2D box grown to cover every jitter), uniformly
