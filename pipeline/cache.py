@@ -243,12 +243,14 @@ class ArtifactCache:
                 state = "corrupt"
             else:
                 state = "done" if self.check(path, verify="size") is None else "corrupt"
-            created, summary = "", {}
+            created, summary, label = "", {}, ""
             if state == "done":
                 m = json.loads((path / MANIFEST).read_text())
                 created, summary = m.get("created", ""), m.get("summary", {})
+                # what the artifact is: the chain's node name, or the role a stage command recorded
+                label = str(m.get("node") or m.get("role") or "")
             rows.append({"stage": stage, "key": name, "state": state, "bytes": size,
-                         "created": created, "summary": summary, "path": str(path)})
+                         "created": created, "summary": summary, "path": str(path), "label": label})
         return rows
 
     def resolve(self, ref: str) -> Artifact:

@@ -63,7 +63,8 @@ def cache_ls(workdir: Path) -> None:
         click.echo(f"{workdir}: empty cache")
         return
     for r in rows:
-        click.echo(f"{r['stage']:<16} {r['key']:<34} {r['state']:<8} {_human(r['bytes']):>9}  {r['created']}")
+        click.echo(f"{r['stage']:<14} {r['key']:<34} {r['state']:<8} {_human(r['bytes']):>9}  "
+                   f"{r['created']:<24}  {r['label']}")
 
 
 @cache_group.command("show")

@@ -46,6 +46,8 @@ def test_run_chain_lidar_and_oracle_then_cached_then_partial_rerun(tiny_root, tm
     assert "F-PN, LiDAR (ours)" in md and "F-PN, oracle-PL: GT depth (ours)" in md
     evals = json.loads((report / "evals.json").read_text())
     assert set(evals) == {"lidar", "oracle"}
+    # `foresee cache ls` can tell the run's artifacts apart
+    assert {"pseudolidar/oracle", "eval/lidar", "detect-train/oracle"} <= {r["label"] for r in ArtifactCache(work).ls()}
 
     # second run: everything cached
     again = run_chain(_cfg(tiny_root), work)
