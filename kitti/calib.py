@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kitti.errors import KittiFormatError
+from kitti.fileio import read_text_file
 
 # key -> number of values; the aliases are spellings found in KITTI tracking / raw files.
 _SIZES = {"P0": 12, "P1": 12, "P2": 12, "P3": 12, "R0_rect": 9, "Tr_velo_to_cam": 12,
@@ -86,13 +87,7 @@ class Calibration:
                 missing required key (P2, R0_rect, Tr_velo_to_cam), naming file and line.
         """
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise KittiFormatError(path, None, "calibration file not found") from None
-        except UnicodeDecodeError:
-            raise KittiFormatError(path, None, "calibration file is not text") from None
-        return cls.from_text(text, path=path)
+        return cls.from_text(read_text_file(path, "calibration file"), path=path)
 
     @classmethod
     def from_text(cls, text: str, *, path: str | PathLike[str] | None = None) -> "Calibration":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from os import PathLike
 from pathlib import Path
+
+from kitti.errors import KittiFormatError
 
 
 def _umask() -> int:
@@ -34,3 +37,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Text version of :func:`atomic_write_bytes` (UTF-8, ``\\n`` line ends)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_text_file(path: str | PathLike[str], what: str) -> str:
+    """The text of a small input file, or a :class:`KittiFormatError` naming it.
+
+    Args:
+        path: the file.
+        what: how the error calls it, e.g. ``"label file"`` -> ``label file not found``.
+    """
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise KittiFormatError(path, None, f"{what} not found") from None
+    except UnicodeDecodeError:
+        raise KittiFormatError(path, None, f"{what} is not text") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from kitti.errors import KittiFormatError
-from kitti.fileio import atomic_write_text
+from kitti.fileio import atomic_write_text, read_text_file
 
 _FIELDS = ("type", "truncated", "occluded", "alpha", "x1", "y1", "x2", "y2",
            "h", "w", "l", "x", "y", "z", "ry")
@@ -186,12 +186,7 @@ def read_label_file(path: str | PathLike[str], *, require_score: bool = False) -
         KittiFormatError: missing file or a malformed line (naming the line).
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise KittiFormatError(path, None, "label file not found") from None
-    except UnicodeDecodeError:
-        raise KittiFormatError(path, None, "label file is not text") from None
+    text = read_text_file(path, "label file")
     return [parse_label_line(line, path=path, lineno=i, require_score=require_score)
             for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
 

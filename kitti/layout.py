@@ -23,6 +23,7 @@ import numpy as np
 
 from kitti.calib import Calibration
 from kitti.errors import KittiFormatError
+from kitti.fileio import read_text_file
 from kitti.labels import Object3d, read_label_file
 from kitti.velodyne import read_velodyne
 
@@ -33,10 +34,7 @@ _SUFFIX = {"image_2": ".png", "calib": ".txt", "label_2": ".txt", "velodyne": ".
 def read_split_file(path: str | PathLike[str]) -> tuple[str, ...]:
     """Read a split file (one 6-digit frame id per line; blank lines ignored)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise KittiFormatError(path, None, "split file not found") from None
+    text = read_text_file(path, "split file")
     ids = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         token = line.strip()

@@ -31,6 +31,7 @@ import numpy as np
 
 from kitti.classes import KITTI_TYPES
 from kitti.errors import KittiFormatError
+from kitti.fileio import read_text_file
 from kitti.labels import Object3d
 
 #: F-PointNet's ``rgb_detection`` class ids (``read_det_file``).
@@ -107,12 +108,7 @@ def read_rgb_detection_file(path: str | PathLike[str], known_frames: Iterable[st
             unknown frame, or an inverted box, naming the line.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise KittiFormatError(path, None, "2D detection file not found") from None
-    except UnicodeDecodeError:
-        raise KittiFormatError(path, None, "2D detection file is not text") from None
+    text = read_text_file(path, "2D detection file")
     known = set(known_frames)
     out: dict[str, list[Box2D]] = {}
     for lineno, tokens in _token_lines(path, text, 7, "img_path typeid score x1 y1 x2 y2"):
