@@ -120,11 +120,11 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
         atomic_write_text(out / "run_summary.json", json.dumps(run_summary, indent=1))
         parts.append(_timings_md(run_summary))
     try:
-        from pipeline.figures import make_figures
+        from pipeline.figures import figures_markdown, make_figures
 
         figs = make_figures(cfg, arts, out)
         if figs:
-            parts.append("Figures: " + ", ".join(p.name for p in figs) + "\n")
+            parts.append(figures_markdown(figs))
     except ImportError as e:  # a stage package without its viz yet
         parts.append(f"(figures skipped: {e})\n")
     report = "\n".join(parts)

@@ -329,11 +329,16 @@ def plotly_js() -> str:
 
 
 def _json_for_script(obj: dict) -> str:
-    """JSON safe inside ``<script>``: ``<``, ``>``, ``&`` written as \\u escapes (valid JSON)."""
+    """JSON safe inside ``<script>``: ``<``, ``>``, ``&`` written as \\u escapes (valid JSON).
+
+    plotly's encoder turns NumPy arrays into base64 typed arrays but also escapes every ``/``
+    (``\\u002f``, +18 % on base64 data); its output is re-written compactly with only the three
+    characters that could end the script escaped.
+    """
     from plotly.io import to_json
 
-    text = to_json(obj, validate=False, engine="json")
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    compact = json.dumps(json.loads(to_json(obj, validate=False, engine="json")), separators=(",", ":"))
+    return compact.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 _LOADER = """
