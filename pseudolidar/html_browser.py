@@ -53,6 +53,9 @@ class BrowserRun:
         dom: the page's DOM after the run (``--dump-dom``), "" when a screenshot was asked for.
         requests: URLs the page asked the network for (see :func:`page_requests`).
         wall_s: wall-clock seconds of the whole browser process.
+        cpu_s: user + system CPU seconds of the browser's whole process tree (renderer, GPU
+            process...), from ``/proc`` sampled every 50 ms (a process's last sample counts, so a
+            process living under 50 ms may be missed; 0 without ``/proc`` or unless asked).
         ready_ms: the page's ``data-ready-ms`` (ms from navigation start until plotly drew the
             figure), None when absent.
     """
@@ -60,7 +63,31 @@ class BrowserRun:
     dom: str
     requests: tuple[str, ...]
     wall_s: float
+    cpu_s: float
     ready_ms: float | None
+
+
+def _tree_cpu_ticks(root_pid: int) -> dict[int, int]:
+    """pid -> utime + stime (clock ticks) of ``root_pid`` and all its descendants, from /proc."""
+    parent, ticks = {}, {}
+    try:
+        entries = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return {}
+    for d in entries:
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parent[int(d)], ticks[int(d)] = int(fields[1]), int(fields[11]) + int(fields[12])
+    tree, grew = {root_pid}, True
+    while grew:
+        new = {pid for pid, pp in parent.items() if pp in tree and pid not in tree}
+        tree |= new
+        grew = bool(new)
+    return {pid: ticks[pid] for pid in tree if pid in ticks}
 
 
 def page_requests(netlog: dict) -> list[str]:
@@ -76,7 +103,8 @@ def page_requests(netlog: dict) -> list[str]:
 
 
 def run_headless(url: str, *, screenshot: Path | None = None, window_wh: tuple[int, int] = (1200, 800),
-                 budget_ms: int = 15_000, timeout_s: float = 120.0, binary: str | None = None) -> BrowserRun:
+                 budget_ms: int = 2_000, timeout_s: float = 300.0, binary: str | None = None,
+                 measure_cpu: bool = False) -> BrowserRun:
     """Open ``url`` in headless Chromium with the network cut off.
 
     Args:
@@ -86,6 +114,7 @@ def run_headless(url: str, *, screenshot: Path | None = None, window_wh: tuple[i
         budget_ms: virtual time given to the page (timers, animation frames) before the capture.
         timeout_s: wall-clock limit of the browser process.
         binary: the executable (default :func:`chromium_binary`).
+        measure_cpu: sample the process tree's CPU time (``BrowserRun.cpu_s``; else 0).
 
     Raises:
         RuntimeError: no Chromium, or the browser failed (its last stderr lines in the message).
@@ -104,27 +133,47 @@ def run_headless(url: str, *, screenshot: Path | None = None, window_wh: tuple[i
                 f"--window-size={window_wh[0]},{window_wh[1]}", f"--virtual-time-budget={budget_ms}"]
         args += [f"--screenshot={screenshot}"] if screenshot is not None else ["--dump-dom"]
         t0 = time.perf_counter()
-        proc = subprocess.run([*args, url], capture_output=True, text=True, timeout=timeout_s)
-        wall = time.perf_counter() - t0
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen([*args, url], stdout=out, stderr=err, text=True)
+            ticks: dict[int, int] = {}
+            try:
+                while proc.poll() is None:
+                    if time.perf_counter() - t0 > timeout_s:
+                        raise RuntimeError(f"chromium took over {timeout_s:.0f} s on {url}")
+                    if measure_cpu:
+                        for pid, t in _tree_cpu_ticks(proc.pid).items():
+                            ticks[pid] = max(ticks.get(pid, 0), t)
+                    time.sleep(0.05)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            wall = time.perf_counter() - t0
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        cpu = sum(ticks.values()) / os.sysconf("SC_CLK_TCK")
         if proc.returncode != 0 or (screenshot is not None and not Path(screenshot).is_file()):
-            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            tail = "\n".join(stderr.strip().splitlines()[-5:])
             raise RuntimeError(f"chromium exited {proc.returncode} on {url}: {tail}")
         requests = tuple(page_requests(json.loads(netlog_path.read_text()))) if netlog_path.is_file() else ()
-    dom = proc.stdout if screenshot is None else ""
+    dom = stdout if screenshot is None else ""
     m = re.search(r'data-ready-ms="([0-9.]+)"', dom)
-    return BrowserRun(dom, requests, wall, float(m.group(1)) if m else None)
+    return BrowserRun(dom, requests, wall, cpu, float(m.group(1)) if m else None)
 
 
 def measure(page: Path, runs: int = 3, camera: str = "") -> dict:
     """Size of ``page`` and, over ``runs`` headless openings, the page's time until the plot is
     drawn (``data-ready-ms``) and the browser's wall time (median, min, max)."""
     url = page.resolve().as_uri() + (f"#{camera}" if camera else "")
-    results = [run_headless(url) for _ in range(runs)]
+    results = [run_headless(url, measure_cpu=True) for _ in range(runs)]
     ready = [r.ready_ms for r in results if r.ready_ms is not None]
     walls = [r.wall_s for r in results]
+    cpus = [r.cpu_s for r in results]
     out = {"page": str(page), "bytes": page.stat().st_size, "runs": runs,
            "ready_ms": {"median": statistics.median(ready), "min": min(ready), "max": max(ready)} if ready else None,
            "browser_wall_s": {"median": statistics.median(walls), "min": min(walls), "max": max(walls)},
+           "browser_cpu_s": {"median": statistics.median(cpus), "min": min(cpus), "max": max(cpus)},
            "requests": sorted({u for r in results for u in r.requests})}
     return out
 
@@ -146,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ready = res["ready_ms"]
     print(f"{a.page}: {res['bytes'] / 1e6:.2f} MB; plot drawn {ready['median']:.0f} ms after navigation "
           f"start (median of {a.runs}, {ready['min']:.0f}-{ready['max']:.0f}); browser process "
-          f"{res['browser_wall_s']['median']:.2f} s; network requests by the page: {len(res['requests'])}"
+          f"{res['browser_wall_s']['median']:.2f} s wall, {res['browser_cpu_s']['median']:.2f} s CPU "
+          f"(start to exit); network requests by the page: {len(res['requests'])}; "
+          f"load average {os.getloadavg()[0]:.1f}"
           if ready else f"{a.page}: plot never reported ready; requests {res['requests']}")
     if a.screenshot is not None:
         url = a.page.resolve().as_uri() + (f"#{a.camera}" if a.camera else "")
