@@ -67,7 +67,7 @@ class BrowserRun:
     ready_ms: float | None
 
 
-def _tree_cpu_ticks(root_pid: int) -> dict[int, int]:
+def process_tree_cpu_ticks(root_pid: int) -> dict[int, int]:
     """pid -> utime + stime (clock ticks) of ``root_pid`` and all its descendants, from /proc."""
     parent, ticks = {}, {}
     try:
@@ -141,7 +141,7 @@ def run_headless(url: str, *, screenshot: Path | None = None, window_wh: tuple[i
                     if time.perf_counter() - t0 > timeout_s:
                         raise RuntimeError(f"chromium took over {timeout_s:.0f} s on {url}")
                     if measure_cpu:
-                        for pid, t in _tree_cpu_ticks(proc.pid).items():
+                        for pid, t in process_tree_cpu_ticks(proc.pid).items():
                             ticks[pid] = max(ticks.get(pid, 0), t)
                     time.sleep(0.05)
             finally:

@@ -232,7 +232,8 @@ def _box_hover(layer: BoxLayer, corners_velo: np.ndarray) -> list[str | None]:
 
 def build_figure(clouds: Sequence[CloudLayer], boxes: Sequence[BoxLayer] = (),
                  calib: Calibration | None = None, *, view: HtmlView = HtmlView(), title: str = "") -> dict:
-    """The page's plotly figure (``{"data", "layout", "config"}``, JSON-ready).
+    """The page's plotly figure: ``{"data", "layout", "config"}`` (cloud coordinates as float32
+    NumPy arrays, which :func:`render_html` writes as base64 typed arrays).
 
     Args:
         clouds: drawn in order, each as one trace (cropped to the view box, capped).
@@ -292,17 +293,17 @@ def build_figure(clouds: Sequence[CloudLayer], boxes: Sequence[BoxLayer] = (),
     axis = {"visible": False, "showspikes": False, "autorange": False}  # the grid layer has the metres
     aspect = dict(zip("xyz", (float(a) for a in view.aspect)))
     # active -1: the first click applies args (hide), the next args2 (show again)
-    toggles = [{"type": "buttons", "direction": "down", "showactive": False, "active": -1, "x": 0.0, "xanchor": "left",
-                "y": 0.90 - 0.055 * i, "yanchor": "top", "pad": {"l": 4, "t": 0},
+    toggles = [{"type": "buttons", "direction": "down", "showactive": False, "active": -1,
+                "x": 0.0, "xanchor": "left", "y": 0.90 - 0.055 * i, "yanchor": "top", "pad": {"l": 4, "t": 0},
                 "bgcolor": "#333", "bordercolor": "#666", "font": {"color": "#eee", "size": 11},
                 "buttons": [{"label": f"toggle {name}", "method": "restyle",
                              "args": [{"visible": False}, idx], "args2": [{"visible": True}, idx]}]}
                for i, (name, idx) in enumerate(layers)]
-    presets = {"type": "buttons", "direction": "right", "showactive": False, "x": 0.0, "xanchor": "left", "y": 0.97,
-               "yanchor": "top", "pad": {"l": 4}, "bgcolor": "#333", "bordercolor": "#666",
-               "font": {"color": "#eee", "size": 11},
-               "buttons": [{"label": _CAMERA_LABELS[n], "method": "relayout", "args": [{"scene.camera": cams[n], "scene.aspectratio": aspect}]}
-                           for n in CAMERAS]}
+    presets = {"type": "buttons", "direction": "right", "showactive": False,
+               "x": 0.0, "xanchor": "left", "y": 0.97, "yanchor": "top", "pad": {"l": 4},
+               "bgcolor": "#333", "bordercolor": "#666", "font": {"color": "#eee", "size": 11},
+               "buttons": [{"label": _CAMERA_LABELS[n], "method": "relayout",
+                            "args": [{"scene.camera": cams[n], "scene.aspectratio": aspect}]} for n in CAMERAS]}
     cap = f"clouds: points in the box shown, at most {view.max_points:,} per layer (random subset)"
     layout = go.Layout(
         template="plotly_dark", paper_bgcolor="#000", font={"color": "#ddd"},

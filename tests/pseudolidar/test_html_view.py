@@ -207,3 +207,34 @@ def test_show_command_html_writes_the_page_with_the_cap(gt_root, tmp_path):
     assert cloud["meta"]["points_in_view"] == int(inside.sum()) and len(_xyz(cloud)) == 3000
     assert [t["meta"]["layer"] for t in _traces(fig, "boxes")] == ["ground truth"]
     assert fig["layout"]["scene"]["xaxis"]["range"] == [0.0, 40.0]
+
+
+def test_page_requests_keeps_the_page_s_requests_not_the_browser_s():
+    from pseudolidar.html_browser import page_requests
+
+    def start(url, nik, initiator):
+        return {"type": 7, "params": {"url": url, "network_isolation_key": nik, "initiator": initiator}}
+
+    netlog = {"constants": {"logEventTypes": {"URL_REQUEST_START_JOB": 7, "REQUEST_ALIVE": 3}},
+              "events": [start("https://update.example/json", "null null", "not an origin"),  # component updater
+                         start("http://example.invalid/a.png", "file:// [internally: file://] file://", "null"),
+                         {"type": 3, "params": {"url": "https://x.example/", "initiator": "null"}},  # other event
+                         start("https://example.org/b.json", "file:// file://", "null")]}
+    assert page_requests(netlog) == ["http://example.invalid/a.png", "https://example.org/b.json"]
+
+
+def test_process_tree_cpu_ticks_sees_child_processes():
+    import os
+    import subprocess
+    import sys
+
+    from pseudolidar.html_browser import process_tree_cpu_ticks
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        ticks = process_tree_cpu_ticks(os.getpid())
+        assert os.getpid() in ticks and child.pid in ticks and all(t >= 0 for t in ticks.values())
+        assert process_tree_cpu_ticks(child.pid).keys() == {child.pid}
+    finally:
+        child.kill()
+        child.wait()
