@@ -13,10 +13,12 @@ embedded benchmark, or the KOD ground truth that ``foresee kod build`` writes.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from importlib import resources
 from os import PathLike
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -182,17 +184,44 @@ class KittiRoot:
         return h.hexdigest()[:16]
 
     def fingerprint(self, frame_ids: tuple[str, ...] | list[str], kinds: tuple[str, ...]) -> str:
-        """A short hash identifying the data a stage reads: for each file its relative path and
-        size, plus the full content of text files (labels, calib). Used in cache keys."""
-        h = hashlib.sha256()
+        """A short hash identifying the data a stage reads, for cache keys (see
+        :func:`fingerprint_files`): every file of ``kinds`` for ``frame_ids``, named relative to
+        the root (so a moved or linked root keeps its fingerprint)."""
+        named = []
         for kind in kinds:
             for f in frame_ids:
-                p = self.path(kind, f)
-                try:
-                    st = p.stat()
-                except FileNotFoundError:
-                    raise KittiFormatError(p, None, f"frame {f} missing in {kind}/") from None
-                h.update(f"{kind}/{f}:{st.st_size}\n".encode())
-                if p.suffix == ".txt":
-                    h.update(p.read_bytes())
-        return h.hexdigest()[:16]
+                named.append((f"{kind}/{f}{_SUFFIX[kind]}", self.path(kind, f)))
+        return fingerprint_files(named)
+
+
+#: Files whose full content enters a fingerprint: the small text files (calib, label_2, split
+#: files, 2D detections, KITTI results), where an edit often keeps the size.
+CONTENT_HASHED_SUFFIXES = frozenset({".txt"})
+
+
+def fingerprint_files(named: Iterable[tuple[str, Path]]) -> str:
+    """16 hex digits of sha256 over, for each ``(name, path)``: the name, the size, the
+    modification time in ns and, for text files (:data:`CONTENT_HASHED_SUFFIXES`), the content.
+
+    Why this mix: binary files (images, velodyne scans, depth maps) are what make KITTI big
+    (~27 GB for the object training set); hashing them on every plan would take minutes, so
+    they are identified by size + ``st_mtime_ns``: rewriting a file (even with the same size,
+    e.g. every point shifted by 5 m) gives it a new mtime. Text files are small (calib +
+    labels of 7,481 frames: ~30 MB) and are edited by hand, sometimes within the same second
+    and at the same size, so their content is hashed too. The cost: a copy that does not keep
+    mtimes (``cp`` without ``-p``) changes the fingerprint and re-runs the stages that read it.
+
+    Raises:
+        KittiFormatError: a file is missing (named, one line).
+    """
+    h = hashlib.sha256()
+    for name, path in named:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise KittiFormatError(path, None, f"missing ({name})") from None
+        h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        if path.suffix in CONTENT_HASHED_SUFFIXES:
+            with open(path, "rb") as fh:
+                h.update(hashlib.blake2b(fh.read(), digest_size=16).digest())
+    return h.hexdigest()[:16]

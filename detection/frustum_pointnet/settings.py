@@ -118,6 +118,12 @@ class FPointNetSettings:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"FPointNetSettings.device: expected auto, cpu or cuda, got {self.device!r}")
 
+    def inference_key(self) -> dict[str, Any]:
+        """The fields inference reads (:data:`INFERENCE_FIELDS`; the network's shape and weights
+        come from the model file, an input of its own): what a detect-infer cache key records,
+        so that training-only fields (epochs, learning rate, ...) do not split its cache."""
+        return {name: getattr(self, name) for name in INFERENCE_FIELDS}
+
     def with_(self, **changes: Any) -> "FPointNetSettings":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -131,6 +137,10 @@ class FPointNetSettings:
             raise ValueError(f"FPointNetSettings: unknown fields {unknown}")
         return cls(**values)
 
+
+#: The settings :func:`detection.frustum_pointnet.infer.infer_fpointnet` reads.
+INFERENCE_FIELDS = ("classes", "num_points", "min_points_detection", "min_box_height_px", "fov_min_x_velo_m",
+                    "seed", "device")
 
 PRESETS: tuple[str, ...] = ("paper", "cpu-small")
 
