@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from os import PathLike
 from pathlib import Path
@@ -88,10 +88,14 @@ class KittiRoot:
     Args:
         root: the folder holding ``training/`` (and optionally ``testing/``, ``ImageSets/``).
         part: ``training`` or ``testing``.
+        memo: when given (a dict), :meth:`fingerprint` remembers each file's part in it, so the
+            stages of one chain plan stat and read each file once. Use one per plan: a file
+            changed after it was remembered is not seen.
     """
 
     root: Path
     part: str = "training"
+    memo: dict | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -139,7 +143,9 @@ class KittiRoot:
             folder = self.folder(kind)
             if not folder.is_dir():
                 raise KittiFormatError(folder, None, f"missing folder '{kind}' in KITTI root {self.root}")
-            missing = [f for f in frame_ids if not self.path(kind, f).is_file()]
+            present = set(os.listdir(folder))
+            suffix = _SUFFIX[kind]
+            missing = [f for f in frame_ids if f + suffix not in present]
             if missing:
                 more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
                 raise KittiFormatError(self.path(kind, missing[0]), None,
@@ -187,11 +193,17 @@ class KittiRoot:
         """A short hash identifying the data a stage reads, for cache keys (see
         :func:`fingerprint_files`): every file of ``kinds`` for ``frame_ids``, named relative to
         the root (so a moved or linked root keeps its fingerprint)."""
-        named = []
+        h = hashlib.sha256()
+        memo = {} if self.memo is None else self.memo
         for kind in kinds:
+            folder, suffix = os.fspath(self.folder(kind)) + os.sep, _SUFFIX[kind]
             for f in frame_ids:
-                named.append((f"{kind}/{f}{_SUFFIX[kind]}", self.path(kind, f)))
-        return fingerprint_files(named)
+                name = f"{kind}/{f}{suffix}"
+                line = memo.get(name)
+                if line is None:
+                    line = memo[name] = file_fingerprint(name, folder + f + suffix)
+                h.update(line)
+        return h.hexdigest()[:16]
 
 
 #: Files whose full content enters a fingerprint: the small text files (calib, label_2, split
@@ -216,12 +228,18 @@ def fingerprint_files(named: Iterable[tuple[str, Path]]) -> str:
     """
     h = hashlib.sha256()
     for name, path in named:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise KittiFormatError(path, None, f"missing ({name})") from None
-        h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-        if path.suffix in CONTENT_HASHED_SUFFIXES:
-            with open(path, "rb") as fh:
-                h.update(hashlib.blake2b(fh.read(), digest_size=16).digest())
+        h.update(file_fingerprint(name, path))
     return h.hexdigest()[:16]
+
+
+def file_fingerprint(name: str, path: str | PathLike[str]) -> bytes:
+    """One file's part of :func:`fingerprint_files`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise KittiFormatError(Path(path), None, f"missing ({name})") from None
+    line = f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+    if os.path.splitext(path)[1] in CONTENT_HASHED_SUFFIXES:
+        with open(path, "rb") as fh:
+            line += hashlib.blake2b(fh.read(), digest_size=16).digest()
+    return line

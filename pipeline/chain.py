@@ -417,7 +417,7 @@ def _check_config(cfg: RunConfig) -> None:
 def build_chain(cfg: RunConfig) -> list[StageSpec]:
     """The stage specs of ``cfg`` in topological order, each with its complete key inputs."""
     _check_config(cfg)
-    root = KittiRoot(cfg.data_root)
+    root = KittiRoot(cfg.data_root, memo={})  # each raw file stat'ed / read once per plan
     train, val = check_data(cfg)
     ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]))
     refs: dict[str, str] = {}

@@ -78,7 +78,7 @@ def plan(specs: Sequence[StageSpec], cache: ArtifactCache) -> list[PlannedStage]
         key = make_key(spec.stage, spec.code_version, spec.settings, refs)
         keys[spec.name] = key
         entry = cache.entry_path(spec.stage, key)
-        out.append(PlannedStage(spec, key, (entry / "manifest.json").is_file()))
+        out.append(PlannedStage(spec, key, entry.is_dir() and cache.check_stat(entry) is None))
     return out
 
 
@@ -95,6 +95,14 @@ def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
     """Run or reuse every node in order; returns name -> (artifact, seconds spent here).
 
     ``extra_manifest`` (e.g. the dataset's identity) is recorded in every manifest written."""
+    with cache.running():
+        return _execute(specs, cache, log, extra_manifest)
+
+
+def _execute(specs: Sequence[StageSpec], cache: ArtifactCache, log: Callable[[str], None],
+             extra_manifest: Mapping[str, Any] | None) -> dict[str, tuple[Artifact, float]]:
+    if cache.after_crash():
+        log("(an earlier run or writer died: cached artifacts are verified by hash this time)")
     done: dict[str, Artifact] = {}
     timings: dict[str, tuple[Artifact, float]] = {}
     for spec in specs:
