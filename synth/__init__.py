@@ -9,8 +9,8 @@ The calibration template ``calib_template.txt`` is KITTI object training ``calib
 (2011_09_26 rig, copied from tests/data/kitti_sample; KITTI, CC BY-NC-SA 3.0).
 """
 
-from kitti.synthetic.settings import PRESETS, SynthSettings, preset
-from kitti.synthetic.writer import dataset_is_current, render_dataset, template_calibration
+from synth.settings import PRESETS, SynthSettings, preset
+from synth.writer import dataset_is_current, render_dataset, template_calibration
 
 #: Bumped whenever the rendered bytes change (used in artifact cache keys).
 CODE_VERSION = "1"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kitti.synthetic.meshes import (Material, MeshBuilder, box, car_model, cyclist_model, cylinder,
+from synth.meshes import (Material, MeshBuilder, box, car_model, cyclist_model, cylinder,
                                     fit_to_box, pedestrian_model, place_in_rect, prism_z, sphere,
                                     truck_model, van_model)
 
