@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synth.settings import Range, SceneSettings
 from synth.meshes import (Material, MeshBuilder, box, car_model, cyclist_model, cylinder,
                                     fit_to_box, pedestrian_model, place_in_rect, prism_z, sphere,
                                     truck_model, van_model)
@@ -288,283 +289,405 @@ def _model(rng: np.random.Generator, kind: str, hwl: tuple[float, float, float])
     return cyclist_model(rng, _paint(rng), hwl)
 
 
-def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: float = 1.0) -> Scene:
+def generate_scene(style: DriveStyle, rng: np.random.Generator, *, density: float = 1.0,
+                   settings: SceneSettings = SceneSettings()) -> Scene:
     """Draw one frame's scene.
+
+    The steps, in the order they draw from ``rng`` (which fixes the rendered bytes): lay out the
+    street (:func:`_lay_out_street`), then the ground, the skyline ring, buildings, trees and lamp
+    posts, street furniture, and the objects (parked cars, traffic, pedestrians, cyclists, cross
+    traffic), each a method of :class:`_StreetBuilder`.
 
     Args:
         style: the drive's shared style (see :func:`sample_drive_style`).
         rng: the frame's generator (the only source of randomness).
         density: multiplies the expected number of objects.
+        settings: the generator's constants (:class:`~synth.settings.SceneSettings`).
     """
-    g = style.ground_y
+    b = _StreetBuilder(style, rng, density, settings)
+    b.add_ground()
+    b.add_skyline()
+    b.add_buildings()
+    for side in (-1, 1):
+        b.add_trees(side)
+        b.add_lamp_posts(side)
+    for side in (-1, 1):
+        b.add_furniture(side)
+    b.keep_ego_free()
+    for side_i, side in enumerate((-1, 1)):
+        if style.parking[side_i]:
+            b.park_cars(side)
+    b.add_traffic()
+    b.add_pedestrians()
+    b.add_cyclists()
+    if b.cross[0] < b.s1:
+        b.add_cross_traffic()
+    return b.asm.build(style.lighting, b.road, b.g, b.kerb, b.level_to_rect)
+
+
+#: A cross street that never comes: the "no intersection" value of ``_StreetBuilder.cross``.
+_NO_CROSS: tuple[float, float] = (1e6, 1e6 + 1)
+
+
+def _lay_out_street(style: DriveStyle, rng: np.random.Generator, p: SceneSettings, half: float
+                    ) -> tuple[int, RoadFrame, tuple[float, float], np.ndarray]:
+    """The camera's lane, the road frame, the cross street and the frame's road tilt.
+
+    Returns ``(ego_lane, road, cross, level_to_rect)``: ``cross`` is the along-road interval of
+    the cross street (``_NO_CROSS`` when there is none), ``level_to_rect`` the (3, 3) rotation of
+    the road pitch and roll.
+    """
     lw = style.lane_width_m
-    half = style.n_lanes * lw / 2
-    # road surface edges: the lanes plus a 2.3 m parking strip on sides with parking
-    edges = {-1: half + (2.3 if style.parking[0] else 0.0), 1: half + (2.3 if style.parking[1] else 0.0)}
-
-    def edge(side: int) -> float:
-        return edges[int(side)]
-
     ego_lane = int(rng.integers(style.n_oncoming, style.n_lanes))  # drive in a same-direction lane
-    t_cam = -half + (ego_lane + 0.5) * lw + rng.uniform(-0.3, 0.3)
-    yaw = np.deg2rad(rng.normal(0.0, 1.8))
+    t_cam = -half + (ego_lane + 0.5) * lw + rng.uniform(-p.camera_lateral_jitter_m, p.camera_lateral_jitter_m)
+    yaw = np.deg2rad(rng.normal(0.0, p.road_yaw_std_deg))
     fwd = np.array([np.sin(yaw), 0.0, np.cos(yaw)])
     right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])
     origin = -t_cam * right
     # an intersection with a cross street at s in [x0, x1] (or none), maybe a zebra crossing before it
-    if rng.random() < {"city": 0.5, "residential": 0.4, "road": 0.25}[style.street]:
-        s_x, w_x = rng.uniform(12, 60), rng.uniform(7, 11)
+    if rng.random() < p.street_kinds[style.street].intersection_p:
+        s_x, w_x = rng.uniform(*p.cross_centre_m), rng.uniform(*p.cross_width_m)
         cross = (s_x - w_x / 2, s_x + w_x / 2)
-        zebra = (cross[0] - 4.5, cross[0] - 1.0) if rng.random() < 0.6 and style.street != "road" else None
+        zebra = ((cross[0] - p.zebra_from_cross_m[0], cross[0] - p.zebra_from_cross_m[1])
+                 if rng.random() < p.zebra_p and style.street != "road" else None)
     else:
-        cross, zebra = (1e6, 1e6 + 1), None
-    pitch, roll = np.deg2rad(np.clip(rng.normal(0.0, [0.5, 0.3]), -1.5, 1.5))
+        cross, zebra = _NO_CROSS, None
+    pitch, roll = np.deg2rad(np.clip(rng.normal(0.0, list(p.tilt_std_deg)), -p.tilt_max_deg, p.tilt_max_deg))
     cp, sp, cr, sr = np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
     level_to_rect = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]]) @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
     road = RoadFrame(origin, right, fwd, half, lw, style.n_lanes, style.n_oncoming,
-                     float(rng.uniform(0.1, 0.15)), (3.0, float(rng.choice([6.0, 9.0]))), zebra)
-    asm = _SceneAssembler()
-    w = asm.world
-    s0, s1 = -80.0, 260.0
-    kerb = style.kerb_m
-    pav = style.pavement_m
+                     float(rng.uniform(*p.mark_width_m)), (p.dash_m, float(rng.choice(list(p.dash_gaps_m)))), zebra)
+    return ego_lane, road, cross, level_to_rect
 
-    def road_box(t0, t1, y0, y1, a0, a1):
-        v, t = box(t0, t1, y0, y1, a0, a1)
-        return road.to_rect(v[:, 0], v[:, 1], v[:, 2]), t
 
-    def add_road_box(t0, t1, y0, y1, a0, a1, mat, alb):
-        v, t = road_box(t0, t1, y0, y1, a0, a1)
-        w.add(v, t, mat, alb)
+class _StreetBuilder:
+    """One frame's street being built: the static world (level frame) and the objects (rect)."""
 
-    def in_cross(a: float, b: float, pad: float) -> bool:
-        return a < cross[1] + pad and b > cross[0] - pad
+    def __init__(self, style: DriveStyle, rng: np.random.Generator, density: float, p: SceneSettings) -> None:
+        self.style, self.rng, self.density, self.p = style, rng, density, p
+        self.kind = p.street_kinds[style.street]
+        self.g = style.ground_y
+        self.half = style.n_lanes * style.lane_width_m / 2
+        # road surface edges: the lanes plus a parking strip on sides with parking
+        self.edges = {-1: self.half + (p.parking_strip_m if style.parking[0] else 0.0),
+                      1: self.half + (p.parking_strip_m if style.parking[1] else 0.0)}
+        self.ego_lane, self.road, self.cross, self.level_to_rect = _lay_out_street(style, rng, p, self.half)
+        self.asm = _SceneAssembler()
+        self.s0, self.s1 = p.extent_m
+        self.kerb = style.kerb_m
+        self.pav = style.pavement_m
 
-    def segments(a: float, b: float) -> list[tuple[float, float]]:
+    # -- helpers -------------------------------------------------------------------------------
+    def edge(self, side: int) -> float:
+        """Lateral distance of the kerb line on ``side`` (-1 left, +1 right)."""
+        return self.edges[int(side)]
+
+    def in_cross(self, a: float, b: float, pad: float) -> bool:
+        """Whether the along-road interval [a, b] comes within ``pad`` of the cross street."""
+        return a < self.cross[1] + pad and b > self.cross[0] - pad
+
+    def segments(self, a: float, b: float) -> list[tuple[float, float]]:
         """[a, b] minus the cross street."""
-        out = [(a, min(b, cross[0])), (max(a, cross[1]), b)]
+        out = [(a, min(b, self.cross[0])), (max(a, self.cross[1]), b)]
         return [(u, v) for u, v in out if v > u]
 
-    # road surface, kerbs + pavements (boxes whose sides are the kerbs), verges
-    road_alb = (style.road_albedo,) * 3
-    add_road_box(-edge(-1) - 0.3, edge(1) + 0.3, g, g + 0.5, s0, s1, Material.ROAD, road_alb)
-    pav_alb = np.array([0.42, 0.4, 0.38]) * rng.uniform(0.8, 1.15)
-    for side in (-1, 1):
-        t_in, t_out = side * edge(side), side * (edge(side) + pav)
-        for a, b in segments(s0, s1):
-            add_road_box(min(t_in, t_in + side * 0.25), max(t_in, t_in + side * 0.25), g - kerb, g + 0.5, a, b,
-                         Material.KERB, (0.55, 0.54, 0.52))
-            add_road_box(min(t_in + side * 0.25, t_out), max(t_in + side * 0.25, t_out), g - kerb, g + 0.5, a, b,
-                         Material.PAVEMENT, pav_alb)
-        for a, b in segments(s0 - 200, s1 + 200):
-            add_road_box(min(t_out, side * 400), max(t_out, side * 400), g - kerb + 0.02, g + 0.5, a, b,
-                         Material.GRASS, style.grass_rgb)
-        if cross[0] < s1:
-            add_road_box(min(side * (edge(side) + 0.3), side * 400), max(side * (edge(side) + 0.3), side * 400), g, g + 0.5,
-                         cross[0], cross[1], Material.ROAD, road_alb)
-    # distant skyline ring (hills / tree line) so that no ground ray runs past ~230 m
-    n_seg = 96
-    ang = np.linspace(0, 2 * np.pi, n_seg + 1)
-    radius = 230.0
-    heights = 8 + 25 * np.abs(np.sin(ang * rng.uniform(2, 5) + rng.uniform(0, 6))) + rng.uniform(0, 8, n_seg + 1)
-    ring_lo = np.column_stack([radius * np.sin(ang), np.full(n_seg + 1, g + 1.0), radius * np.cos(ang)])
-    ring_hi = ring_lo.copy()
-    ring_hi[:, 1] = g - heights
-    v = np.vstack([ring_lo, ring_hi])
-    i = np.arange(n_seg)
-    t = np.concatenate([np.column_stack([i, i + 1, i + n_seg + 2]), np.column_stack([i, i + n_seg + 2, i + n_seg + 1])])
-    w.add(v, t, Material.HILL, np.array([0.16, 0.2, 0.14]) * rng.uniform(0.7, 1.3, 3))
+    def road_box(self, t0, t1, y0, y1, a0, a1) -> tuple[np.ndarray, np.ndarray]:
+        """A box given in road coordinates (lateral, height, along) as rect-frame vertices."""
+        v, t = box(t0, t1, y0, y1, a0, a1)
+        return self.road.to_rect(v[:, 0], v[:, 1], v[:, 2]), t
 
-    # buildings / houses / walls along both sides
-    for side in (-1, 1):
-        t_front = edge(side) + pav
-        s = s0 + rng.uniform(0, 10)
-        while s < 200:
-            if style.street == "city":
-                length = rng.uniform(8, 30)
-                setback = rng.uniform(0.0, 1.5) if rng.random() < 0.8 else rng.uniform(3, 10)
-                height = rng.uniform(6, 22)
-                gap = rng.uniform(0, 3) if rng.random() < 0.7 else rng.uniform(5, 15)
-            elif style.street == "residential":
-                length = rng.uniform(7, 14)
-                setback = rng.uniform(3, 9)
-                height = rng.uniform(4, 8)
-                gap = rng.uniform(3, 12)
+    def add_road_box(self, t0, t1, y0, y1, a0, a1, mat: Material, alb) -> None:
+        v, t = self.road_box(t0, t1, y0, y1, a0, a1)
+        self.asm.world.add(v, t, mat, alb)
+
+    def on_pavement(self, t_pos: float, s_pos: float) -> np.ndarray:
+        """(3,) level-frame point on the pavement surface at (t, s)."""
+        return self.road.to_rect(np.array([t_pos]), self.g - self.kerb, np.array([s_pos]))[0]
+
+    # -- the static world ------------------------------------------------------------------------
+    def add_ground(self) -> None:
+        """Road surface, kerbs and pavements (boxes whose sides are the kerbs), verges, cross street."""
+        p, g, kerb, s0, s1 = self.p, self.g, self.kerb, self.s0, self.s1
+        road_alb = (self.style.road_albedo,) * 3
+        self.add_road_box(-self.edge(-1) - p.road_margin_m, self.edge(1) + p.road_margin_m, g, g + p.slab_m, s0, s1,
+                          Material.ROAD, road_alb)
+        pav_alb = np.array(p.pavement_rgb) * self.rng.uniform(*p.pavement_gain)
+        kw, far = p.kerb_width_m, p.verge_lateral_m
+        for side in (-1, 1):
+            t_in, t_out = side * self.edge(side), side * (self.edge(side) + self.pav)
+            for a, b in self.segments(s0, s1):
+                self.add_road_box(min(t_in, t_in + side * kw), max(t_in, t_in + side * kw), g - kerb, g + p.slab_m,
+                                  a, b, Material.KERB, p.kerb_rgb)
+                self.add_road_box(min(t_in + side * kw, t_out), max(t_in + side * kw, t_out), g - kerb, g + p.slab_m,
+                                  a, b, Material.PAVEMENT, pav_alb)
+            for a, b in self.segments(s0 - p.verge_extra_m, s1 + p.verge_extra_m):
+                self.add_road_box(min(t_out, side * far), max(t_out, side * far), g - kerb + p.verge_raise_m,
+                                  g + p.slab_m, a, b, Material.GRASS, self.style.grass_rgb)
+            if self.cross[0] < s1:
+                t_c = side * (self.edge(side) + p.road_margin_m)
+                self.add_road_box(min(t_c, side * far), max(t_c, side * far), g, g + p.slab_m,
+                                  self.cross[0], self.cross[1], Material.ROAD, road_alb)
+
+    def add_skyline(self) -> None:
+        """A distant ring of hills / tree line so that no ground ray runs past it."""
+        p, rng, n_seg = self.p, self.rng, self.p.skyline_segments
+        ang = np.linspace(0, 2 * np.pi, n_seg + 1)
+        radius = p.skyline_radius_m
+        heights = (p.skyline_base_m + p.skyline_swing_m * np.abs(np.sin(ang * rng.uniform(*p.skyline_frequency)
+                                                                        + rng.uniform(*p.skyline_phase)))
+                   + rng.uniform(*p.skyline_noise_m, n_seg + 1))
+        ring_lo = np.column_stack([radius * np.sin(ang), np.full(n_seg + 1, self.g + p.skyline_sink_m),
+                                   radius * np.cos(ang)])
+        ring_hi = ring_lo.copy()
+        ring_hi[:, 1] = self.g - heights
+        v = np.vstack([ring_lo, ring_hi])
+        i = np.arange(n_seg)
+        t = np.concatenate([np.column_stack([i, i + 1, i + n_seg + 2]), np.column_stack([i, i + n_seg + 2, i + n_seg + 1])])
+        self.asm.world.add(v, t, Material.HILL, np.array(p.skyline_rgb) * rng.uniform(*p.albedo_gain, 3))
+
+    def _lot(self) -> tuple[float, float, float, float]:
+        """(length, setback, height, gap) of the next building lot, by street kind."""
+        rng, k = self.rng, self.kind
+
+        def draw(near: Range, far: Range | None, p_near: float) -> float:
+            if far is None:
+                return rng.uniform(*near)
+            return rng.uniform(*near) if rng.random() < p_near else rng.uniform(*far)
+
+        length = rng.uniform(*k.lot_length_m)
+        setback = draw(k.lot_setback_m, k.lot_setback_far_m, k.lot_setback_near_p)
+        height = rng.uniform(*k.lot_height_m)
+        gap = draw(k.lot_gap_m, k.lot_gap_far_m, k.lot_gap_near_p)
+        return length, setback, height, gap
+
+    def add_buildings(self) -> None:
+        """Buildings (city), houses with gabled roofs and front walls (residential) on both sides."""
+        p, rng, clear = self.p, self.rng, self.p.cross_clearance_m
+        for side in (-1, 1):
+            t_front = self.edge(side) + self.pav
+            s = self.s0 + rng.uniform(*p.lots_start_m)
+            while s < p.lots_end_m:
+                length, setback, height, gap = self._lot()
+                depth = rng.uniform(*p.lot_depth_m)
+                if self.in_cross(s, s + length, clear):
+                    if s < self.cross[0] - clear - p.lot_min_length_m:
+                        length = self.cross[0] - clear - s
+                    else:
+                        s = self.cross[1] + clear
+                        continue
+                if rng.random() < p.building_p:
+                    self._add_building(side, s, t_front, length, setback, height, gap, depth)
+                s += length + gap
+
+    def _add_building(self, side: int, s: float, t_front: float, length: float, setback: float,
+                      height: float, gap: float, depth: float) -> None:
+        p, rng, g, kerb, street = self.p, self.rng, self.g, self.kerb, self.style.street
+        w = self.asm.world
+        ta = side * (t_front + setback)
+        tb = side * (t_front + setback + depth)
+        col = self.style.facade_palette[rng.integers(len(self.style.facade_palette))]
+        v, t = self.road_box(min(ta, tb), max(ta, tb), g - kerb - height, g - kerb + p.sink_m, s, s + length)
+        w.add(v, t, Material.FACADE, col,
+              param=float(rng.random()) * (p.city_facade_param_scale if street == "city" else 1.0))
+        if street == "residential" and rng.random() < p.roof_p:
+            # gabled roof along the road
+            tm = (ta + tb) / 2
+            prof = np.array([[ta, g - kerb - height], [tb, g - kerb - height],
+                             [tm, g - kerb - height - rng.uniform(*p.roof_rise_m)]])
+            pv, pt = prism_z(prof, s - p.roof_overhang_m, s + length + p.roof_overhang_m)
+            w.add(self.road.to_rect(pv[:, 0], pv[:, 1], pv[:, 2]), pt, Material.ROOF,
+                  np.array(p.roof_rgb) * rng.uniform(*p.roof_gain, 3))
+        if street == "residential" and setback > p.wall_min_setback_m and rng.random() < p.wall_p:
+            wall_h = rng.uniform(*p.wall_height_m)
+            tw = side * (t_front + p.wall_offset_m)
+            th = side * p.wall_thickness_m
+            self.add_road_box(min(tw, tw + th), max(tw, tw + th), g - kerb - wall_h, g - kerb + p.sink_m,
+                              s, s + length + gap * p.wall_gap_fraction, Material.WALL,
+                              np.array(p.wall_rgb) * rng.uniform(*p.wall_gain, 3))
+
+    def add_trees(self, side: int) -> None:
+        """Trees along the pavement's outer edge (or the verge of an open road) on one side."""
+        p, rng, g, kerb = self.p, self.rng, self.g, self.kerb
+        w = self.asm.world
+        s = self.s0 + rng.uniform(*p.trees_start_m)
+        while s < p.trees_end_m:
+            if self.style.street != "road":
+                t_pos = side * (self.edge(side) + self.pav - rng.uniform(*p.tree_inset_m))
             else:
-                length = rng.uniform(8, 20)
-                setback = rng.uniform(10, 40)
-                height = rng.uniform(3, 8)
-                gap = rng.uniform(20, 80)
-            depth = rng.uniform(8, 14)
-            if in_cross(s, s + length, 2.0):
-                if s < cross[0] - 2.0 - 3.0:
-                    length = cross[0] - 2.0 - s
-                else:
-                    s = cross[1] + 2.0
-                    continue
-            if rng.random() < 0.92:
-                ta = side * (t_front + setback)
-                tb = side * (t_front + setback + depth)
-                col = style.facade_palette[rng.integers(len(style.facade_palette))]
-                v, t = road_box(min(ta, tb), max(ta, tb), g - kerb - height, g - kerb + 0.01, s, s + length)
-                w.add(v, t, Material.FACADE, col, param=float(rng.random()) * (0.5 if style.street == "city" else 1.0))
-                if style.street == "residential" and rng.random() < 0.8:
-                    # gabled roof along the road
-                    tm = (ta + tb) / 2
-                    prof = np.array([[ta, g - kerb - height], [tb, g - kerb - height],
-                                     [tm, g - kerb - height - rng.uniform(2, 4)]])
-                    pv, pt = prism_z(prof, s - 0.3, s + length + 0.3)
-                    w.add(road.to_rect(pv[:, 0], pv[:, 1], pv[:, 2]), pt, Material.ROOF,
-                          np.array([0.35, 0.12, 0.08]) * rng.uniform(0.5, 1.3, 3))
-                if style.street == "residential" and setback > 3 and rng.random() < 0.7:
-                    wall_h = rng.uniform(0.5, 1.8)
-                    tw = side * (t_front + 0.3)
-                    add_road_box(min(tw, tw + side * 0.25), max(tw, tw + side * 0.25), g - kerb - wall_h,
-                                 g - kerb + 0.01, s, s + length + gap * 0.7, Material.WALL,
-                                 np.array([0.5, 0.45, 0.4]) * rng.uniform(0.6, 1.2, 3))
-            s += length + gap
-    # trees, lamp posts, signs on the pavement edge / verge
-    for side in (-1, 1):
-        s = s0 + rng.uniform(0, 10)
-        tree_every = {"city": 18.0, "residential": 9.0, "road": 7.0}[style.street]
-        while s < 180:
-            t_pos = side * (edge(side) + pav - rng.uniform(0.5, 1.0)) if style.street != "road" else side * (edge(side) + pav + rng.uniform(1, 6))
-            if rng.random() < 0.75 and not in_cross(s, s, 1.5):
-                trunk_h = rng.uniform(1.8, 3.5)
-                r_crown = rng.uniform(1.3, 3.0)
-                base = road.to_rect(np.array([t_pos]), g - kerb, np.array([s]))[0]
-                v, t = cylinder(1, (base[0], base[2]), rng.uniform(0.12, 0.25), base[1] - trunk_h - r_crown, base[1] + 0.01, n=7)
-                w.add(v, t, Material.BARK, np.array([0.18, 0.12, 0.08]) * rng.uniform(0.6, 1.3))
-                bumps = rng.uniform(0.75, 1.15, (5, 10))
-                v, t = sphere((base[0], base[1] - trunk_h - r_crown * 0.8, base[2]),
-                              (r_crown, r_crown * rng.uniform(0.8, 1.2), r_crown), n_lat=6, n_lon=10, bumps=bumps)
-                w.add(v, t, Material.FOLIAGE, np.array([0.08, 0.15, 0.04]) * rng.uniform(0.6, 1.5, 3))
-                asm.block(_footprint(base, (1, 0.6, 0.6), 0.0, 0.1))
-            s += tree_every * rng.uniform(0.6, 1.4)
-        s = s0 + rng.uniform(0, 30)
-        while s < 150 and style.street != "road":
-            t_pos = side * (edge(side) + 0.55)
-            if in_cross(s, s + 3, 1.0):
-                s += rng.uniform(18, 40)
-                continue
-            base = road.to_rect(np.array([t_pos]), g - kerb, np.array([s]))[0]
-            ph = rng.uniform(6, 8.5)
-            v, t = cylinder(1, (base[0], base[2]), 0.08, base[1] - ph, base[1] + 0.01, n=6)
-            w.add(v, t, Material.METAL, (0.3, 0.31, 0.32))
-            arm_t = t_pos - side * 1.5
-            v, t = road_box(min(t_pos, arm_t), max(t_pos, arm_t), g - kerb - ph, g - kerb - ph + 0.12, s - 0.06, s + 0.06)
-            w.add(v, t, Material.METAL, (0.3, 0.31, 0.32))
-            asm.block(_footprint(base, (1, 0.3, 0.3), 0.0, 0.1))
-            if rng.random() < 0.4:
-                sb = road.to_rect(np.array([t_pos]), g - kerb, np.array([s + 3]))[0]
-                v, t = cylinder(1, (sb[0], sb[2]), 0.04, sb[1] - 2.6, sb[1] + 0.01, n=6)
-                w.add(v, t, Material.METAL, (0.4, 0.4, 0.42))
-                v, t = road_box(t_pos - 0.35, t_pos + 0.35, g - kerb - 2.9, g - kerb - 2.2, s + 2.92, s + 2.96)
-                w.add(v, t, Material.SIGN, [(0.7, 0.05, 0.03), (0.05, 0.15, 0.6), (0.85, 0.75, 0.05)][rng.integers(3)])
-            s += rng.uniform(18, 40)
+                t_pos = side * (self.edge(side) + self.pav + rng.uniform(*p.tree_verge_m))
+            if rng.random() < p.tree_p and not self.in_cross(s, s, p.tree_cross_clearance_m):
+                trunk_h = rng.uniform(*p.trunk_height_m)
+                r_crown = rng.uniform(*p.crown_radius_m)
+                base = self.on_pavement(t_pos, s)
+                v, t = cylinder(1, (base[0], base[2]), rng.uniform(*p.trunk_radius_m), base[1] - trunk_h - r_crown,
+                                base[1] + p.sink_m, n=p.trunk_sides)
+                w.add(v, t, Material.BARK, np.array(p.bark_rgb) * rng.uniform(*p.bark_gain))
+                n_lat, n_lon = p.crown_lat_lon
+                bumps = rng.uniform(*p.crown_bumps, (n_lat - 1, n_lon))
+                v, t = sphere((base[0], base[1] - trunk_h - r_crown * p.crown_centre, base[2]),
+                              (r_crown, r_crown * rng.uniform(*p.crown_aspect), r_crown), n_lat=n_lat, n_lon=n_lon,
+                              bumps=bumps)
+                w.add(v, t, Material.FOLIAGE, np.array(p.foliage_rgb) * rng.uniform(*p.foliage_gain, 3))
+                self.asm.block(_footprint(base, p.tree_footprint_m, 0.0, 0.1))
+            s += self.kind.tree_spacing_m * rng.uniform(*p.tree_spacing_jitter)
 
-    # street furniture: bins, bollards, benches on the pavements; guard rails along open roads
-    for side in (-1, 1):
-        if style.street == "road":
-            t_r = side * (edge(side) + 0.8)
-            for a, b in segments(-60.0, 200.0):
-                add_road_box(min(t_r, t_r + side * 0.06), max(t_r, t_r + side * 0.06), g - kerb - 0.8, g - kerb - 0.5,
-                             a, b, Material.METAL, (0.45, 0.46, 0.48))
-                for sp in np.arange(a + 1.0, b - 1.0, 4.0):
-                    add_road_box(min(t_r, t_r + side * 0.15), max(t_r, t_r + side * 0.15), g - kerb - 0.75,
-                                 g - kerb + 0.01, sp, sp + 0.12, Material.METAL, (0.4, 0.4, 0.42))
-            continue
-        for _ in range(int(rng.poisson(5))):
-            s_f = rng.uniform(-20, 90)
-            if in_cross(s_f, s_f + 2, 1.0):
+    def add_lamp_posts(self, side: int) -> None:
+        """Lamp posts with arms over the road, some with a sign after them (not on open roads)."""
+        p, rng, g, kerb = self.p, self.rng, self.g, self.kerb
+        w = self.asm.world
+        s = self.s0 + rng.uniform(*p.lamps_start_m)
+        while s < p.lamps_end_m and self.style.street != "road":
+            t_pos = side * (self.edge(side) + p.lamp_inset_m)
+            if self.in_cross(s, s + p.sign_after_m, 1.0):
+                s += rng.uniform(*p.lamp_spacing_m)
                 continue
-            kind = int(rng.integers(0, 3))
-            t_f = side * (edge(side) + (rng.uniform(0.5, 0.9) if kind != 2 else pav - 0.5))
-            size = {0: (0.6, 0.6, 1.1), 1: (0.2, 0.2, 0.9), 2: (1.8, 0.6, 0.8)}[kind]
-            base = road.to_rect(np.array([t_f]), g - kerb, np.array([s_f]))[0]
-            quad = _footprint(base, (size[2], size[1], size[0]), road.ry_of_heading(0.0), 0.1)
-            if not asm.free(quad):
+            base = self.on_pavement(t_pos, s)
+            ph = rng.uniform(*p.lamp_height_m)
+            v, t = cylinder(1, (base[0], base[2]), p.lamp_radius_m, base[1] - ph, base[1] + p.sink_m, n=6)
+            w.add(v, t, Material.METAL, p.lamp_rgb)
+            arm_t = t_pos - side * p.lamp_arm_m
+            half_arm = p.lamp_arm_thickness_m / 2
+            v, t = self.road_box(min(t_pos, arm_t), max(t_pos, arm_t), g - kerb - ph,
+                                 g - kerb - ph + p.lamp_arm_thickness_m, s - half_arm, s + half_arm)
+            w.add(v, t, Material.METAL, p.lamp_rgb)
+            self.asm.block(_footprint(base, p.lamp_footprint_m, 0.0, 0.1))
+            if rng.random() < p.sign_p:
+                sb = self.on_pavement(t_pos, s + p.sign_after_m)
+                v, t = cylinder(1, (sb[0], sb[2]), p.sign_pole_radius_m, sb[1] - p.sign_pole_height_m,
+                                sb[1] + p.sink_m, n=6)
+                w.add(v, t, Material.METAL, p.sign_pole_rgb)
+                v, t = self.road_box(t_pos - p.sign_half_width_m, t_pos + p.sign_half_width_m,
+                                     g - kerb - p.sign_heights_m[0], g - kerb - p.sign_heights_m[1],
+                                     s + p.sign_thickness_s_m[0], s + p.sign_thickness_s_m[1])
+                w.add(v, t, Material.SIGN, p.sign_rgbs[rng.integers(len(p.sign_rgbs))])
+            s += rng.uniform(*p.lamp_spacing_m)
+
+    def add_furniture(self, side: int) -> None:
+        """Guard rails along an open road; bins, bollards and benches on a street's pavement."""
+        p, rng, g, kerb = self.p, self.rng, self.g, self.kerb
+        if self.style.street == "road":
+            t_r = side * (self.edge(side) + p.rail_offset_m)
+            for a, b in self.segments(*p.rail_extent_m):
+                self.add_road_box(min(t_r, t_r + side * p.rail_thickness_m), max(t_r, t_r + side * p.rail_thickness_m),
+                                  g - kerb - p.rail_heights_m[0], g - kerb - p.rail_heights_m[1], a, b,
+                                  Material.METAL, p.rail_rgb)
+                post_t, post_h, post_s = p.rail_post_size_m
+                for sp in np.arange(a + p.rail_post_margin_m, b - p.rail_post_margin_m, p.rail_post_every_m):
+                    self.add_road_box(min(t_r, t_r + side * post_t), max(t_r, t_r + side * post_t), g - kerb - post_h,
+                                      g - kerb + p.sink_m, sp, sp + post_s, Material.METAL, p.rail_post_rgb)
+            return
+        for _ in range(int(rng.poisson(p.furniture_rate))):
+            s_f = rng.uniform(*p.furniture_s_m)
+            if self.in_cross(s_f, s_f + p.furniture_cross_m, 1.0):
                 continue
-            asm.block(quad)
+            kind = int(rng.integers(0, 3))  # bin, bollard, bench
+            inset = rng.uniform(*p.furniture_inset_m) if kind != 2 else self.pav - p.bench_from_outer_m
+            t_f = side * (self.edge(side) + inset)
+            size = p.furniture_sizes_m[kind]
+            base = self.on_pavement(t_f, s_f)
+            quad = _footprint(base, (size[2], size[1], size[0]), self.road.ry_of_heading(0.0), 0.1)
+            if not self.asm.free(quad):
+                continue
+            self.asm.block(quad)
             a, b = s_f - size[0] / 2, s_f + size[0] / 2
             tt0, tt1 = t_f - size[1] / 2, t_f + size[1] / 2
-            col = [np.array([0.1, 0.25, 0.12]) * rng.uniform(0.6, 1.6), (0.3, 0.3, 0.32), (0.35, 0.22, 0.12)][kind]
-            add_road_box(tt0, tt1, g - kerb - size[2], g - kerb + 0.01, a, b,
-                         [Material.PLASTIC, Material.METAL, Material.BARK][kind], col)
+            col = [np.array(p.bin_rgb) * rng.uniform(*p.bin_gain), p.bollard_rgb, p.bench_rgb][kind]
+            self.add_road_box(tt0, tt1, g - kerb - size[2], g - kerb + p.sink_m, a, b,
+                              [Material.PLASTIC, Material.METAL, Material.BARK][kind], col)
 
-    # objects -------------------------------------------------------------------------
-    # keep the ego car's own footprint free
-    asm.block(_footprint(np.array([0.0, g, -1.3]), (1.5, 2.0, 5.0), float(road.ry_of_heading(0.0)), 0.3))
+    # -- objects ---------------------------------------------------------------------------------
+    def keep_ego_free(self) -> None:
+        """Block the ego car's own footprint."""
+        z, h, w, l = self.p.ego_footprint
+        self.asm.block(_footprint(np.array([0.0, self.g, z]), (h, w, l), float(self.road.ry_of_heading(0.0)),
+                                  self.p.ego_pad_m))
 
-    def put(kind: str, t_pos: float, s_pos: float, y: float, heading: float, parked: bool) -> bool:
+    def put(self, kind: str, t_pos: float, s_pos: float, y: float, heading: float, parked: bool) -> bool:
+        """Place one object (size and model drawn here) unless it overlaps another."""
+        rng = self.rng
         hwl = _sample_size(rng, kind)
-        loc = level_to_rect @ road.to_rect(np.array([t_pos]), y, np.array([s_pos]))[0]
-        ry = road.ry_of_heading(heading)
-        return asm.try_object(kind, loc, hwl, ry, _model(rng, kind, hwl), parked)
+        loc = self.level_to_rect @ self.road.to_rect(np.array([t_pos]), y, np.array([s_pos]))[0]
+        ry = self.road.ry_of_heading(heading)
+        return self.asm.try_object(kind, loc, hwl, ry, _model(rng, kind, hwl), parked)
 
-    def vehicle_kind(parked: bool) -> str:
-        p_truck = 0.02 if parked else 0.05
-        return str(rng.choice(["Car", "Van", "Truck"], p=[0.92 - p_truck, 0.08, p_truck]))
+    def vehicle_kind(self, parked: bool) -> str:
+        p = self.p.vehicle_p_parked if parked else self.p.vehicle_p_moving
+        return str(self.rng.choice(["Car", "Van", "Truck"], p=list(p)))
 
-    # parked rows along the kerbs
-    for side_i, side in enumerate((-1, 1)):
-        if not style.parking[side_i]:
-            continue
-        occupancy = rng.uniform(0.1, 0.5) * min(1.0, density)
-        s = rng.uniform(-30, -10)
-        while s < 75:
-            kind = vehicle_kind(True)
-            if in_cross(s, s + 6, 2.0):
-                s = cross[1] + 2.0
+    def park_cars(self, side: int) -> None:
+        """A row of parked vehicles along the kerb of one side."""
+        p, rng, clear = self.p, self.rng, self.p.cross_clearance_m
+        occupancy = rng.uniform(*p.parked_occupancy) * min(1.0, self.density)
+        s = rng.uniform(*p.parked_start_m)
+        while s < p.parked_end_m:
+            kind = self.vehicle_kind(True)
+            if self.in_cross(s, s + p.parked_slot_m, clear):
+                s = self.cross[1] + clear
                 continue
             if rng.random() < occupancy:
                 mean_l = CLASS_SIZE_STATS[kind][0][2]
-                heading = (0.0 if rng.random() < 0.75 else np.pi) + rng.normal(0, 0.04)
-                t_pos = side * (half + 1.15 + rng.uniform(-0.1, 0.1))
-                put(kind, t_pos, s + mean_l / 2, g, heading, True)
-                s += mean_l + rng.uniform(0.6, 3.0)
+                heading = (0.0 if rng.random() < 1.0 - p.parked_reverse_p else np.pi) + rng.normal(0, p.parked_heading_std_rad)
+                t_pos = side * (self.half + p.parked_offset_m
+                                + rng.uniform(-p.parked_offset_jitter_m, p.parked_offset_jitter_m))
+                self.put(kind, t_pos, s + mean_l / 2, self.g, heading, True)
+                s += mean_l + rng.uniform(*p.parked_gap_m)
             else:
-                s += rng.uniform(3, 8)
-    # traffic in the lanes
-    n_cap = {"city": 1.5, "residential": 0.9, "road": 1.4}[style.street] * density * 0.4
-    for lane in range(style.n_lanes):
-        oncoming = lane < style.n_oncoming
-        t_lane = -half + (lane + 0.5) * lw
-        for _ in range(int(rng.poisson(n_cap * 2.0))):
-            kind = vehicle_kind(False)
-            s_pos = rng.uniform(-35, 85)
-            if lane == ego_lane and -8 < s_pos < 12:
-                continue
-            heading = (np.pi if oncoming else 0.0) + rng.normal(0, 0.03)
-            put(kind, t_lane + rng.normal(0, 0.25), s_pos, g, heading, False)
-    # pedestrians on the pavements (some in small groups), a few crossing
-    n_ped = int(rng.poisson({"city": 1.0, "residential": 0.5, "road": 0.1}[style.street] * density))
-    for _ in range(n_ped):
-        side = rng.choice([-1, 1])
-        s_pos = rng.uniform(2, 45)
-        t_pos = side * (edge(side) + rng.uniform(0.6, pav - 0.4))
-        group = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
-        heading = (0.0 if rng.random() < 0.5 else np.pi) + rng.normal(0, 0.3)
-        for k in range(group):
-            put("Pedestrian", t_pos + rng.normal(0, 0.4), s_pos + k * rng.uniform(0.6, 1.2), g - kerb,
-                heading + rng.normal(0, 0.2), False)
-    if rng.random() < 0.15 * density:
-        put("Pedestrian", -half + rng.uniform(0, 2 * half), rng.uniform(8, 30), g,
-            rng.choice([-np.pi / 2, np.pi / 2]) + rng.normal(0, 0.2), False)
-    n_cyc = int(rng.poisson({"city": 0.3, "residential": 0.25, "road": 0.12}[style.street] * density))
-    for _ in range(n_cyc):
-        oncoming = rng.random() < 0.3 and style.n_oncoming > 0
-        t_pos = (-half + rng.uniform(0.5, 1.2)) if oncoming else (half - rng.uniform(0.5, 1.2))
-        put("Cyclist", t_pos, rng.uniform(3, 50), g, (np.pi if oncoming else 0.0) + rng.normal(0, 0.08), False)
-    # cross traffic: right-hand traffic, the near lane moves to +t
-    if cross[0] < s1:
-        for _ in range(int(rng.poisson(1.6 * density))):
+                s += rng.uniform(*p.parked_empty_m)
+
+    def add_traffic(self) -> None:
+        """Vehicles driving in every lane (both directions); the ego lane is kept clear nearby."""
+        p, rng, style = self.p, self.rng, self.style
+        rate = self.kind.traffic_rate * self.density * p.traffic_scale
+        for lane in range(style.n_lanes):
+            oncoming = lane < style.n_oncoming
+            t_lane = -self.half + (lane + 0.5) * style.lane_width_m
+            for _ in range(int(rng.poisson(rate))):
+                kind = self.vehicle_kind(False)
+                s_pos = rng.uniform(*p.traffic_s_m)
+                if lane == self.ego_lane and p.ego_lane_clear_m[0] < s_pos < p.ego_lane_clear_m[1]:
+                    continue
+                heading = (np.pi if oncoming else 0.0) + rng.normal(0, p.traffic_heading_std_rad)
+                self.put(kind, t_lane + rng.normal(0, p.traffic_lateral_std_m), s_pos, self.g, heading, False)
+
+    def add_pedestrians(self) -> None:
+        """Pedestrians on the pavements (some in small groups), sometimes one crossing the street."""
+        p, rng, g, half = self.p, self.rng, self.g, self.half
+        for _ in range(int(rng.poisson(self.kind.pedestrian_rate * self.density))):
+            side = rng.choice([-1, 1])
+            s_pos = rng.uniform(*p.pedestrian_s_m)
+            t_pos = side * (self.edge(side) + rng.uniform(p.pedestrian_inset_m[0], self.pav - p.pedestrian_inset_m[1]))
+            group = 1 if rng.random() < p.pedestrian_single_p else int(rng.integers(*p.pedestrian_group))
+            heading = (0.0 if rng.random() < 0.5 else np.pi) + rng.normal(0, p.pedestrian_heading_std_rad)
+            for k in range(group):
+                self.put("Pedestrian", t_pos + rng.normal(0, p.pedestrian_spread_m),
+                         s_pos + k * rng.uniform(*p.pedestrian_step_m), g - self.kerb,
+                         heading + rng.normal(0, p.pedestrian_jitter_rad), False)
+        if rng.random() < p.crossing_pedestrian_p * self.density:
+            self.put("Pedestrian", -half + rng.uniform(0, 2 * half), rng.uniform(*p.crossing_s_m), g,
+                     rng.choice([-np.pi / 2, np.pi / 2]) + rng.normal(0, p.pedestrian_jitter_rad), False)
+
+    def add_cyclists(self) -> None:
+        """Cyclists near the road's edges, riding with the traffic of their side."""
+        p, rng, half = self.p, self.rng, self.half
+        for _ in range(int(rng.poisson(self.kind.cyclist_rate * self.density))):
+            oncoming = rng.random() < p.cyclist_oncoming_p and self.style.n_oncoming > 0
+            t_pos = (-half + rng.uniform(*p.cyclist_inset_m)) if oncoming else (half - rng.uniform(*p.cyclist_inset_m))
+            self.put("Cyclist", t_pos, rng.uniform(*p.cyclist_s_m), self.g,
+                     (np.pi if oncoming else 0.0) + rng.normal(0, p.cyclist_heading_std_rad), False)
+
+    def add_cross_traffic(self) -> None:
+        """Vehicles on the cross street (right-hand traffic: the near lane moves to +t) and
+        pedestrians crossing it."""
+        p, rng, g, cross, density = self.p, self.rng, self.g, self.cross, self.density
+        for _ in range(int(rng.poisson(p.cross_traffic_rate * density))):
             near = rng.random() < 0.5
             s_pos = (cross[0] + cross[1]) / 2 + (-1 if near else 1) * (cross[1] - cross[0]) / 4
-            heading = (np.pi / 2 if near else -np.pi / 2) + rng.normal(0, 0.05)
-            put(vehicle_kind(False), rng.uniform(-45, 45), s_pos + rng.normal(0, 0.2), g, heading, False)
-        for _ in range(int(rng.poisson(0.8 * density))):  # pedestrians crossing the side street
+            heading = (np.pi / 2 if near else -np.pi / 2) + rng.normal(0, p.cross_heading_std_rad)
+            self.put(self.vehicle_kind(False), rng.uniform(*p.cross_traffic_lateral_m),
+                     s_pos + rng.normal(0, p.cross_s_std_m), g, heading, False)
+        inset = p.cross_pedestrian_inset_m
+        for _ in range(int(rng.poisson(p.cross_pedestrian_rate * density))):
             side = rng.choice([-1, 1])
-            put("Pedestrian", side * (edge(side) + rng.uniform(0.5, pav)), rng.uniform(cross[0] + 0.5, cross[1] - 0.5),
-                g, rng.choice([0.0, np.pi]) + rng.normal(0, 0.2), False)
-    return asm.build(style.lighting, road, g, kerb, level_to_rect)
+            self.put("Pedestrian", side * (self.edge(side) + rng.uniform(inset, self.pav)),
+                     rng.uniform(cross[0] + inset, cross[1] - inset), g,
+                     rng.choice([0.0, np.pi]) + rng.normal(0, p.pedestrian_jitter_rad), False)
