@@ -29,7 +29,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(PY) -m pip install -q -r requirements.txt 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
+	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, synth, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
 	@touch $(STAMP)
 
 test: setup
