@@ -528,7 +528,7 @@ class _StreetBuilder:
                               (r_crown, r_crown * rng.uniform(*p.crown_aspect), r_crown), n_lat=n_lat, n_lon=n_lon,
                               bumps=bumps)
                 w.add(v, t, Material.FOLIAGE, np.array(p.foliage_rgb) * rng.uniform(*p.foliage_gain, 3))
-                self.asm.block(_footprint(base, p.tree_footprint_m, 0.0, 0.1))
+                self.asm.block(_footprint(base, p.tree_footprint_m, 0.0, p.prop_pad_m))
             s += self.kind.tree_spacing_m * rng.uniform(*p.tree_spacing_jitter)
 
     def add_lamp_posts(self, side: int) -> None:
@@ -538,23 +538,23 @@ class _StreetBuilder:
         s = self.s0 + rng.uniform(*p.lamps_start_m)
         while s < p.lamps_end_m and self.style.street != "road":
             t_pos = side * (self.edge(side) + p.lamp_inset_m)
-            if self.in_cross(s, s + p.sign_after_m, 1.0):
+            if self.in_cross(s, s + p.sign_after_m, p.prop_cross_clearance_m):
                 s += rng.uniform(*p.lamp_spacing_m)
                 continue
             base = self.on_pavement(t_pos, s)
             ph = rng.uniform(*p.lamp_height_m)
-            v, t = cylinder(1, (base[0], base[2]), p.lamp_radius_m, base[1] - ph, base[1] + p.sink_m, n=6)
+            v, t = cylinder(1, (base[0], base[2]), p.lamp_radius_m, base[1] - ph, base[1] + p.sink_m, n=p.pole_sides)
             w.add(v, t, Material.METAL, p.lamp_rgb)
             arm_t = t_pos - side * p.lamp_arm_m
             half_arm = p.lamp_arm_thickness_m / 2
             v, t = self.road_box(min(t_pos, arm_t), max(t_pos, arm_t), g - kerb - ph,
                                  g - kerb - ph + p.lamp_arm_thickness_m, s - half_arm, s + half_arm)
             w.add(v, t, Material.METAL, p.lamp_rgb)
-            self.asm.block(_footprint(base, p.lamp_footprint_m, 0.0, 0.1))
+            self.asm.block(_footprint(base, p.lamp_footprint_m, 0.0, p.prop_pad_m))
             if rng.random() < p.sign_p:
                 sb = self.on_pavement(t_pos, s + p.sign_after_m)
                 v, t = cylinder(1, (sb[0], sb[2]), p.sign_pole_radius_m, sb[1] - p.sign_pole_height_m,
-                                sb[1] + p.sink_m, n=6)
+                                sb[1] + p.sink_m, n=p.pole_sides)
                 w.add(v, t, Material.METAL, p.sign_pole_rgb)
                 v, t = self.road_box(t_pos - p.sign_half_width_m, t_pos + p.sign_half_width_m,
                                      g - kerb - p.sign_heights_m[0], g - kerb - p.sign_heights_m[1],
@@ -578,14 +578,14 @@ class _StreetBuilder:
             return
         for _ in range(int(rng.poisson(p.furniture_rate))):
             s_f = rng.uniform(*p.furniture_s_m)
-            if self.in_cross(s_f, s_f + p.furniture_cross_m, 1.0):
+            if self.in_cross(s_f, s_f + p.furniture_cross_m, p.prop_cross_clearance_m):
                 continue
             kind = int(rng.integers(0, 3))  # bin, bollard, bench
             inset = rng.uniform(*p.furniture_inset_m) if kind != 2 else self.pav - p.bench_from_outer_m
             t_f = side * (self.edge(side) + inset)
             size = p.furniture_sizes_m[kind]
             base = self.on_pavement(t_f, s_f)
-            quad = _footprint(base, (size[2], size[1], size[0]), self.road.ry_of_heading(0.0), 0.1)
+            quad = _footprint(base, (size[2], size[1], size[0]), self.road.ry_of_heading(0.0), p.prop_pad_m)
             if not self.asm.free(quad):
                 continue
             self.asm.block(quad)

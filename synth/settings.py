@@ -215,6 +215,9 @@ class SceneSettings:
     foliage_rgb: tuple[float, float, float] = (0.08, 0.15, 0.04)
     foliage_gain: Range = (0.6, 1.5)
     tree_footprint_m: tuple[float, float, float] = (1.0, 0.6, 0.6)  # (h, w, l) kept free of objects
+    prop_pad_m: float = 0.1                 # objects keep this far from trees, poles and furniture
+    prop_cross_clearance_m: float = 1.0     # lamp posts and furniture keep this far from the cross street
+    pole_sides: int = 6                     # polygon sides of lamp posts and sign poles
     # lamp posts and signs (not on open roads)
     lamps_start_m: Range = (0.0, 30.0)
     lamps_end_m: float = 150.0
