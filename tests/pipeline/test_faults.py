@@ -166,8 +166,8 @@ def test_after_a_crash_hits_are_rehashed_and_cache_verify_finds_what_stat_cannot
 @pytest.mark.slow
 def test_real_chain_killed_at_random_points_equals_uninterrupted(tmp_path):
     """``foresee run`` (LiDAR + oracle rows, tiny render) SIGKILLed 4 times at random moments."""
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import SynthSettings
+    from synth import render_dataset
+    from synth.settings import SynthSettings
 
     root = tmp_path / "tiny"
     render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
