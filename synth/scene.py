@@ -392,7 +392,7 @@ class _StreetBuilder:
         return [(u, v) for u, v in out if v > u]
 
     def road_box(self, t0, t1, y0, y1, a0, a1) -> tuple[np.ndarray, np.ndarray]:
-        """A box given in road coordinates (lateral, height, along) as rect-frame vertices."""
+        """A box given in road coordinates (lateral, height, along) as level-frame vertices."""
         v, t = box(t0, t1, y0, y1, a0, a1)
         return self.road.to_rect(v[:, 0], v[:, 1], v[:, 2]), t
 
