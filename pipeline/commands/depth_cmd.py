@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, workdir_option
+from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
+from pipeline.sharding import shard_option
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -114,9 +115,10 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
 @click.option("--from-gt", is_flag=True, help="Write the ground truth (depth_2) as the artifact (oracle).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--quiet", is_flag=True)
+@shard_option
 @workdir_option
 def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, from_gt: bool,
-                  threads: int | None, quiet: bool, workdir: Path) -> None:
+                  threads: int | None, quiet: bool, shard, workdir: Path) -> None:
     """Depth maps (float32 metres, full resolution) for a split, as a cached artifact."""
     import depth
     from kitti import KittiRoot
@@ -132,10 +134,10 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
         inputs = ["data:" + root.fingerprint(ids, ("image_2", "depth_2"))]
         stage, settings = "depth-gt", {"split": split, "variant": "oracle"}
 
-        def produce(tmp: Path):
+        def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import export_gt_depth
 
-            return export_gt_depth(root.root, ids, tmp / "depth")
+            return export_gt_depth(root.root, frames, tmp / "depth")
     else:
         p = Path(checkpoint_ref)
         if p.is_file():
@@ -156,14 +158,16 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
         inputs = [ref, "data:" + root.fingerprint(ids, kinds)]
         stage, settings = "depth-infer", {"split": split, "merge": merge, "variant": variant}
 
-        def produce(tmp: Path):
+        def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import infer_depth
 
-            return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
+            return infer_depth(root.root, frames, ckpt, tmp / "depth", merge=merge, progress=not quiet)
 
-    art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce,
-                      extra_manifest=dataset_fields(root))
-    echo_artifact(art, lambda s: f"{s['frames']} depth maps" + (
+    from pipeline.sharding import build_sharded
+
+    art, status = build_sharded(cache, stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs,
+                                frame_ids=ids, produce=produce, shard=shard, extra_manifest=dataset_fields(root))
+    echo_sharded(art, status, lambda s: f"{s['frames']} depth maps" + (
         f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
 
 

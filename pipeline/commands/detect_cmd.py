@@ -18,6 +18,7 @@ from kitti.errors import KittiFormatError
 from kitti.layout import KittiRoot
 from pipeline.cache import ArtifactCache, make_key
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
+from pipeline.sharding import build_sharded, shard_option
 
 TRAIN_STAGE = "detect-train"
 INFER_STAGE = "detect-infer"
@@ -170,9 +171,10 @@ def _f(v) -> str:
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated (from ground truth, seeded), gt, an rgb_detection file or a "
                    "folder of KITTI-format 2D detections.")
+@shard_option
 def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str) -> None:
+                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str, shard) -> None:
     """Write one KITTI result file per frame of a split (default split: val)."""
     from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.infer import infer_fpointnet
@@ -183,21 +185,22 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
     frame_ids, points_dir, inputs = _results_inputs(cache, data_root, points, split, boxes2d)
     model_path, model_id = _resolve_model(cache, model_ref)
     inputs.insert(1, model_id)
-    art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
-                      inputs=inputs,
-                      produce=lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path,
-                                                          settings, tmp / "data", boxes2d=boxes2d,
-                                                          progress=not quiet))
-    _echo_results(art)
+    art, status = build_sharded(
+        cache, INFER_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings), inputs=inputs,
+        frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_fpointnet(data_root, points_dir, frames, model_path, settings,
+                                                    tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 @detect_group.command("baseline")
 @_common
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated, gt, an rgb_detection file or a KITTI 2D detection folder.")
+@shard_option
 def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                     classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                    num_threads: int | None, quiet: bool, boxes2d: str) -> None:
+                    num_threads: int | None, quiet: bool, boxes2d: str, shard) -> None:
     """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
     from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.infer import infer_trivial_baseline
@@ -206,12 +209,12 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
                          num_threads=num_threads)
     cache = ArtifactCache(workdir)
     frame_ids, points_dir, inputs = _results_inputs(cache, data_root, points, split, boxes2d)
-    art = cache.build(BASELINE_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
-                      inputs=inputs,
-                      produce=lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids,
-                                                                 settings, tmp / "data",
-                                                                 boxes2d=boxes2d, progress=not quiet))
-    _echo_results(art)
+    art, status = build_sharded(
+        cache, BASELINE_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings), inputs=inputs,
+        frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_trivial_baseline(data_root, points_dir, frames, settings,
+                                                           tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 def _results_inputs(cache: ArtifactCache, data_root: Path, points: str, split: str | None,
@@ -225,9 +228,12 @@ def _results_inputs(cache: ArtifactCache, data_root: Path, points: str, split: s
                                    "data:" + root.fingerprint(frame_ids, kinds)]
 
 
-def _echo_results(art) -> None:
+def _echo_results(art, status: str = "complete") -> None:
+    if art is None:  # a shard of several, not the last one
+        click.echo(status)
+        return
     s = art.manifest.get("summary", {})
-    state = "cached" if art.cached else "built"
+    state = "cached" if art.cached else ("built" if "shards" not in s else f"built, {status}")
     click.echo(f"{art.ref} ({state}): {s.get('frames')} frames, {s.get('boxes_3d')} boxes from "
                f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}]; skipped: "
                f"{s.get('skipped_no_points')} empty frustums, {s.get('skipped_few_points')} with < 5 "
