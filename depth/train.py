@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,10 +26,11 @@ import torch
 
 from depth.data import DepthTrainSet
 from depth.loss import soft_target_matrix, variant_loss
-from depth.model import (DepthNet, bins_of, check_compatible, checkpoint_bytes, count_parameters,
-                         load_encoder_weights, read_checkpoint)
+from depth.model import (CheckpointMismatchError, DepthNet, bins_of, check_compatible, checkpoint_bytes,
+                         count_parameters, load_encoder_weights, read_checkpoint)
 from depth.settings import DepthSettings
 from kitti.dist import close_distributed, init_distributed
+from kitti.errors import KittiFormatError
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -224,10 +226,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--preset", default="paper")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=JSON",
+                   help="Override a setting of the preset, e.g. --set max_steps=100 --set batch_size=16.")
+    p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    settings = preset(args.preset, args.variant)
-    ids = KittiRoot(args.data).split(args.split)
-    print(train_depth(args.data, ids, settings, args.out, resume=args.resume))
+    from dataclasses import fields
+
+    from kitti.dist import parse_set_options
+
+    try:
+        settings = preset(args.preset, args.variant,
+                          **parse_set_options(args.overrides, [f.name for f in fields(DepthSettings)]))
+        ids = KittiRoot(args.data).split(args.split)
+        summary = train_depth(args.data, ids, settings, args.out, resume=args.resume, progress=not args.quiet)
+    except (ValueError, TypeError, TrainingError, CheckpointMismatchError, KittiFormatError) as e:
+        raise SystemExit(f"error: {e}") from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        import json
+
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -115,6 +115,28 @@ def close_distributed(ctx: DistContext) -> None:
         td.destroy_process_group()
 
 
+def parse_set_options(items: Sequence[str], known: Sequence[str]) -> dict[str, object]:
+    """``FIELD=VALUE`` options of the torchrun entry points -> {field: value}; VALUE is JSON when it
+    parses (lists become tuples), else the string. ValueError names an unknown field.
+
+    >>> parse_set_options(["batch_size=8", "classes=[\"Car\"]", "device=cpu"], ["batch_size", "classes", "device"])
+    {'batch_size': 8, 'classes': ('Car',), 'device': 'cpu'}
+    """
+    import json
+
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in known:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(known)}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[name] = tuple(tuple(v) if isinstance(v, list) else v for v in value) if isinstance(value, list) else value
+    return out
+
+
 def split_batch(n: int, world: int) -> list[tuple[int, int]]:
     """(start, stop) rows of each rank when a global batch of ``n`` is split over ``world`` ranks
     as evenly as possible (the first ``n % world`` ranks get one more).

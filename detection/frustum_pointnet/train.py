@@ -394,17 +394,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--freeze-batch-norm", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    from kitti.dist import parse_set_options
+
     values = asdict(preset(args.preset))
-    for item in args.overrides:
-        name, sep, raw = item.partition("=")
-        if not sep or name not in values:
-            p.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(values)}")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        values[name] = tuple(value) if isinstance(value, list) else value
     try:
+        values.update(parse_set_options(args.overrides, list(values)))
         settings = FPointNetSettings.from_dict(values)
         summary = train_fpointnet(args.data, args.points, KittiRoot(args.data).split(args.split), settings,
                                   args.out, progress=not args.quiet, resume=args.resume,

@@ -73,6 +73,10 @@ def depth_group() -> None:
 def train_command(data_root: Path, split: str, variant: str, preset: str, resume: Path | None,
                   threads: int | None, quiet: bool, workdir: Path, **overrides) -> None:
     """Train one depth variant; the checkpoint is a cached artifact."""
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs depth.train
+        raise click.UsageError("under torchrun, run 'python -m depth.train' (docs/scaling.md)")
     import depth
     from depth.settings import preset as make_preset
     from kitti import KittiRoot

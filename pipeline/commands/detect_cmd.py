@@ -122,6 +122,11 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
                  num_threads: int | None, quiet: bool, epochs: int | None, batch_size: int | None,
                  resume: Path | None) -> None:
     """Train F-PointNet v1 on the clouds of a split (default split: train)."""
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs the module
+        raise click.UsageError("under torchrun, run 'python -m detection.frustum_pointnet.train' "
+                               "(docs/scaling.md)")
     from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.train import train_fpointnet
 

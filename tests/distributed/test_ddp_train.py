@@ -107,3 +107,37 @@ def test_rank0_alone_writes_the_outputs(runs):
                                                                 "train_log.jsonl"]
     ck = torch.load(tmp / "two/checkpoint.pt", weights_only=False)
     assert len(ck["rank_rng"]) == 2 and ck["rank_rng"][0]["cpu"].dtype == torch.uint8
+
+
+def test_depth_training_under_torchrun_resumes(tmp_path):
+    """depth.train on two gloo ranks (global batch 2 = 1 per rank): rank 0 writes the checkpoint and
+    the log, the summary records the world size; a resumed run continues from the checkpoint's step."""
+    sys.path.insert(0, str(REPO / "tests" / "depth"))
+    from depth_fixtures import write_synthetic_root
+
+    root = tmp_path / "root"
+    ids = write_synthetic_root(root, n_frames=4)
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
+    sets = {"encoder": "test_resnet", "neck_channels": 16, "lateral_channels": [8, 8, 8, 8],
+            "decoder_channels": [16, 8, 8, 8, 8], "crop_hw": [32, 64], "resize_factor": 1.0, "scales": [1.0],
+            "batch_size": 2, "epochs": 10, "lr": 0.002, "seed": 0, "num_workers": 0}
+
+    def run(out: str, steps: int, *extra: str) -> dict:
+        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                "depth.train", "--data", str(root), "--split", str(tmp_path / "ids.txt"), "--variant", "foresee",
+                "--preset", "cpu-small", "--out", str(tmp_path / out), "--quiet", *extra,
+                *[a for k, v in {**sets, "max_steps": steps}.items() for a in ("--set", f"{k}={json.dumps(v)}")]]
+        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+
+    first = run("a", 2)
+    assert first["world_size"] == 2 and first["effective_batch"] == 2 and first["batch_per_rank"] == 1
+    assert first["steps"] == 2 and first["frames"] == 4
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint.pt", "train_log.csv"]
+    more = run("b", 3, "--resume", str(tmp_path / "a/checkpoint.pt"))
+    assert more["steps"] == 3
+    log = (tmp_path / "b/train_log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == ["1", "2", "3"]
+    assert log[1:3] == (tmp_path / "a/train_log.csv").read_text().splitlines()[1:3]
