@@ -119,7 +119,7 @@ def parse_set_options(items: Sequence[str], known: Sequence[str]) -> dict[str, o
     """``FIELD=VALUE`` options of the torchrun entry points -> {field: value}; VALUE is JSON when it
     parses (lists become tuples), else the string. ValueError names an unknown field.
 
-    >>> parse_set_options(["batch_size=8", "classes=[\"Car\"]", "device=cpu"], ["batch_size", "classes", "device"])
+    >>> parse_set_options(["batch_size=8", 'classes=["Car"]', "device=cpu"], ["batch_size", "classes", "device"])
     {'batch_size': 8, 'classes': ('Car',), 'device': 'cpu'}
     """
     import json
