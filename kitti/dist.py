@@ -73,6 +73,12 @@ def env_shard() -> Shard:
     return Shard(int(os.environ["RANK"]), world)
 
 
+def local_rank() -> int:
+    """This process's index on its machine under torchrun (``LOCAL_RANK``; 0 otherwise): the CUDA
+    device a rank uses, so that N ranks on one machine use its N GPUs."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 @dataclass(frozen=True)
 class DistContext:
     """Where this training process stands: ``rank`` of ``world`` processes, ``local_rank`` on its
@@ -101,7 +107,7 @@ def init_distributed(use_cuda: bool) -> DistContext:
     owns = not td.is_initialized()
     if owns:
         td.init_process_group("nccl" if use_cuda else "gloo")
-    return DistContext(td.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), td.get_world_size(), owns)
+    return DistContext(td.get_rank(), local_rank(), td.get_world_size(), owns)
 
 
 def close_distributed(ctx: DistContext) -> None:

@@ -60,10 +60,12 @@ class BoxEstimate:
 
 
 def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
+    """``auto`` -> CUDA when available, else CPU; CUDA is the rank's own GPU under torchrun."""
+    from kitti.dist import local_rank
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device("cuda", local_rank()) if name == "cuda" else torch.device(name)
 
 
 def build_model(settings: FPointNetSettings) -> FPointNetV1:

@@ -131,3 +131,25 @@ def test_depth_infer_shards_under_torchrun_env(tmp_path, sample_root, split, mon
     assert one["key"] == many["key"]
     a, b = _files(Path(one["path"])), _files(Path(many["path"]))
     assert sorted(a) == [f"depth/{f}.npz" for f in IDS] and a == b
+
+
+def test_cached_train_commands_refuse_torchrun(tmp_path, sample_root, monkeypatch):
+    """Under torchrun every rank would publish the artifact; the commands point to the module entries."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    for args, entry in ((["depth", "train", "--data", str(sample_root)], "depth.train"),
+                        (["detect", "train", "--data", str(sample_root), "--points", str(sample_root)],
+                         "detection.frustum_pointnet.train")):
+        r = CliRunner().invoke(main, [*args, "--workdir", str(tmp_path)])
+        assert r.exit_code == 2 and f"python -m {entry}" in r.output
+
+
+def test_doctests_of_the_sharding_modules():
+    import doctest
+
+    import kitti.dist
+    import pipeline.sharding
+
+    for module in (kitti.dist, pipeline.sharding):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted >= 1, module.__name__
