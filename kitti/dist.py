@@ -111,13 +111,12 @@ def init_distributed(use_cuda: bool) -> DistContext:
 
 
 def close_distributed(ctx: DistContext) -> None:
-    """Wait for every rank, then destroy the group if :func:`init_distributed` created it."""
-    if ctx.world <= 1:
-        return
-    import torch.distributed as td
+    """Destroy the group if :func:`init_distributed` created it. No barrier: after its last
+    collective a rank may leave while rank 0 still evaluates and writes (a barrier there would
+    wait out the collective timeout on a long evaluation); torchrun waits for every rank."""
+    if ctx.world > 1 and ctx.owns_group:
+        import torch.distributed as td
 
-    td.barrier()
-    if ctx.owns_group:
         td.destroy_process_group()
 
 

@@ -141,3 +141,22 @@ def test_depth_training_under_torchrun_resumes(tmp_path):
     log = (tmp_path / "b/train_log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in log[1:]] == ["1", "2", "3"]
     assert log[1:3] == (tmp_path / "a/train_log.csv").read_text().splitlines()[1:3]
+
+
+@pytest.mark.gpu
+def test_fpointnet_resume_on_cuda(tmp_path, sample_root, sample_ids):
+    """The CUDA resume bug: RNG states loaded with map_location=cuda broke torch.set_rng_state."""
+    from detection.frustum_pointnet.settings import preset
+    from detection.frustum_pointnet.train import train_fpointnet
+
+    settings = preset("cpu-small").with_(**{**SETS, "device": "cuda", "epochs": 1})
+    train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids, settings, tmp_path / "a",
+                    progress=False)
+    ck = torch.load(tmp_path / "a/checkpoint.pt", map_location="cpu", weights_only=False)
+    ck["settings"]["epochs"] = 2
+    buf = io.BytesIO()
+    torch.save(ck, buf)
+    (tmp_path / "ck.pt").write_bytes(buf.getvalue())
+    summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids,
+                              settings.with_(epochs=2), tmp_path / "b", progress=False, resume=tmp_path / "ck.pt")
+    assert summary["epochs"] == 2 and summary["device"].startswith("cuda")
