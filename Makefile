@@ -8,13 +8,14 @@ WORKDIR ?= work
 DATA ?= data/embedded
 KITTI ?=
 
-.PHONY: setup test test-slow demo all bench clean help
+.PHONY: setup test test-slow demo all bench gpu-check clean help
 
 help:
 	@echo "make demo   - whole chain on the embedded benchmark (CPU, cpu-small preset)"
 	@echo "make test   - the default test suite"
 	@echo "make all KITTI=/path/to/kitti - Table 4 on real KITTI (paper preset, GPU)"
 	@echo "make bench  - performance figures"
+	@echo "make gpu-check - paper networks for a few steps on CUDA (says so and exits 0 without one)"
 
 setup: $(STAMP)
 
@@ -58,6 +59,11 @@ bench: setup
 	$(PY) -m kitti_eval.bench
 	$(PY) -m pseudolidar.bench $$( [ -d $(DATA)/training/depth_2 ] && echo --data $(DATA) )
 	$(PY) -m depth.infer --bench cpu-small --images 5
+
+# paper presets on one CUDA device: a few AMP training steps, full-resolution depth inference,
+# F-PointNet inference; images/s, frustums/s, peak GPU memory, first losses (docs/scaling.md)
+gpu-check: setup
+	$(PY) -m pipeline.gpu_check
 
 clean:
 	rm -rf $(WORKDIR)

@@ -313,7 +313,9 @@ class ArtifactCache:
         """(stage, name, path) of every folder in the cache, finished or not."""
         if not self.workdir.is_dir():
             return
-        for stage_dir in sorted(p for p in self.workdir.iterdir() if p.is_dir() and p.name != RUNS):
+        # dot-folders are not stages: .parts/ holds the shards of unfinished sharded artifacts
+        for stage_dir in sorted(p for p in self.workdir.iterdir()
+                                if p.is_dir() and p.name != RUNS and not p.name.startswith(".")):
             for entry in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
                 yield stage_dir.name, entry.name, entry
 

@@ -54,6 +54,17 @@ class StageKey:
         return cache.build(self.stage, code_version=self.code_version, settings=self.settings,
                            inputs=self.inputs, produce=produce, extra_manifest=extra_manifest)
 
+    def build_sharded(self, cache: ArtifactCache, produce: Callable[[Path, tuple[str, ...]], Mapping[str, Any] | None],
+                      *, frame_ids: Frames, shard: Any = None,
+                      extra_manifest: Mapping[str, Any] | None = None) -> tuple[Artifact | None, str]:
+        """:func:`pipeline.sharding.build_sharded` with this key's parts: the artifact (or this
+        shard's part of it while others are missing) and a one-line status."""
+        from pipeline.sharding import build_sharded
+
+        return build_sharded(cache, self.stage, code_version=self.code_version, settings=self.settings,
+                             inputs=self.inputs, frame_ids=frame_ids, produce=produce, shard=shard,
+                             extra_manifest=extra_manifest)
+
 
 # ---------------------------------------------------------------- ids of non-artifact inputs
 def data_id(root: KittiRoot, frames: Frames, kinds: Sequence[str]) -> str:

@@ -18,6 +18,7 @@ from kitti.layout import KittiRoot
 from pipeline import keys
 from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
+from pipeline.sharding import shard_option
 
 
 
@@ -96,6 +97,11 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
                  num_threads: int | None, quiet: bool, epochs: int | None, batch_size: int | None,
                  resume: Path | None) -> None:
     """Train F-PointNet v1 on the clouds of a split (default split: train)."""
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs the module
+        raise click.UsageError("under torchrun, run 'python -m detection.frustum_pointnet.train' "
+                               "(docs/scaling.md)")
     from detection.frustum_pointnet.train import train_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed,
@@ -141,9 +147,10 @@ def _f(v) -> str:
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated (from ground truth, seeded), gt, an rgb_detection file or a "
                    "folder of KITTI-format 2D detections.")
+@shard_option
 def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str) -> None:
+                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str, shard) -> None:
     """Write one KITTI result file per frame of a split (default split: val)."""
     from detection.frustum_pointnet.infer import infer_fpointnet
 
@@ -153,18 +160,21 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
     root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
     model_path, model_id = _resolve_model(cache, model_ref)
     key = keys.detect_infer(root, frame_ids, settings, points_id, model_id, _boxes2d_input(boxes2d))
-    art = key.build(cache, lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path, settings,
-                                                       tmp / "data", boxes2d=boxes2d, progress=not quiet))
-    _echo_results(art)
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_fpointnet(data_root, points_dir, frames, model_path, settings,
+                                                    tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 @detect_group.command("baseline")
 @_common
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated, gt, an rgb_detection file or a KITTI 2D detection folder.")
+@shard_option
 def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                     classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                    num_threads: int | None, quiet: bool, boxes2d: str) -> None:
+                    num_threads: int | None, quiet: bool, boxes2d: str, shard) -> None:
     """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
     from detection.frustum_pointnet.infer import infer_trivial_baseline
 
@@ -173,10 +183,11 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
     cache = ArtifactCache(workdir)
     root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
     key = keys.detect_baseline(root, frame_ids, settings, points_id, _boxes2d_input(boxes2d))
-    art = key.build(cache, lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids, settings,
-                                                              tmp / "data", boxes2d=boxes2d,
-                                                              progress=not quiet))
-    _echo_results(art)
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_trivial_baseline(data_root, points_dir, frames, settings,
+                                                           tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
@@ -188,9 +199,12 @@ def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
     return root, frame_ids, points_dir, points_id
 
 
-def _echo_results(art) -> None:
+def _echo_results(art, status: str = "complete") -> None:
+    if art is None:  # a shard of several, not the last one
+        click.echo(status)
+        return
     s = art.manifest.get("summary", {})
-    state = "cached" if art.cached else "built"
+    state = "cached" if art.cached else ("built" if "shards" not in s else f"built, {status}")
     click.echo(f"{art.ref} ({state}): {s.get('frames')} frames, {s.get('boxes_3d')} boxes from "
                f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}]; skipped: "
                f"{s.get('skipped_no_points')} empty frustums, {s.get('skipped_few_points')} with < 5 "
