@@ -70,10 +70,10 @@ def pick_frames(root: KittiRoot, val: Sequence[str], n: int = 3) -> list[str]:
 
 
 def write_frame_page(path: Path, root: KittiRoot, frame: str, clouds: Sequence[tuple],
-                     arts: Mapping[str, Artifact]) -> Path:
+                     arts: Mapping[str, Artifact], detectors: Sequence[str]) -> Path:
     """``view3d_<frame>.html``: the LiDAR scan (when the root has one) and ``clouds``
-    (``(points_velo, rgb, name)``), ground truth and every ``detect-infer/<cloud>`` artifact's
-    detections, as one self-contained page."""
+    (``(points_velo, rgb, name)``), ground truth and the detections of every
+    ``detect-infer/<detector>/<cloud>`` artifact (coloured by cloud), as one self-contained page."""
     from pseudolidar.html_view import build_page
     from pseudolidar.viz import CloudLayer, box_layer
 
@@ -81,11 +81,12 @@ def write_frame_page(path: Path, root: KittiRoot, frame: str, clouds: Sequence[t
     if root.path("velodyne", frame).is_file():
         layers.insert(0, CloudLayer(root.velodyne(frame), CLOUD_RGB["lidar"], "lidar"))
     boxes = [box_layer(root.labels(frame), GT_RGB, "ground truth")]
-    for cloud, rgb in DET_RGB.items():
-        art = arts.get(f"detect-infer/{cloud}")
-        if art is not None:
-            boxes.append(box_layer(read_label_file(art.path / "data" / f"{frame}.txt"), rgb,
-                                   f"detections ({cloud})"))
+    for detector in detectors:
+        for cloud, rgb in DET_RGB.items():
+            art = arts.get(f"detect-infer/{detector}/{cloud}")
+            if art is not None:
+                boxes.append(box_layer(read_label_file(art.path / "data" / f"{frame}.txt"), rgb,
+                                       f"{detector} on {cloud}"))
     atomic_write_text(path, build_page(layers, boxes, root.calib(frame), title=f"frame {frame}"))
     return path
 
@@ -105,6 +106,7 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
 
     root = KittiRoot(cfg.data_root)
     val = root.split(cfg.val_split)
+    detector = cfg.detectors[0]  # the figures show the first detector's boxes
     written = []
     for frame in pick_frames(root, val, n_frames):
         calib = root.calib(frame)
@@ -116,18 +118,18 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
                 clouds.append((read_velodyne(art.path / "velodyne" / f"{frame}.bin"), CLOUD_RGB[cloud], cloud))
         if clouds:
             dets = []
-            art = arts.get("detect-infer/foresee")
+            art = arts.get(f"detect-infer/{detector}/foresee")
             if art is not None:
                 dets = read_label_file(art.path / "data" / f"{frame}.txt")
             bev = render_bev(clouds, calib, gt_objects=gt, det_objects=dets)
             written.append(_png(out / f"fig6_{frame}.png", bev))
         img = draw_boxes_on_image(root.image(frame), calib, gt, GT_RGB, 2)
         for cloud in ("baseline", "foresee"):  # paper Fig. 7 compares these two
-            art = arts.get(f"detect-infer/{cloud}")
+            art = arts.get(f"detect-infer/{detector}/{cloud}")
             if art is None:
                 continue
             dets = [d for d in read_label_file(art.path / "data" / f"{frame}.txt") if d.type == "Car"]
             img = draw_boxes_on_image(img, calib, dets, CLOUD_RGB[cloud], 1)
         written.append(_png(out / f"fig7_{frame}.png", img))
-        written.append(write_frame_page(out / f"view3d_{frame}.html", root, frame, clouds, arts))
+        written.append(write_frame_page(out / f"view3d_{frame}.html", root, frame, clouds, arts, cfg.detectors))
     return written

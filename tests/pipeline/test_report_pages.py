@@ -36,11 +36,11 @@ def test_make_figures_writes_and_links_a_3d_page_per_frame(sample_root, tmp_path
         arts[f"pseudolidar/{cloud}"] = SimpleNamespace(path=art)
     dets = [o.with_(score=0.5) for o in KittiRoot(root).labels(frame) if o.type == "Car"]
     write_label_file(tmp_path / "det" / "data" / f"{frame}.txt", dets)
-    arts["detect-infer/foresee"] = SimpleNamespace(path=tmp_path / "det")
+    arts["detect-infer/fpointnet/foresee"] = SimpleNamespace(path=tmp_path / "det")
     out = tmp_path / "report"
     out.mkdir()
 
-    written = make_figures(SimpleNamespace(data_root=root, val_split="val"), arts, out)
+    written = make_figures(SimpleNamespace(data_root=root, val_split="val", detectors=("fpointnet",)), arts, out)
     assert [p.name for p in written] == [f"fig6_{frame}.png", f"fig7_{frame}.png", f"view3d_{frame}.html"]
     fig = figure_from_html((out / f"view3d_{frame}.html").read_text())
     clouds = [t for t in fig["data"] if t["meta"]["kind"] == "cloud"]
@@ -53,7 +53,7 @@ def test_make_figures_writes_and_links_a_3d_page_per_frame(sample_root, tmp_path
         assert trace["marker"]["color"] == f"rgb({r},{g},{b})"  # the fig6 colours
     boxes = {t["meta"]["layer"]: t["meta"]["boxes"] for t in fig["data"] if t["meta"]["kind"] == "boxes"}
     n_gt = sum(o.type != "DontCare" for o in KittiRoot(root).labels(frame))
-    assert boxes == {"ground truth": n_gt, "detections (foresee)": len(dets)}
+    assert boxes == {"ground truth": n_gt, "fpointnet on foresee": len(dets)}
 
     md = figures_markdown(written)
     assert (f"- frame {frame}: [fig6_{frame}.png](fig6_{frame}.png), [fig7_{frame}.png](fig7_{frame}.png), "
