@@ -76,6 +76,13 @@ def _run(reader, path: Path):
         return e
 
 
+def _accepted(reader, path: Path, data: bytes):
+    """Write ``data`` to ``path`` and read it: the value when accepted, None after a proper error."""
+    path.write_bytes(data)
+    got = _run(reader, path)
+    return None if isinstance(got, KittiFormatError) else got
+
+
 # ------------------------------------------------------------------------- text readers
 LABEL = (SAMPLE / "label_2" / "000001.txt").read_text()
 CALIB = (SAMPLE / "calib" / "000001.txt").read_text()
@@ -85,10 +92,8 @@ CALIB = (SAMPLE / "calib" / "000001.txt").read_text()
 @given(m=mutated_text(LABEL))
 def test_label_reader(tmp_path, m):
     data, _ = m
-    p = tmp_path / "000001.txt"
-    p.write_bytes(data)
-    got = _run(read_label_file, p)
-    if isinstance(got, KittiFormatError):
+    got = _accepted(read_label_file, tmp_path / "000001.txt", data)
+    if got is None:
         return
     # accepted: the values are the lines' numbers, finite (an independent split of the bytes)
     lines = [ln.split() for ln in data.decode().splitlines() if ln.strip()]
@@ -104,10 +109,8 @@ def test_label_reader(tmp_path, m):
 @given(m=mutated_text(CALIB))
 def test_calib_reader(tmp_path, m):
     data, _ = m
-    p = tmp_path / "000001.txt"
-    p.write_bytes(data)
-    got = _run(Calibration.from_file, p)
-    if isinstance(got, KittiFormatError):
+    got = _accepted(Calibration.from_file, tmp_path / "000001.txt", data)
+    if got is None:
         return
     rows = {ln.partition(":")[0].strip(): ln.partition(":")[2].split() for ln in data.decode().splitlines()}
     for key, attr in (("P2", "P2"), ("R0_rect", "R0_rect"), ("Tr_velo_to_cam", "Tr_velo_to_cam")):
@@ -119,10 +122,8 @@ def test_calib_reader(tmp_path, m):
 @given(m=mutated_text("000001\n000004\n000012\n"), extra=st.sampled_from(["", "12 13\n", "-5\n", "7.0\n", "\t\n"]))
 def test_split_reader(tmp_path, m, extra):
     data, _ = m
-    p = tmp_path / "val.txt"
-    p.write_bytes(data + extra.encode())
-    got = _run(read_split_file, p)
-    if isinstance(got, KittiFormatError):
+    got = _accepted(read_split_file, tmp_path / "val.txt", data + extra.encode())
+    if got is None:
         return
     tokens = (data + extra.encode()).decode().split()
     assert all(t.isdigit() for t in tokens) and got == tuple(t.zfill(6) for t in tokens)
@@ -138,11 +139,10 @@ def test_rgb_detection_reader(tmp_path, m):
     from detection.frustum_pointnet.boxes2d import read_rgb_detection_file
 
     data, _ = m
-    p = tmp_path / "rgb_detection_val.txt"
-    p.write_bytes(data)
-    got = _run(lambda q: read_rgb_detection_file(q, [f"{i:06d}" for i in range(9)],
-                                                 ("Car", "Pedestrian", "Cyclist")), p)
-    if isinstance(got, KittiFormatError):
+    got = _accepted(lambda q: read_rgb_detection_file(q, [f"{i:06d}" for i in range(9)],
+                                                      ("Car", "Pedestrian", "Cyclist")),
+                    tmp_path / "rgb_detection_val.txt", data)
+    if got is None:
         return
     lines = [ln.split() for ln in data.decode().splitlines() if ln.strip()]
     assert sum(len(v) for v in got.values()) == len(lines)
