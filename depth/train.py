@@ -1,6 +1,6 @@
 """Training of the depth variants (baseline, so, so-sd, foresee).
 
-Reproduce the cpu-small measurement (README, docs/depth.md)::
+Reproduce the cpu-small measurement (docs/depth.md)::
 
     foresee depth train --data data/embedded --variant foresee --preset cpu-small
 
@@ -107,7 +107,7 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         model.load_state_dict(resume_payload["model"])
         weights_from = f"resumed from {resume}"
     else:
-        weights_from = load_encoder_weights(model, settings.pretrained_path or None,
+        weights_from = load_encoder_weights(model, settings.encoder_weights,
                                             log=(lambda m: tqdm.write(m)) if rank == 0 else (lambda m: None))
     model.to(device)
     ddp_model: torch.nn.Module = model

@@ -42,6 +42,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
+from pipeline import __version__
+
 MANIFEST = "manifest.json"
 Verify = Literal["hash", "stat", "size"]
 RUNS = ".runs"
@@ -281,7 +283,7 @@ class ArtifactCache:
                 "summary": _canonical(dict(summary)), "files": files,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "seconds": round(time.time() - t0, 3),
-                "versions": {"python": sys.version.split()[0], "platform": platform.platform()},
+                "versions": {"foresee": __version__, "python": sys.version.split()[0], "platform": platform.platform()},
                 **dict(extra_manifest or {}),
             }
             mtmp = tmp / f".{MANIFEST}.tmp"

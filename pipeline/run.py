@@ -27,8 +27,8 @@ def _human(n: float) -> str:
 
 def synth_default(data_root: Path, preset: str) -> None:
     """Render the embedded benchmark (its ``cpu-small`` preset) into ``data_root``."""
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import preset as synth_preset
+    from synth import render_dataset
+    from synth.settings import preset as synth_preset
 
     click.echo(f"[synth] {data_root} does not exist: rendering the embedded benchmark ({preset})")
     t0 = time.time()

@@ -63,7 +63,8 @@ def depth_group() -> None:
 @click.option("--own-weight", type=float, default=None, help="foresee: weight of a decoder's own region [0.8].")
 @click.option("--other-weight", type=float, default=None, help="foresee: weight of the other region [0.2].")
 @click.option("--encoder", default=None, help="timm encoder name.")
-@click.option("--pretrained-path", default=None, help="Local ImageNet state dict for the encoder.")
+@click.option("--encoder-weights", default=None,
+              help="auto (installed package / timm cache), none (random init) or a state-dict file.")
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="checkpoint.pt of the same settings to continue from.")

@@ -17,8 +17,8 @@ TINY_DETECT = {"epochs": 1}
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory) -> Path:
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import SynthSettings
+    from synth import render_dataset
+    from synth.settings import SynthSettings
 
     root = tmp_path_factory.mktemp("synth") / "tiny"
     render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
@@ -102,8 +102,8 @@ def test_run_chain_missing_frame_fails_before_work(tiny_root, tmp_path):
 
 @pytest.mark.slow
 def test_run_chain_full_with_depth_models(tmp_path):
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import SynthSettings
+    from synth import render_dataset
+    from synth.settings import SynthSettings
 
     root = tmp_path / "full"
     render_dataset(root, SynthSettings(frames_train=8, frames_val=4, seed=5), workers=2, progress=False)

@@ -47,20 +47,33 @@ _CHAIN = textwrap.dedent("""
 """)
 
 
-def _run_killed(cmd: list[str], kill_after: float | None, timeout: float) -> int:
-    """Run ``cmd`` (repo on PYTHONPATH); SIGKILL it after ``kill_after`` s; its return code."""
+def _count_written(work: Path) -> int:
+    return sum(1 for _ in work.rglob("*.txt")) if work.exists() else 0
+
+
+def _run_killed(cmd: list[str], timeout: float, *, kill_after: float | None = None,
+                kill_at_files: int | None = None, work: Path | None = None) -> int:
+    """Run ``cmd`` (repo on PYTHONPATH) and SIGKILL it after ``kill_after`` seconds, or once
+    ``kill_at_files`` new .txt files exist under ``work`` (progress, not wall time: a loaded machine
+    still kills mid-run); its return code."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    start = _count_written(work) if work is not None else 0
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if kill_after is not None:
-        try:
-            proc.wait(timeout=kill_after)
-        except subprocess.TimeoutExpired:
+    t0 = time.monotonic()
+    while (kill_after is not None or kill_at_files is not None) and proc.poll() is None:
+        now = time.monotonic()
+        if now - t0 > timeout:
+            break
+        if (kill_after is not None and now - t0 >= kill_after) or (
+                kill_at_files is not None and _count_written(work) - start >= kill_at_files):
             proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.001)
     return proc.wait(timeout=timeout)
 
 
-def _run_chain(work: Path, kill_after: float | None = None) -> int:
-    return _run_killed([sys.executable, "-c", _CHAIN, str(work)], kill_after, 120)
+def _run_chain(work: Path, kill_at_files: int | None = None) -> int:
+    return _run_killed([sys.executable, "-c", _CHAIN, str(work)], 120, kill_at_files=kill_at_files, work=work)
 
 
 def _final_files(work: Path) -> dict[str, str]:
@@ -84,8 +97,8 @@ def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
     rng = random.Random(15)
     work = tmp_path / "work"
     kills = 0
-    for _ in range(3):  # kill at random times (the subprocess's start-up included), then go on
-        if _run_chain(work, kill_after=rng.uniform(0.2, 1.5)) == -signal.SIGKILL:
+    for _ in range(3):  # kill at random points of progress (files written), then go on
+        if _run_chain(work, kill_at_files=rng.randint(1, 30)) == -signal.SIGKILL:
             kills += 1
         # nothing half-written ever looks finished
         for r in ArtifactCache(work).ls():
@@ -166,15 +179,16 @@ def test_after_a_crash_hits_are_rehashed_and_cache_verify_finds_what_stat_cannot
 @pytest.mark.slow
 def test_real_chain_killed_at_random_points_equals_uninterrupted(tmp_path):
     """``foresee run`` (LiDAR + oracle rows, tiny render) SIGKILLed 4 times at random moments."""
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import SynthSettings
+    from synth import render_dataset
+    from synth.settings import SynthSettings
 
     root = tmp_path / "tiny"
     render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
                    workers=1, progress=False)
     def run(work: Path, kill_after: float | None = None) -> int:
         return _run_killed([sys.executable, "-m", "pipeline", "run", "--data", str(root), "--clouds",
-                            "lidar,oracle", "--set", "detect.epochs=1", "--workdir", str(work)], kill_after, 600)
+                            "lidar,oracle", "--set", "detect.epochs=1", "--workdir", str(work)], 600,
+                           kill_after=kill_after)
 
     def results(work: Path) -> dict[str, bytes]:
         out = {}
