@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kitti.errors import KittiFormatError
 from pipeline.commands.cache_cmd import workdir_option
 
 _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
@@ -66,10 +67,12 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     from pipeline.chain import build_chain
 
     try:
-        build_chain(cfg)  # settings and data are checked here, before any work
+        specs = build_chain(cfg)  # settings and data are checked here, before any work
+    except KittiFormatError:
+        raise
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    return cfg
+    return cfg, specs
 
 
 @click.command("run")
@@ -88,9 +91,9 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
         from pipeline.run import synth_default
 
         synth_default(Path(data_root), preset)
-    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                  depth_train_split, depth_val_split)
-    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir)
+    cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
+                         depth_train_split, depth_val_split)
+    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
 
 
 @click.command("table4")
@@ -102,6 +105,6 @@ def table4_command(workdir, data_root, train_split, val_split, depth_train_split
     """Write Table 4 (and Table 2) from a finished run's cached evaluations."""
     from pipeline.run import write_reports
 
-    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                  depth_train_split, depth_val_split)
+    cfg, _ = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
+                     depth_train_split, depth_val_split)
     write_reports(cfg, Path(workdir), report_dir=report_dir)
