@@ -64,7 +64,7 @@ def read_depth_npz(path: str | PathLike[str]) -> np.ndarray:
     if d.dtype.kind not in "fiu":
         raise KittiFormatError(path, None, f"depth_m has dtype {d.dtype}, expected float32 metres")
     d = np.asarray(d, dtype=np.float32)
-    check_depth_map(d, name="depth_m", path=path)
+    check_depth_map(d, name=f"frame {path.stem}", path=path)
     return d
 
 
