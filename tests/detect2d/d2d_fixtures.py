@@ -108,7 +108,7 @@ def tiny_settings(**changes):
     """cpu-small scaled down to the tiny root: full scale, no P6/P7, a few steps."""
     from detect2d.settings import preset
 
-    base = dict(image_scale=1.0, extra_levels=0, anchor_base_px=32.0, fpn_channels=32,
+    base = dict(architecture="retinanet", image_scale=1.0, extra_levels=0, anchor_base_px=32.0, fpn_channels=32,
                 batch_size=2, max_steps=6, warmup_steps=2, checkpoint_every_steps=3,
                 encoder_weights="none", num_threads=1, device="cpu", classes=("Car", "Pedestrian"),
                 freeze_encoder_bn=False)

@@ -85,7 +85,7 @@ def test_cli_train_infer_cached_with_ap(tiny_root, tmp_path):
     manifest = json.loads((art / "manifest.json").read_text())
     ap = json.loads((art / "ap2d.json").read_text())
     for cls, table in manifest["summary"]["ap2d"].items():  # the manifest carries the evaluator's AP
-        assert table["R40"] == ap[cls]["2d"]["R40"]
+        assert [float(v) for v in table["R40"]] == ap[cls]["2d"]["R40"]
 
 
 def _run_cli(monkeypatch, capsys, args):
@@ -112,3 +112,16 @@ def test_cli_missing_encoder_weights_exit_2_with_one_line(tiny_root, tmp_path, m
             "--encoder-weights", str(missing), "--max-steps", "1", "--quiet"]
     code, err = _run_cli(monkeypatch, capsys, args)
     assert code == 2 and err.count("\n") == 0 and str(missing) in err
+
+
+def test_only_the_exact_no_3d_size_is_accepted(tmp_path):
+    from kitti.errors import KittiFormatError
+
+    line = "Car -1 -1 -10 10.00 20.00 30.00 40.00 {} -1000 -1000 -1000 -10 0.5000\n"
+    (tmp_path / "000000.txt").write_text(line.format("-1 -1 -1"))
+    assert read_label_file(tmp_path / "000000.txt")[0].h == -1.0
+    (tmp_path / "000000.txt").write_text(line.format("-1 -1 -2"))
+    for read in (lambda: read_label_file(tmp_path / "000000.txt"),
+                 lambda: read_label_folder(tmp_path, ["000000"], detections=True)):
+        with pytest.raises(KittiFormatError, match=r"000000\.txt:1: negative box size"):
+            read()
