@@ -59,7 +59,7 @@ def train_fg_boxes(labels: Sequence[Object3d], settings: DepthSettings, rng: np.
 
 
 def eval_fg_boxes(labels: Sequence[Object3d]) -> np.ndarray:
-    """Evaluation foreground boxes: Car, Van, Truck, Pedestrian, Cyclist, Tram (PAPER.md §2)."""
+    """Evaluation foreground boxes: Car, Van, Truck, Pedestrian, Cyclist, Tram (docs/paper.md §2)."""
     return boxes_of(labels, DEPTH_FOREGROUND_CLASSES)
 
 

@@ -7,7 +7,7 @@ Variants (named as in the paper's Table 2):
 * ``so-sd`` — two decoders of identical structure, each trained on its own region only.
 * ``foresee`` — two decoders with the foreground-sensitive loss: each decoder weights its own
   region ``own_weight`` and the other region ``other_weight`` (authors' code: 0.8 / 0.2; the
-  paper's "λ = 0.2" is the *other* region's weight, see PAPER.md §2).
+  paper's "λ = 0.2" is the *other* region's weight, see docs/paper.md §2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training of the depth variants (baseline, so, so-sd, foresee).
 
-Reproduce the cpu-small measurement (README, docs/readme/depth.md)::
+Reproduce the cpu-small measurement (docs/depth.md)::
 
     foresee depth train --data data/embedded --variant foresee --preset cpu-small
 

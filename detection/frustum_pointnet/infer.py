@@ -1,6 +1,6 @@
 """Inference: 2D boxes -> frustums -> F-PointNet v1 -> one KITTI result file per frame.
 
-Reproduce (the cpu-small measurement; see docs/readme/detection.md)::
+Reproduce (the cpu-small measurement; see docs/detection.md)::
 
     foresee detect infer --data data/embedded --points ARTIFACT --model ARTIFACT --split val \\
         --boxes2d simulated --preset cpu-small

@@ -1,6 +1,6 @@
 """Training of Frustum-PointNet v1 on any velodyne-format clouds (LiDAR or pseudo-LiDAR).
 
-Reproduce (cpu-small on the development set; see docs/readme/detection.md)::
+Reproduce (cpu-small on the development set; see docs/detection.md)::
 
     foresee detect train --data data/embedded --points ARTIFACT --split train --preset cpu-small
 

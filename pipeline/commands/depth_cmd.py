@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from pipeline import keys
 from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, workdir_option
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
@@ -73,7 +74,6 @@ def depth_group() -> None:
 def train_command(data_root: Path, split: str, variant: str, preset: str, resume: Path | None,
                   threads: int | None, quiet: bool, workdir: Path, **overrides) -> None:
     """Train one depth variant; the checkpoint is a cached artifact."""
-    import depth
     from depth.settings import preset as make_preset
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
@@ -86,7 +86,7 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
         raise click.BadParameter(str(e)) from None
     root = KittiRoot(data_root)
     ids = root.split(split)
-    inputs = ["data:" + root.fingerprint(ids, ("image_2", "calib", "label_2", "depth_2"))]
+    key = keys.depth_train(root, ids, settings)
 
     def produce(tmp: Path):
         from depth.train import train_depth
@@ -97,8 +97,7 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
     from depth.train import TrainingError
 
     try:
-        art = ArtifactCache(workdir).build("depth-train", code_version=depth.CODE_VERSION, settings=settings,
-                                           inputs=inputs, produce=produce, extra_manifest={"split": split})
+        art = key.build(ArtifactCache(workdir), produce, extra_manifest={"split": split})
     except (CheckpointMismatchError, TrainingError) as e:
         raise click.ClickException(str(e)) from None
     echo_artifact(art, lambda s: f"{variant}: {s['steps']} steps, final loss {float(s['final_loss']):.4f}, "
@@ -119,9 +118,8 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
 def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, from_gt: bool,
                   threads: int | None, quiet: bool, workdir: Path) -> None:
     """Depth maps (float32 metres, full resolution) for a split, as a cached artifact."""
-    import depth
     from kitti import KittiRoot
-    from pipeline.cache import ArtifactCache, file_digest
+    from pipeline.cache import ArtifactCache
 
     if (checkpoint_ref is None) == (not from_gt):
         raise click.UsageError("give exactly one of --checkpoint and --from-gt")
@@ -130,8 +128,7 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
     ids = root.split(split)
     cache = ArtifactCache(workdir)
     if from_gt:
-        inputs = ["data:" + root.fingerprint(ids, ("image_2", "depth_2"))]
-        stage, settings = "depth-gt", {"split": split, "variant": "oracle"}
+        key = keys.depth_gt(root, ids)
 
         def produce(tmp: Path):
             from depth.infer import export_gt_depth
@@ -140,7 +137,7 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
     else:
         p = Path(checkpoint_ref)
         if p.is_file():
-            ckpt, ref = p, f"checkpoint:{file_digest(p)}"
+            ckpt, ref = p, keys.file_id("checkpoint", p)
         else:
             folder, ref = _artifact_folder(checkpoint_ref, workdir, option="--checkpoint")
             ckpt = folder / "checkpoint.pt"
@@ -153,17 +150,14 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
         if merge in ("mask", "bg") and variant in ("baseline", "so"):
             raise click.BadParameter(f"merge={merge!r} needs a two-decoder model, {ckpt} is {variant!r}",
                                      param_hint="--merge")
-        kinds = ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
-        inputs = [ref, "data:" + root.fingerprint(ids, kinds)]
-        stage, settings = "depth-infer", {"split": split, "merge": merge, "variant": variant}
+        key = keys.depth_infer(root, ids, ref, merge=merge, variant=variant)
 
         def produce(tmp: Path):
             from depth.infer import infer_depth
 
             return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
 
-    art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce,
-                      extra_manifest=dataset_fields(root))
+    art = key.build(cache, produce, extra_manifest={"split": split, **dataset_fields(root)})
     echo_artifact(art, lambda s: f"{s['frames']} depth maps" + (
         f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pipeline import keys
 from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_artifact, workdir_option
 
 _PRESETS = ("paper", "cpu-small")
@@ -66,7 +67,6 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
                         sparsify_azimuth_bins, frustum_only, frustum_near_m, workers: int,
                         quiet: bool, workdir: Path) -> None:
     """Depth maps -> KITTI-format pseudo-LiDAR (velodyne .bin), cached under --workdir."""
-    import pseudolidar
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
     from pseudolidar.settings import preset as make_preset
@@ -86,26 +86,22 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
     root = KittiRoot(data_root)
     frame_ids = root.split(split)
     cache = ArtifactCache(workdir)
-    kinds = ("calib", "image_2", "depth_2") if from_gt_depth else ("calib", "image_2")
-    inputs = ["data:" + root.fingerprint(frame_ids, kinds)]
     if from_gt_depth:
         role, source = "oracle", "gt-depth"
+        depth_input = keys.gt_depth_id(root, frame_ids)
 
         def produce(tmp: Path):
             return run_from_gt_depth(root.root, frame_ids, tmp / "velodyne", settings,
                                      workers=workers, progress=not quiet)
     else:
         depth_dir, depth_input, role = _depth_source(depth_ref, cache, frame_ids, root)
-        inputs.insert(0, depth_input)
         source = depth_input
 
         def produce(tmp: Path):
             return run_pseudolidar(depth_dir, root.root, frame_ids, tmp / "velodyne", settings,
                                    workers=workers, progress=not quiet)
 
-    art = cache.build("pseudolidar", code_version=pseudolidar.CODE_VERSION, settings=settings,
-                      inputs=inputs, produce=produce,
-                      extra_manifest={"role": role, "source": source, "split": split,
-                                      **dataset_fields(root)})
+    art = keys.pseudolidar(root, frame_ids, settings, depth_input).build(
+        cache, produce, extra_manifest={"role": role, "source": source, "split": split, **dataset_fields(root)})
     echo_artifact(art, lambda s: f"{s['frames']} frames, {float(s['points_per_frame_mean']):.0f} points/frame, "
                                  f"{float(s['seconds']):.1f} s")
