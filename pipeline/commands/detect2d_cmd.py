@@ -15,12 +15,9 @@ from pathlib import Path
 import click
 
 from kitti.layout import KittiRoot
-from pipeline.cache import ArtifactCache, make_key
+from pipeline import keys
+from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, workdir_option
-
-TRAIN_STAGE = "detect2d-train"
-INFER_STAGE = "detect2d-infer"
-EVAL_CLASSES = ("Car", "Pedestrian", "Cyclist")
 
 
 def detect2d_settings(preset_name: str, **overrides):
@@ -34,24 +31,18 @@ def detect2d_settings(preset_name: str, **overrides):
         raise click.BadParameter(str(e)) from None
 
 
-def key_settings(settings):
-    """The settings that decide an artifact (the thread count does not)."""
-    return settings.with_(num_threads=0)
-
-
 def train_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, ...], settings, *,
                    progress: bool = True, resume: Path | None = None):
-    """Build (or find) the ``detect2d-train`` artifact of these frames and settings.
+    """Build (or find) the ``detect2d-train`` artifact of these frames and settings (the key of
+    ``foresee run``'s detect2d-train node: ``pipeline.keys.detect2d_train``).
 
     An exception during training moves the last checkpoint to ``<key>.resume.pt``; the next
     build of the same key resumes from it.
     """
-    from detect2d import CODE_VERSION
     from detect2d.train import train_detector
 
-    inputs = ["data:" + root.fingerprint(frame_ids, ("image_2", "label_2", "calib"))]
-    key = make_key(TRAIN_STAGE, CODE_VERSION, key_settings(settings), inputs)
-    resume_file = cache.workdir / TRAIN_STAGE / f"{key}.resume.pt"
+    k = keys.detect2d_train(root, frame_ids, settings)
+    resume_file = cache.workdir / k.stage / f"{k.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
         start = resume or (resume_file if resume_file.is_file() else None)
@@ -67,41 +58,22 @@ def train_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, 
         resume_file.unlink(missing_ok=True)
         return summary
 
-    return cache.build(TRAIN_STAGE, code_version=CODE_VERSION, settings=key_settings(settings),
-                       inputs=inputs, produce=produce, extra_manifest=dataset_fields(root))
+    return k.build(cache, produce, extra_manifest=dataset_fields(root))
 
 
 def infer_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, ...], model_art, *,
                    device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
                    evaluate: bool = True, progress: bool = True):
-    """Build (or find) the ``detect2d-infer`` artifact: ``data/NNNNNN.txt`` and, when
-    ``evaluate`` and the frames have labels, AP_2D (``ap2d.json``, ``ap2d.md``)."""
-    from detect2d import CODE_VERSION
-    from detect2d.infer import infer_detector
-    from kitti.fileio import atomic_write_text
+    """Build (or find) the ``detect2d-infer`` artifact (``pipeline.chain.detect2d_results``)."""
+    from pipeline.chain import detect2d_results
 
     check_same_dataset(model_art, root, "2D detector")
     evaluate = evaluate and root.has("label_2")
-    kinds = ("image_2", "calib") + (("label_2",) if evaluate else ())
-    inputs = [model_art.ref, "data:" + root.fingerprint(frame_ids, kinds)]
-    settings = {"device": device, "score_thresh": score_thresh, "evaluate": evaluate}
-
-    def produce(tmp: Path) -> dict:
-        summary = infer_detector(root.root, frame_ids, model_art.path / "model.pt", tmp / "data",
-                                 device=device, num_threads=num_threads, score_thresh=score_thresh,
-                                 progress=progress)
-        if evaluate:
-            from kitti_eval import evaluate_folders
-
-            res = evaluate_folders(root.folder("label_2"), tmp / "data", frame_ids,
-                                   classes=EVAL_CLASSES, metrics=("2d",))
-            atomic_write_text(tmp / "ap2d.json", res.to_json() + "\n")
-            atomic_write_text(tmp / "ap2d.md", res.to_markdown())
-            summary["ap2d"] = {c: res.ap[c]["2d"] for c in res.ap}
-        return summary
-
-    return cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=settings, inputs=inputs,
-                       produce=produce, extra_manifest=dataset_fields(root))
+    k = keys.detect2d_infer(root, frame_ids, model_art.ref, device=device, score_thresh=score_thresh,
+                            evaluate=evaluate)
+    return k.build(cache, lambda tmp: detect2d_results(
+        root, frame_ids, model_art.path / "model.pt", tmp, device=device, num_threads=num_threads,
+        score_thresh=score_thresh, evaluate=evaluate, progress=progress), extra_manifest=dataset_fields(root))
 
 
 def _common(f):
