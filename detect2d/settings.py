@@ -36,8 +36,9 @@ class Detect2DSettings:
         extra_levels: extra FPN levels computed from the last one by stride-2 convs (P6, P7).
         fpn_channels: FPN and head channels.
         head_convs: conv layers of each head branch (FCOS only; torchvision's RetinaNet head has 4).
-        anchor_base_px: anchor size (px, in the scaled image) of the first FPN level, doubled per
-            level (RetinaNet), or the FCOS point's size of that level.
+        anchor_base_px: RetinaNet's anchor size (px, in the scaled image) of the first FPN level,
+            doubled per level. FCOS ignores it: its point size is each level's stride
+            (torchvision's rule: a level takes objects of 4-8x that size).
         anchor_scales: sizes per octave of each level's anchors (RetinaNet: 1, 2^(1/3), 2^(2/3)).
         aspect_ratios: anchor height / width (RetinaNet).
         image_scale: images are resized by this factor (both axes) for training and inference;

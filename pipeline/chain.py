@@ -39,11 +39,11 @@ The three extensions this layout is made for:
   :class:`Detector` to :data:`DETECTORS` (its settings preset, train and infer functions, the
   artifact file the infer stage loads) and let ``RunConfig.detectors`` name it; the detect-train /
   detect-infer / eval nodes are emitted per detector already.
-* **a 2D-box source stage** (``--boxes2d detector``): register kinds ``detect2d-train`` /
-  ``detect2d-infer`` and emit them in :func:`chain_nodes` when ``cfg.boxes2d == "detector"``;
-  give each detect-infer node the dep ``{"boxes2d": "detect2d-infer"}``. ``_key_detect_infer``
-  then keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as
-  the 2D boxes.
+* **a 2D-box source stage** (done for ``--boxes2d detector``): kinds ``detect2d-train`` /
+  ``detect2d-infer`` are emitted in :func:`chain_nodes` when ``cfg.boxes2d == "detector"`` and
+  each detect-infer node gets the dep ``{"boxes2d": "detect2d-infer"}``; ``_key_detect_infer``
+  keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as the 2D
+  boxes.
 * **a seed axis** (``--seeds N``): loop over seeds in :func:`chain_nodes`, pass
   ``seed=`` to :func:`_name` (which appends ``/s<seed>``) and put ``"seed"`` in the tags; the
   ``_settings`` of a node then replaces the preset's seed by ``int(node.tags["seed"])``.
