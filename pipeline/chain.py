@@ -39,11 +39,11 @@ The three extensions this layout is made for:
   :class:`Detector` to :data:`DETECTORS` (its settings preset, train and infer functions, the
   artifact file the infer stage loads) and let ``RunConfig.detectors`` name it; the detect-train /
   detect-infer / eval nodes are emitted per detector already.
-* **a 2D-box source stage** (``--boxes2d detector``): register kinds ``detect2d-train`` /
-  ``detect2d-infer`` and emit them in :func:`chain_nodes` when ``cfg.boxes2d == "detector"``;
-  give each detect-infer node the dep ``{"boxes2d": "detect2d-infer"}``. ``_key_detect_infer``
-  then keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as
-  the 2D boxes.
+* **a 2D-box source stage** (done for ``--boxes2d detector``): kinds ``detect2d-train`` /
+  ``detect2d-infer`` are emitted in :func:`chain_nodes` when ``cfg.boxes2d == "detector"`` and
+  each detect-infer node gets the dep ``{"boxes2d": "detect2d-infer"}``; ``_key_detect_infer``
+  keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as the 2D
+  boxes.
 * **a seed axis** (``--seeds N``): loop over seeds in :func:`chain_nodes`, pass
   ``seed=`` to :func:`_name` (which appends ``/s<seed>``) and put ``"seed"`` in the tags; the
   ``_settings`` of a node then replaces the preset's seed by ``int(node.tags["seed"])``.
@@ -75,7 +75,9 @@ class RunConfig:
         train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
         detector: ``fpointnet`` (the detectors of :data:`DETECTORS`; one row per detector and cloud).
         clouds: which report rows to build.
-        boxes2d: 2D boxes for detection at test time: ``simulated`` or a detection file/folder.
+        boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
+            the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
+            file/folder.
         depth_train_split, depth_val_split: frames with depth ground truth for depth training and
             Table 2 (default: the train / val splits). On KOD (``foresee kod build``):
             ``kod_train`` / ``kod_val``, while detection uses the full 3DOP ``train`` / ``val``.
@@ -99,7 +101,10 @@ class RunConfig:
 
 
 #: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
-OVERRIDABLE = ("depth", "pseudolidar", "detect")
+OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d")
+
+#: ``RunConfig.boxes2d`` value that adds the 2D detector stage to the chain.
+BOXES2D_DETECTOR = "detector"
 
 
 def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> Any:
@@ -202,6 +207,11 @@ def chain_nodes(cfg: RunConfig) -> list[Node]:
         nodes.append(Node("depth-gt", "depth-gt", {"variant": "oracle"}))
     for c in pl_clouds:
         nodes.append(Node(_name("pseudolidar", c), "pseudolidar", {"cloud": c}, {"depth": depth_source(c)}))
+    boxes2d = {}
+    if cfg.boxes2d == BOXES2D_DETECTOR:
+        nodes.append(Node("detect2d-train", "detect2d-train"))
+        nodes.append(Node("detect2d-infer", "detect2d-infer", {}, {"model": "detect2d-train"}))
+        boxes2d = {"boxes2d": "detect2d-infer"}
     for det in cfg.detectors:
         for c in cfg.clouds:
             tags = {"cloud": c, "detector": det}
@@ -209,7 +219,7 @@ def chain_nodes(cfg: RunConfig) -> list[Node]:
             train = _name("detect-train", det, c)
             infer = _name("detect-infer", det, c)
             nodes.append(Node(train, "detect-train", tags, points))
-            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points}))
+            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **boxes2d}))
             nodes.append(Node(_name("eval", det, c), "eval", tags, {"results": infer}))
     for c in pl_clouds:
         nodes.append(Node(_name("depth-eval", c), "depth-eval", {"cloud": c}, {"depth": depth_source(c)}))
@@ -252,6 +262,9 @@ class Ctx:
             base = preset(self.cfg.preset)
         elif stage == "detect":
             base = DETECTORS[node.tags["detector"]].preset(self.cfg.preset)
+        elif stage == "detect2d":
+            from detect2d.settings import preset
+            base = preset(self.cfg.preset)
         else:
             raise KeyError(stage)
         return apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
@@ -339,6 +352,28 @@ def _produce_detect_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
                      ctx.settings("detect", node), out / "data", ctx.boxes2d(deps))
 
 
+def _key_detect2d_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect2d_train(ctx.root, ctx.train, ctx.settings("detect2d", node))
+
+
+def _produce_detect2d_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from detect2d.train import train_detector
+
+    summary = train_detector(ctx.root.root, ctx.train, ctx.settings("detect2d", node), out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _key_detect2d_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect2d_infer(ctx.root, ctx.val, ids["model"])
+
+
+def _produce_detect2d_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    num_threads = ctx.settings("detect2d", node).num_threads
+    return detect2d_results(ctx.root, ctx.val, deps["model"].path / "model.pt", out,
+                            num_threads=num_threads)
+
+
 def _key_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
     return keys.kitti_eval(ctx.root, ctx.val, ids["results"])
 
@@ -375,6 +410,8 @@ KINDS: dict[str, Kind] = {
     "pseudolidar": Kind(_key_pseudolidar, _produce_pseudolidar, lambda c: 2 * _maps_bytes(c)),
     "detect-train": Kind(_key_detect_train, _produce_detect_train, lambda c: 10_000_000),
     "detect-infer": Kind(_key_detect_infer, _produce_detect_infer, lambda c: len(c.val) * 500),
+    "detect2d-train": Kind(_key_detect2d_train, _produce_detect2d_train, lambda c: 20_000_000),
+    "detect2d-infer": Kind(_key_detect2d_infer, _produce_detect2d_infer, lambda c: len(c.val) * 1_000),
     "eval": Kind(_key_eval, _produce_eval, lambda c: 20_000),
     "depth-eval": Kind(_key_depth_eval, _produce_depth_eval, lambda c: 10_000),
 }
@@ -460,6 +497,26 @@ def evaluate_results(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: 
         atomic_write_text(out / f"{name}.md", result.to_markdown())
         atomic_write_text(out / f"{name}.csv", result.to_dataframe().to_csv(index=False))
     return {"frames": len(val)}
+
+
+def detect2d_results(root: KittiRoot, frames: tuple[str, ...], model_path: Path, out: Path, *,
+                     device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
+                     evaluate: bool = True, progress: bool = True) -> dict:
+    """The detect2d-infer artifact: ``data/NNNNNN.txt`` (KITTI 2D results) and, with ``evaluate``
+    (the frames must have labels), ``ap2d.json`` / ``ap2d.md`` (AP_2D, R11 / R40) with the AP in
+    the summary (``ap2d``: class -> R11/R40 -> [easy, moderate, hard])."""
+    from detect2d.infer import infer_detector
+    from kitti.fileio import atomic_write_text
+    from kitti_eval import evaluate_folders
+
+    summary = infer_detector(root.root, frames, model_path, out / "data", device=device,
+                             num_threads=num_threads, score_thresh=score_thresh, progress=progress)
+    if evaluate:
+        res = evaluate_folders(root.folder("label_2"), out / "data", frames, metrics=("2d",))
+        atomic_write_text(out / "ap2d.json", res.to_json() + "\n")
+        atomic_write_text(out / "ap2d.md", res.to_markdown())
+        summary["ap2d"] = {c: res.ap[c]["2d"] for c in res.ap}
+    return summary
 
 
 def evaluate_depth(root: KittiRoot, val: tuple[str, ...], depth_dir: Path, out: Path) -> dict:

@@ -61,6 +61,7 @@ def _load_stage_commands() -> None:
         ("depth", "pipeline.commands.depth_cmd", "depth_group", "ForeSeE depth: train, infer, eval, stats."),
         ("kod", "pipeline.commands.depth_cmd", "kod_group", "Build the KITTI-Object-Depth dataset."),
         ("detect", "pipeline.commands.detect_cmd", "detect_group", "Frustum-PointNet: train, infer, baseline."),
+        ("detect2d", "pipeline.commands.detect2d_cmd", "detect2d_group", "2D detector (torchvision): train, infer."),
         ("run", "pipeline.commands.run_cmd", "run_command", "Run the whole chain, cached."),
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
     ):

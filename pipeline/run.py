@@ -121,11 +121,14 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     out.mkdir(parents=True, exist_ok=True)
     # Table 4 rows of the first detector (rows per further detector: pipeline.report's job)
     evals, evals_loose = _evals(cfg, specs, arts, cfg.detectors[0])
-    note = ("embedded benchmark, simulated 2D detector" if cfg.boxes2d == "simulated"
-            else f"2D boxes from {cfg.boxes2d}")
+    note = boxes2d_source(cfg)
     md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note,
                       evals_loose=evals_loose)
     parts = [md]
+    if "detect2d-infer" in arts:
+        ap2d = (arts["detect2d-infer"].path / "ap2d.md").read_text()
+        atomic_write_text(out / "ap2d.md", ap2d)
+        parts.append(f"### 2D boxes of every row: {note}; AP_2D on the val split\n\n{ap2d}")
     depth_md = _table2(cfg, arts, out)
     if depth_md:
         parts.append(depth_md)
@@ -144,6 +147,17 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     atomic_write_text(out / "report.md", report)
     click.echo(report)
     return out
+
+
+def boxes2d_source(cfg: RunConfig) -> str:
+    """The report's name for where the 2D boxes of every row come from."""
+    if cfg.boxes2d == "detector":
+        return "2D detector detect2d (trained on the train split; torchvision, from the image alone)"
+    if cfg.boxes2d == "simulated":
+        return "simulated 2D detector (derived from the ground truth, seeded; not a real detector)"
+    if cfg.boxes2d == "gt":
+        return "ground-truth 2D boxes"
+    return f"2D boxes from {cfg.boxes2d}"
 
 
 def _evals(cfg: RunConfig, specs: list, arts: dict, detector: str) -> tuple[dict, dict]:

@@ -14,12 +14,13 @@ _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 
 def _common(f):
     f = click.option("--set", "overrides", multiple=True, metavar="STAGE.FIELD=VALUE",
-                     help="Override one setting of a stage's preset (depth, pseudolidar, detect), "
+                     help="Override one setting of a stage's preset (depth, pseudolidar, detect, detect2d), "
                           "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5.")(f)
     f = click.option("--clouds", default=",".join(_CLOUDS), show_default=True,
                      help="Report rows to build (lidar, oracle, baseline, foresee).")(f)
-    f = click.option("--boxes2d", default="simulated", show_default=True,
-                     help="2D boxes at test time: 'simulated' (embedded benchmark) or a detection file/folder.")(f)
+    f = click.option("--boxes2d", default="detector", show_default=True,
+                     help="2D boxes at test time: 'detector' (the detect2d stage, trained on the train "
+                          "split), 'simulated' / 'gt' (from the val labels), or a detection file/folder.")(f)
     f = click.option("--detector", type=click.Choice(["fpointnet"]), default="fpointnet", show_default=True)(f)
     f = click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default="cpu-small", show_default=True)(f)
     f = click.option("--depth-val-split", default=None,
