@@ -67,3 +67,27 @@ def select_device(name: str):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def check_frame_inputs(root, frame_ids, points_dir, kinds: tuple[str, ...]) -> None:
+    """Raise :class:`kitti.errors.KittiFormatError` naming the first missing input of the frames:
+    the root's ``kinds`` folders (``KittiRoot.check``), then ``points_dir/NNNNNN.bin``."""
+    from pathlib import Path
+
+    from kitti.errors import KittiFormatError
+
+    root.check(tuple(frame_ids), kinds)
+    missing = [f for f in frame_ids if not (Path(points_dir) / f"{f}.bin").is_file()]
+    if missing:
+        raise KittiFormatError(Path(points_dir) / f"{missing[0]}.bin", None,
+                               f"{len(missing)} cloud(s) of the frames missing")
+
+
+def setup_device(name: str, num_threads: int):
+    """:func:`select_device`, and torch's CPU thread count set when ``num_threads`` > 0 on the CPU."""
+    import torch
+
+    device = select_device(name)
+    if num_threads and device.type == "cpu":
+        torch.set_num_threads(num_threads)
+    return device

@@ -119,3 +119,39 @@ def box_4c_to_boxes(box_4c: torch.Tensor, plane: torch.Tensor, orientation: torc
 def orientation_vector(ry: torch.Tensor) -> torch.Tensor:
     """(N,) rotations -> (N, 2) ``(cos ry, sin ry)``."""
     return torch.stack([torch.cos(ry), torch.sin(ry)], dim=-1)
+
+
+def anchors_to_image_boxes(anchors: torch.Tensor, P2: torch.Tensor, image_wh: tuple[float, float],
+                           scale_uv: tuple[float, float], *, flipped: bool = False) -> torch.Tensor:
+    """(N, 6) anchors -> (N, 4) image boxes ``[u1, v1, u2, v2]``: the 2D bounding box of the eight
+    projected corners, clipped to the image and scaled by ``scale_uv`` (to the resized image).
+
+    Args:
+        anchors: (N, 6) anchors (rect frame).
+        P2: (3, 4) projection of camera 2.
+        image_wh: (W, H) of the original image (pixels).
+        scale_uv: (sx, sy) from original to resized image pixels.
+        flipped: the frame is mirrored (x -> -x); corners are projected unmirrored and u -> W - u.
+
+    Corners are clamped to at least 0.1 m in front of the camera before the division.
+    """
+    x, y, z, dx, dy, dz = anchors.unbind(-1)
+    if flipped:
+        x = -x
+    sx = torch.tensor([0.5, 0.5, -0.5, -0.5, 0.5, 0.5, -0.5, -0.5], dtype=anchors.dtype, device=anchors.device)
+    sy = torch.tensor([0.0, 0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -1.0], dtype=anchors.dtype, device=anchors.device)
+    sz = torch.tensor([0.5, -0.5, -0.5, 0.5, 0.5, -0.5, -0.5, 0.5], dtype=anchors.dtype, device=anchors.device)
+    cx = x[:, None] + dx[:, None] * sx
+    cy = y[:, None] + dy[:, None] * sy
+    cz = z[:, None] + dz[:, None] * sz
+    P = P2.to(anchors.dtype)
+    u = P[0, 0] * cx + P[0, 1] * cy + P[0, 2] * cz + P[0, 3]
+    v = P[1, 0] * cx + P[1, 1] * cy + P[1, 2] * cz + P[1, 3]
+    w = (P[2, 0] * cx + P[2, 1] * cy + P[2, 2] * cz + P[2, 3]).clamp(min=0.1)
+    u, v = u / w, v / w
+    W, H = image_wh
+    u1, u2 = u.min(dim=1).values.clamp(0, W), u.max(dim=1).values.clamp(0, W)
+    v1, v2 = v.min(dim=1).values.clamp(0, H), v.max(dim=1).values.clamp(0, H)
+    if flipped:
+        u1, u2 = W - u2, W - u1
+    return torch.stack([u1 * scale_uv[0], v1 * scale_uv[1], u2 * scale_uv[0], v2 * scale_uv[1]], dim=-1)
