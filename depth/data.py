@@ -19,9 +19,6 @@ from depth.bins import DepthBins
 from depth.settings import DepthSettings
 from kitti import DEPTH_FOREGROUND_CLASSES, KittiFormatError, KittiRoot, Object3d
 
-#: ImageNet normalisation (timm encoders expect it).
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -34,9 +31,13 @@ class Frame:
     labels: tuple[Object3d, ...]
 
 
-def normalize_image(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 ImageNet-normalised."""
-    x = (np.asarray(image, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+def normalize_image(image: np.ndarray, encoder: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32, normalised as ``encoder``'s weights expect
+    (:func:`backbones.normalisation`: ``(rgb / 255 − mean) / std``)."""
+    from backbones import normalisation
+
+    mean, std = normalisation(encoder)
+    x = (np.asarray(image, dtype=np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -58,7 +59,7 @@ def train_fg_boxes(labels: Sequence[Object3d], settings: DepthSettings, rng: np.
 
 
 def eval_fg_boxes(labels: Sequence[Object3d]) -> np.ndarray:
-    """Evaluation foreground boxes: Car, Van, Truck, Pedestrian, Cyclist, Tram (PAPER.md §2)."""
+    """Evaluation foreground boxes: Car, Van, Truck, Pedestrian, Cyclist, Tram (docs/paper.md §2)."""
     return boxes_of(labels, DEPTH_FOREGROUND_CLASSES)
 
 
@@ -230,5 +231,5 @@ class DepthTrainSet:
         boxes = train_fg_boxes(prep.labels, self.settings, rng)
         fg = boxes_mask(prep.image.shape[:2], boxes, prep.scale)
         image, depth_m, fg = augment(prep.image, prep.depth_m, fg, self.settings, rng)
-        return {"image": normalize_image(image), "target_bin": self.bins.depth_to_bin(depth_m),
+        return {"image": normalize_image(image, self.settings.encoder), "target_bin": self.bins.depth_to_bin(depth_m),
                 "fg_mask": np.ascontiguousarray(fg)}

@@ -28,10 +28,12 @@ from depth.data import boxes_mask, eval_fg_boxes, load_frame, normalize_image, r
 from depth.model import DepthNet, bins_of, load_checkpoint, merge_logits, soft_weighted_depth
 from depth.settings import MERGES, DepthSettings
 from kitti import KittiFormatError, KittiRoot, write_depth_npz
+from kitti.dist import local_rank
 
 
 def _device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """CUDA when present (the rank's own GPU under torchrun), else the CPU."""
+    return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
@@ -49,7 +51,7 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
     device = device or next(model.parameters()).device
     full_hw = image.shape[:2]
     hw = resized_hw(full_hw, settings.resize_factor)
-    x = normalize_image(resize_image(image, hw))
+    x = normalize_image(resize_image(image, hw), settings.encoder)
     ph, pw = -(-hw[0] // 16) * 16, -(-hw[1] // 16) * 16
     x = np.pad(x, ((0, 0), (0, ph - hw[0]), (0, pw - hw[1])))
     fg_mask = None

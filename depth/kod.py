@@ -1,6 +1,6 @@
 """KITTI-Object-Depth (KOD): depth ground truth for the KITTI object training frames.
 
-Two sources, as PAPER.md §3:
+Two sources, as docs/paper.md §3:
 
 * **depth completion** (the authors' choice): the KITTI depth-completion ground truth maps (11
   accumulated LiDAR scans, uint16 PNG depth·256, 0 = no data) found through the object devkit's

@@ -1,4 +1,4 @@
-"""Depth metrics of PAPER.md §4 for foreground, background and all pixels (Tables 2 and 3).
+"""Depth metrics of docs/paper.md §4 for foreground, background and all pixels (Tables 2 and 3).
 
 On pixels with ground truth (g > 0), **pooled over every pixel of the split**:
 absRel = mean(|p − g| / g); sqRel = mean(((g − p) / g)²) (the authors' code); log10 =

@@ -118,11 +118,12 @@ class DepthNet(nn.Module):
 
     def __init__(self, settings: DepthSettings) -> None:
         super().__init__()
-        import timm
+        from backbones import create_encoder
 
         self.settings = settings
-        self.encoder = timm.create_model(settings.encoder, pretrained=False, features_only=True,
-                                         output_stride=16, out_indices=(1, 2, 3, 4))
+        # random init here; train.py loads the ImageNet weights (load_encoder_weights), a
+        # checkpoint brings its own
+        self.encoder = create_encoder(settings.encoder, weights="none", output_stride=16, out_indices=(1, 2, 3, 4))
         chans = self.encoder.feature_info.channels()
         self.laterals = nn.ModuleList([_conv_bn_relu(c, w, 1) for c, w in zip(chans, settings.lateral_channels)])
         self.neck = AsppNeck(chans[3], settings.neck_channels, settings.aspp_dilations)
@@ -181,73 +182,31 @@ def soft_weighted_depth(logits: torch.Tensor, bins: DepthBins) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- encoder weights
-def _timm_cache_file(encoder: str) -> Path | None:
-    """The encoder's ImageNet weights in timm's local caches (HF hub or torch hub), or None."""
-    import timm
-
-    try:
-        cfg = timm.models.get_pretrained_cfg(encoder) or None
-    except Exception:  # noqa: BLE001 - unknown tag / old timm: just no cache
-        cfg = None
-    if cfg is None:
-        return None
-    hub_id = getattr(cfg, "hf_hub_id", None)
-    if hub_id:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            for name in ("model.safetensors", "pytorch_model.bin"):
-                hit = try_to_load_from_cache(hub_id, name)
-                if isinstance(hit, str) and os.path.isfile(hit):
-                    return Path(hit)
-        except ImportError:
-            pass
-    url = getattr(cfg, "url", None)
-    if url:
-        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-        if p.is_file():
-            return p
-    return None
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    return sd
-
-
-def load_encoder_weights(model: DepthNet, path: str | os.PathLike[str] | None = None,
+def load_encoder_weights(model: DepthNet, weights: str | os.PathLike[str] | None = None,
                          log: Callable[[str], None] = print) -> str:
-    """Load ImageNet weights into the encoder from ``path`` or timm's cache; never downloads.
+    """Load ImageNet weights into the encoder through :mod:`backbones`; never downloads.
 
-    The file is a state dict of the timm classification model (``.pth``/``.bin``/``.safetensors``);
-    the classifier's keys are skipped. Returns where the weights came from, or ``"scratch"``.
+    Args:
+        model: the network (its ``settings.encoder`` names the backbone).
+        weights: ``"auto"`` (None, ""): the backbone registry's installed package, else timm's
+            cache; ``"none"``: the encoder keeps its random init; else a state-dict file.
+
+    Returns:
+        Where the weights came from (a path), or ``"none"``.
 
     Raises:
-        FileNotFoundError: ``path`` given but missing.
-        CheckpointMismatchError: no key of the file fits the encoder, or a shape differs.
+        backbones.BackboneWeightsError: no weights found for ``auto``, a missing file, a wrong
+            sha256 or a file that does not fit (one line naming the file).
     """
-    src = Path(path) if path else _timm_cache_file(model.settings.encoder)
-    if path and not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: encoder weights file not found")
+    from backbones import load_weights, weights_source
+
+    name = model.settings.encoder
+    src = weights_source(name, weights or "auto")
     if src is None:
-        log(f"depth: no ImageNet weights for {model.settings.encoder} (no pretrained_path, none in "
-            f"timm's cache): the encoder starts from scratch")
-        return "scratch"
-    sd = _read_state_dict(src)
-    own = model.encoder.state_dict()
-    matched = {k: v for k, v in sd.items() if k in own}
-    bad = [k for k, v in matched.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if not matched or bad:
-        why = "no key fits" if not matched else f"shape differs for {bad[0]}"
-        raise CheckpointMismatchError(f"{src}: not weights of {model.settings.encoder} ({why})")
-    model.encoder.load_state_dict(matched, strict=False)
-    log(f"depth: encoder weights from {src} ({len(matched)}/{len(own)} tensors)")
+        log(f"depth: encoder {name} starts from a random init (encoder_weights=none)")
+        return "none"
+    n = load_weights(model.encoder, name, src)
+    log(f"depth: encoder {name} ImageNet weights from {src} ({n} tensors)")
     return str(src)
 
 

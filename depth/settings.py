@@ -7,7 +7,7 @@ Variants (named as in the paper's Table 2):
 * ``so-sd`` — two decoders of identical structure, each trained on its own region only.
 * ``foresee`` — two decoders with the foreground-sensitive loss: each decoder weights its own
   region ``own_weight`` and the other region ``other_weight`` (authors' code: 0.8 / 0.2; the
-  paper's "λ = 0.2" is the *other* region's weight, see PAPER.md §2).
+  paper's "λ = 0.2" is the *other* region's weight, see docs/paper.md §2).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ class DepthSettings:
     Attributes:
         variant: ``baseline``, ``so``, ``so-sd`` or ``foresee``.
         encoder: timm model name, created with ``features_only=True, output_stride=16``.
-        pretrained_path: a local ImageNet state-dict file for the encoder ("" = look in timm's
-            cache, else start from scratch; nothing is ever downloaded).
+        encoder_weights: the encoder's ImageNet weights: ``auto`` (the backbones registry's
+            installed package, else timm's local cache; none found is an error), ``none`` (random
+            init) or a state-dict file (see docs/backbones.md; nothing is ever downloaded).
         neck_channels: width of the ASPP-like neck (the shared top of the pyramid).
         aspp_dilations: dilations of the neck's 3x3 branches.
         lateral_channels: widths of the lateral 1x1 blocks on res2, res3, res4, res5.
@@ -60,7 +61,7 @@ class DepthSettings:
 
     variant: str = "foresee"
     encoder: str = "resnext101_32x4d"
-    pretrained_path: str = ""
+    encoder_weights: str = "auto"
     neck_channels: int = 512
     aspp_dilations: tuple[int, ...] = (2, 4, 6)
     lateral_channels: tuple[int, int, int, int] = (256, 256, 512, 512)
@@ -137,13 +138,14 @@ class DepthSettings:
 
 _PAPER = DepthSettings()
 
-# cpu-small: the same code scaled to train from scratch on 2 CPU cores in <= 5 minutes on ~300
-# frames of 1242x375: images at 1/4 size (94x310), crops of 80x256, a ResNet-18 encoder with narrow
-# neck and decoders, Adam (from scratch it learns clearly faster than SGD in a few hundred steps),
-# a fixed 300 steps of batch 4 (so the time does not grow with the number of frames).
+# cpu-small: the same code scaled to train on 2 CPU cores in a few minutes on ~300 frames of
+# 1242x375: images at 1/4 size (94x310), crops of 80x256, an ImageNet-pretrained EfficientNet-Lite0
+# encoder (weights from the installed package, see docs/backbones.md) with narrow neck and
+# decoders, Adam, a fixed number of steps of batch 4 (so the time does not grow with the number of
+# frames). docs/depth-power.md has the measurements behind these values.
 _CPU_SMALL = replace(
     _PAPER,
-    encoder="resnet18",
+    encoder="tf_efficientnet_lite0",
     neck_channels=96,
     lateral_channels=(24, 32, 48, 64),
     decoder_channels=(96, 64, 48, 32, 24),

@@ -61,12 +61,15 @@ def frame_cloud(points_velo: np.ndarray, calib: Calibration, image_hw: tuple[int
 
 
 def select_device(name: str):
-    """``auto`` -> CUDA when available, else CPU (a ``torch.device``)."""
+    """``auto`` -> CUDA when available, else CPU (a ``torch.device``); CUDA is the rank's own GPU
+    under torchrun."""
     import torch
 
+    from kitti.dist import local_rank
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device("cuda", local_rank()) if name == "cuda" else torch.device(name)
 
 
 def check_frame_inputs(root, frame_ids, points_dir, kinds: tuple[str, ...]) -> None:

@@ -13,10 +13,12 @@ embedded benchmark, or the KOD ground truth that ``foresee kod build`` writes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from importlib import resources
 from os import PathLike
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -86,10 +88,14 @@ class KittiRoot:
     Args:
         root: the folder holding ``training/`` (and optionally ``testing/``, ``ImageSets/``).
         part: ``training`` or ``testing``.
+        memo: when given (a dict), :meth:`fingerprint` remembers each file's part in it, so the
+            stages of one chain plan stat and read each file once. Use one per plan: a file
+            changed after it was remembered is not seen.
     """
 
     root: Path
     part: str = "training"
+    memo: dict | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -137,7 +143,9 @@ class KittiRoot:
             folder = self.folder(kind)
             if not folder.is_dir():
                 raise KittiFormatError(folder, None, f"missing folder '{kind}' in KITTI root {self.root}")
-            missing = [f for f in frame_ids if not self.path(kind, f).is_file()]
+            present = set(os.listdir(folder))
+            suffix = _SUFFIX[kind]
+            missing = [f for f in frame_ids if f + suffix not in present]
             if missing:
                 more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
                 raise KittiFormatError(self.path(kind, missing[0]), None,
@@ -182,17 +190,56 @@ class KittiRoot:
         return h.hexdigest()[:16]
 
     def fingerprint(self, frame_ids: tuple[str, ...] | list[str], kinds: tuple[str, ...]) -> str:
-        """A short hash identifying the data a stage reads: for each file its relative path and
-        size, plus the full content of text files (labels, calib). Used in cache keys."""
+        """A short hash identifying the data a stage reads, for cache keys (see
+        :func:`fingerprint_files`): every file of ``kinds`` for ``frame_ids``, named relative to
+        the root (so a moved or linked root keeps its fingerprint)."""
         h = hashlib.sha256()
+        memo = {} if self.memo is None else self.memo
         for kind in kinds:
+            folder, suffix = os.fspath(self.folder(kind)) + os.sep, _SUFFIX[kind]
             for f in frame_ids:
-                p = self.path(kind, f)
-                try:
-                    st = p.stat()
-                except FileNotFoundError:
-                    raise KittiFormatError(p, None, f"frame {f} missing in {kind}/") from None
-                h.update(f"{kind}/{f}:{st.st_size}\n".encode())
-                if p.suffix == ".txt":
-                    h.update(p.read_bytes())
+                name = f"{kind}/{f}{suffix}"
+                line = memo.get(name)
+                if line is None:
+                    line = memo[name] = file_fingerprint(name, folder + f + suffix)
+                h.update(line)
         return h.hexdigest()[:16]
+
+
+#: Files whose full content enters a fingerprint: the small text files (calib, label_2, split
+#: files, 2D detections, KITTI results), where an edit often keeps the size.
+CONTENT_HASHED_SUFFIXES = frozenset({".txt"})
+
+
+def fingerprint_files(named: Iterable[tuple[str, Path]]) -> str:
+    """16 hex digits of sha256 over, for each ``(name, path)``: the name, the size, the
+    modification time in ns and, for text files (:data:`CONTENT_HASHED_SUFFIXES`), the content.
+
+    Why this mix: binary files (images, velodyne scans, depth maps) are what make KITTI big
+    (~27 GB for the object training set); hashing them on every plan would take minutes, so
+    they are identified by size + ``st_mtime_ns``: rewriting a file (even with the same size,
+    e.g. every point shifted by 5 m) gives it a new mtime. Text files are small (calib +
+    labels of 7,481 frames: ~30 MB) and are edited by hand, sometimes within the same second
+    and at the same size, so their content is hashed too. The cost: a copy that does not keep
+    mtimes (``cp`` without ``-p``) changes the fingerprint and re-runs the stages that read it.
+
+    Raises:
+        KittiFormatError: a file is missing (named, one line).
+    """
+    h = hashlib.sha256()
+    for name, path in named:
+        h.update(file_fingerprint(name, path))
+    return h.hexdigest()[:16]
+
+
+def file_fingerprint(name: str, path: str | PathLike[str]) -> bytes:
+    """One file's part of :func:`fingerprint_files`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise KittiFormatError(Path(path), None, f"missing ({name})") from None
+    line = f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+    if os.path.splitext(path)[1] in CONTENT_HASHED_SUFFIXES:
+        with open(path, "rb") as fh:
+            line += hashlib.blake2b(fh.read(), digest_size=16).digest()
+    return line

@@ -12,8 +12,18 @@ Writing protocol (see :meth:`ArtifactCache.build`):
 
 An interrupted stage therefore leaves only a ``.tmp-*`` folder, which is never taken as done and
 is removed by the next build of the same key (when its writer is gone) or by ``foresee cache gc``.
-A hit is taken only when the manifest parses and every file it lists exists with the recorded size
-and hash (``verify="hash"``, the default) or size (``verify="size"``).
+
+Verifying a hit (``verify=``):
+
+* ``"stat"`` (the default, what ``foresee run`` plans and executes with): the manifest parses and
+  every file it lists exists with the recorded size and ``st_mtime_ns``; a file whose size
+  matches but whose mtime differs (touched, copied without ``-p``, rewritten) is re-hashed and
+  accepted only if its blake2b hash matches. Cost: one ``stat`` per file, no reads.
+* ``"hash"``: every file is re-hashed (``foresee cache verify``). ``ArtifactCache`` switches to
+  it by itself **after a crash**: when a dead writer's ``.tmp-*`` folder or a dead run's marker
+  (``<workdir>/.runs/<pid>``, see :meth:`ArtifactCache.running`) is found, because a machine
+  crash can leave a renamed folder whose files have their size but not their data.
+* ``"size"``: sizes only (``foresee cache ls``).
 """
 
 from __future__ import annotations
@@ -26,13 +36,17 @@ import shutil
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
+from pipeline import __version__
+
 MANIFEST = "manifest.json"
-Verify = Literal["hash", "size"]
+Verify = Literal["hash", "stat", "size"]
+RUNS = ".runs"
 
 
 class CacheError(RuntimeError):
@@ -106,12 +120,56 @@ class ArtifactCache:
 
     Args:
         workdir: the cache root (created on demand).
-        verify: ``"hash"`` (default) re-hashes every file on a hit; ``"size"`` checks sizes only.
+        verify: how a hit is verified (module docstring): ``"stat"`` (default; ``"hash"`` after a
+            crash), ``"hash"`` or ``"size"``.
     """
 
-    def __init__(self, workdir: str | PathLike[str], verify: Verify = "hash") -> None:
+    def __init__(self, workdir: str | PathLike[str], verify: Verify = "stat") -> None:
         self.workdir = Path(workdir)
         self.verify = verify
+        self._after_crash: bool | None = None
+
+    # ------------------------------------------------------------------ crash evidence
+    def after_crash(self) -> bool:
+        """True when a writer or a run of this workdir died without cleaning up (checked once)."""
+        if self._after_crash is None:
+            dead = [p for p in self._run_markers() if not _pid_alive(_int(p.name))]
+            if not dead and self.workdir.is_dir():
+                for stage_dir in (p for p in self.workdir.iterdir() if p.is_dir() and p.name != RUNS):
+                    for entry in stage_dir.glob("*.tmp-*"):
+                        pid = _pid_of_tmp(entry.name)
+                        if pid is None or not _pid_alive(pid):
+                            dead.append(entry)
+                            break
+                    if dead:
+                        break
+            self._after_crash = bool(dead)
+        return self._after_crash
+
+    def _run_markers(self) -> list[Path]:
+        d = self.workdir / RUNS
+        return sorted(d.iterdir()) if d.is_dir() else []
+
+    def _effective_verify(self, verify: Verify | None) -> Verify:
+        verify = verify or self.verify
+        return "hash" if verify == "stat" and self.after_crash() else verify
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Mark a run in progress (``<workdir>/.runs/<pid>``): a marker left behind by a killed run
+        makes the next run verify its hits by hash. A run that ends (even by an exception)
+        removes its marker and, having verified by hash what it used, the dead runs' markers."""
+        runs = self.workdir / RUNS
+        runs.mkdir(parents=True, exist_ok=True)
+        mine = runs / str(os.getpid())
+        mine.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        try:
+            yield
+            for p in self._run_markers():
+                if p != mine and not _pid_alive(_int(p.name)):
+                    p.unlink(missing_ok=True)
+        finally:
+            mine.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ lookup
     def entry_path(self, stage: str, key: str) -> Path:
@@ -126,39 +184,65 @@ class ArtifactCache:
         path = self.entry_path(stage, key)
         if not path.is_dir():
             return None
-        problem = self.check(path)
+        manifest, problem = self._checked(path, self._effective_verify(None))
         if problem is not None:
-            aside = path.with_name(f"{key}.corrupt-{uuid.uuid4().hex[:8]}")
-            try:
-                os.replace(path, aside)
-            except OSError:
-                pass
+            self.move_aside(path)
             return None
-        manifest = json.loads((path / MANIFEST).read_text())
         return Artifact(stage, key, path, manifest, cached=True)
+
+    def move_aside(self, path: Path) -> Path | None:
+        """Rename a corrupt entry to ``<key>.corrupt-<nonce>`` (never trusted, removed by gc)."""
+        aside = path.with_name(f"{path.name}.corrupt-{uuid.uuid4().hex[:8]}")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            return None
+        return aside
 
     def check(self, path: Path, verify: Verify | None = None) -> str | None:
         """None when the artifact at ``path`` is intact, else a one-line description."""
-        verify = verify or self.verify
+        return self._checked(path, self._effective_verify(verify))[1]
+
+    def check_stat(self, path: Path) -> str | None:
+        """:meth:`check` by size and mtime (re-hashing only files whose mtime changed), never
+        upgraded to a full re-hash: what planning uses."""
+        return self._checked(path, "stat")[1]
+
+    def _checked(self, path: Path, verify: Verify) -> tuple[dict, str | None]:
         mpath = path / MANIFEST
         try:
             manifest = json.loads(mpath.read_text())
             files = manifest["files"]
+            items = files.items()
         except FileNotFoundError:
-            return f"{mpath}: manifest missing"
-        except (ValueError, KeyError, TypeError) as e:
-            return f"{mpath}: manifest unreadable ({e})"
-        for rel, meta in files.items():
+            return {}, f"{mpath}: manifest missing"
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            return {}, f"{mpath}: manifest unreadable ({e})"
+        for rel, meta in items:
             p = path / rel
             try:
-                size = p.stat().st_size
+                st = os.stat(p)
             except FileNotFoundError:
-                return f"{p}: listed in the manifest but missing"
-            if size != meta["size"]:
-                return f"{p}: size {size} != {meta['size']} in the manifest"
-            if verify == "hash" and file_digest(p) != meta["blake2b"]:
-                return f"{p}: content differs from the manifest's hash"
-        return None
+                return manifest, f"{p}: listed in the manifest but missing"
+            if st.st_size != meta["size"]:
+                return manifest, f"{p}: size {st.st_size} != {meta['size']} in the manifest"
+            rehash = verify == "hash" or (verify == "stat" and st.st_mtime_ns != meta.get("mtime_ns"))
+            if rehash and file_digest(p) != meta["blake2b"]:
+                return manifest, f"{p}: content differs from the manifest's hash"
+        return manifest, None
+
+    def verify_all(self) -> list[tuple[str, str]]:
+        """Re-hash every finished entry (``foresee cache verify``); corrupt ones are moved aside.
+        Returns ``(stage/key, problem)`` of each corrupt entry."""
+        bad = []
+        for stage, name, path in list(self.entries()):
+            if ".tmp-" in name or ".corrupt-" in name:
+                continue
+            problem = self._checked(path, "hash")[1]
+            if problem is not None:
+                self.move_aside(path)
+                bad.append((f"{stage}/{name}", problem))
+        return bad
 
     # ------------------------------------------------------------------ build
     def build(self, stage: str, *, code_version: str, settings: Any, inputs: Sequence[str],
@@ -191,14 +275,15 @@ class ArtifactCache:
             for p in sorted(tmp.rglob("*")):
                 if p.is_file() and p.name != MANIFEST:
                     rel = p.relative_to(tmp).as_posix()
-                    files[rel] = {"size": p.stat().st_size, "blake2b": file_digest(p)}
+                    st = p.stat()
+                    files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": file_digest(p)}
             manifest = {
                 "stage": stage, "key": key, "code_version": code_version,
                 "settings": _canonical(settings), "inputs": list(inputs),
                 "summary": _canonical(dict(summary)), "files": files,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "seconds": round(time.time() - t0, 3),
-                "versions": {"python": sys.version.split()[0], "platform": platform.platform()},
+                "versions": {"foresee": __version__, "python": sys.version.split()[0], "platform": platform.platform()},
                 **dict(extra_manifest or {}),
             }
             mtmp = tmp / f".{MANIFEST}.tmp"
@@ -228,7 +313,9 @@ class ArtifactCache:
         """(stage, name, path) of every folder in the cache, finished or not."""
         if not self.workdir.is_dir():
             return
-        for stage_dir in sorted(p for p in self.workdir.iterdir() if p.is_dir()):
+        # dot-folders are not stages: .parts/ holds the shards of unfinished sharded artifacts
+        for stage_dir in sorted(p for p in self.workdir.iterdir()
+                                if p.is_dir() and p.name != RUNS and not p.name.startswith(".")):
             for entry in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
                 yield stage_dir.name, entry.name, entry
 
@@ -299,7 +386,16 @@ def _pid_of_tmp(name: str) -> int | None:
         return None
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1
+
+
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     if pid == os.getpid():
         return True
     try:

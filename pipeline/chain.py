@@ -7,15 +7,57 @@ Rows of the final report ("clouds"):
 * ``oracle``   — pseudo-LiDAR from ground-truth depth (depth_2): the best a depth model could do.
 * ``baseline`` — pseudo-LiDAR from the one-decoder baseline depth model.
 * ``foresee``  — pseudo-LiDAR from ForeSeE (two decoders, sensitive loss, mask-free merge).
+
+How the chain is declared
+-------------------------
+The chain is data: :func:`chain_nodes` returns a list of :class:`Node` (name, kind, tags, deps
+by role) in topological order, and :data:`KINDS` maps each kind to a :class:`Kind`: the cache
+stage, **the one key function** of ``pipeline.keys`` that ``foresee run`` and the per-stage
+commands share, a ``produce`` function (module level, no closures) and a size estimate.
+:func:`build_chain` turns the nodes into ``pipeline.stages.StageSpec`` with their keys computed
+in order (an upstream node's key is known before a downstream one's), so ``--dry-run`` prints
+every key before anything runs.
+
+Node names: ``depth-train/<variant>``, ``depth-infer/<variant>``, ``depth-gt``,
+``pseudolidar/<cloud>``, ``detect-train/<detector>/<cloud>``, ``detect-infer/<detector>/<cloud>``,
+``eval/<detector>/<cloud>``, ``depth-eval/<cloud>``; tags (``variant``, ``cloud``, ``detector``)
+say the same in fields, and :func:`find` looks a node up by them.
+
+How to add a node
+-----------------
+1. Write the stage's key function in ``pipeline/keys.py`` (every input that changes the output:
+   upstream refs, ``data_id`` of the raw files it reads, settings) and call it from the stage's
+   command too.
+2. Write ``_produce_<kind>(ctx, node, out, deps)`` here (deps: role -> upstream ``Artifact``) and
+   ``_key_<kind>(ctx, node, ids)`` (ids: role -> upstream ref), and register a ``Kind`` in
+   :data:`KINDS`.
+3. Emit ``Node``\\ s for it in :func:`chain_nodes`.
+
+The three extensions this layout is made for:
+
+* **another detector** (AVOD beside F-PointNet, one row per (detector, cloud)): add a
+  :class:`Detector` to :data:`DETECTORS` (its settings preset, train and infer functions, the
+  artifact file the infer stage loads) and let ``RunConfig.detectors`` name it; the detect-train /
+  detect-infer / eval nodes are emitted per detector already.
+* **a 2D-box source stage** (``--boxes2d detector``): register kinds ``detect2d-train`` /
+  ``detect2d-infer`` and emit them in :func:`chain_nodes` when ``cfg.boxes2d == "detector"``;
+  give each detect-infer node the dep ``{"boxes2d": "detect2d-infer"}``. ``_key_detect_infer``
+  then keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as
+  the 2D boxes.
+* **a seed axis** (``--seeds N``): loop over seeds in :func:`chain_nodes`, pass
+  ``seed=`` to :func:`_name` (which appends ``/s<seed>``) and put ``"seed"`` in the tags; the
+  ``_settings`` of a node then replaces the preset's seed by ``int(node.tags["seed"])``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from kitti import KittiFormatError, KittiRoot
+from pipeline import keys
 from pipeline.cache import Artifact
 from pipeline.stages import StageSpec
 
@@ -31,9 +73,10 @@ class RunConfig:
         data_root: KITTI-format root (training/{image_2,calib,label_2,velodyne[,depth_2]}).
         preset: ``cpu-small`` or ``paper``.
         train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
-        detector: ``fpointnet``.
+        detector: ``fpointnet`` (the detectors of :data:`DETECTORS`; one row per detector and cloud).
         clouds: which report rows to build.
         boxes2d: 2D boxes for detection at test time: ``simulated`` or a detection file/folder.
+        overrides: per stage (:data:`OVERRIDABLE`) field -> value, applied to the preset.
     """
 
     data_root: Path
@@ -44,6 +87,10 @@ class RunConfig:
     clouds: tuple[str, ...] = CLOUDS
     boxes2d: str = "simulated"
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def detectors(self) -> tuple[str, ...]:
+        return tuple(d.strip() for d in self.detector.split(",") if d.strip())
 
 
 #: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
@@ -61,8 +108,285 @@ def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> 
     return replace(settings, **overrides)
 
 
+# ---------------------------------------------------------------------------- detectors
+@dataclass(frozen=True)
+class Detector:
+    """What the chain needs to know about one 3D detector.
+
+    Attributes:
+        preset: preset name -> frozen settings.
+        train: ``train(data_root, points_dir, frame_ids, settings, out_dir) -> summary``; writes
+            the model file named ``model_file`` into ``out_dir``.
+        infer: ``infer(data_root, points_dir, frame_ids, model_path, settings, out_dir, boxes2d)
+            -> summary``; writes one KITTI result file per frame into ``out_dir``.
+        model_file: the file of the detect-train artifact that infer loads.
+        label: the report's row prefix (``F-PN``).
+    """
+
+    preset: Callable[[str], Any]
+    train: Callable[..., Mapping[str, Any]]
+    infer: Callable[..., Mapping[str, Any]]
+    model_file: str = "model.pt"
+    label: str = ""
+
+
+def _fpn_preset(name: str) -> Any:
+    from detection.frustum_pointnet.settings import preset
+
+    return preset(name)
+
+
+def _fpn_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
+    from detection.frustum_pointnet.train import train_fpointnet
+
+    summary = train_fpointnet(data_root, points_dir, frames, settings, out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _fpn_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
+               boxes2d: str | Path) -> Mapping[str, Any]:
+    from detection.frustum_pointnet.infer import infer_fpointnet
+
+    return infer_fpointnet(data_root, points_dir, frames, model, settings, out, boxes2d=boxes2d)
+
+
+#: 3D detectors by name (``foresee run --detector``).
+DETECTORS: dict[str, Detector] = {
+    "fpointnet": Detector(_fpn_preset, _fpn_train, _fpn_infer, "model.pt", "F-PN"),
+}
+
+
+# ---------------------------------------------------------------------------- nodes
+@dataclass(frozen=True)
+class Node:
+    """One node of the declared chain.
+
+    Attributes:
+        name: unique, e.g. ``detect-infer/fpointnet/oracle``.
+        kind: a key of :data:`KINDS`.
+        tags: ``variant`` / ``cloud`` / ``detector`` (/ ``seed``) of this node.
+        deps: role -> upstream node name (e.g. ``{"model": "detect-train/fpointnet/lidar"}``).
+    """
+
+    name: str
+    kind: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    deps: Mapping[str, str] = field(default_factory=dict)
+
+
+def _name(stage: str, *parts: str, seed: int | None = None) -> str:
+    return "/".join((stage, *parts)) + (f"/s{seed}" if seed is not None else "")
+
+
+def depth_source(cloud: str) -> str:
+    """The node whose depth maps make a pseudo-LiDAR cloud."""
+    return "depth-gt" if cloud == "oracle" else _name("depth-infer", cloud)
+
+
+def chain_nodes(cfg: RunConfig) -> list[Node]:
+    """The declared chain for ``cfg``, in topological order."""
+    nodes: list[Node] = []
+    pl_clouds = [c for c in cfg.clouds if c != "lidar"]
+    for v in DEPTH_VARIANTS:
+        if v in cfg.clouds:
+            nodes.append(Node(_name("depth-train", v), "depth-train", {"variant": v}))
+            nodes.append(Node(_name("depth-infer", v), "depth-infer", {"variant": v},
+                              {"checkpoint": _name("depth-train", v)}))
+    if "oracle" in cfg.clouds:
+        nodes.append(Node("depth-gt", "depth-gt", {"variant": "oracle"}))
+    for c in pl_clouds:
+        nodes.append(Node(_name("pseudolidar", c), "pseudolidar", {"cloud": c}, {"depth": depth_source(c)}))
+    for det in cfg.detectors:
+        for c in cfg.clouds:
+            tags = {"cloud": c, "detector": det}
+            points = {} if c == "lidar" else {"points": _name("pseudolidar", c)}
+            train = _name("detect-train", det, c)
+            infer = _name("detect-infer", det, c)
+            nodes.append(Node(train, "detect-train", tags, points))
+            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points}))
+            nodes.append(Node(_name("eval", det, c), "eval", tags, {"results": infer}))
+    for c in pl_clouds:
+        nodes.append(Node(_name("depth-eval", c), "depth-eval", {"cloud": c}, {"depth": depth_source(c)}))
+    return nodes
+
+
+def find(items, kind: str, **tags: str):
+    """The first of ``items`` (Nodes, StageSpecs or PlannedStages of the chain) of ``kind`` with
+    these tags, or None: ``find(specs, "eval", detector="fpointnet", cloud="lidar")``."""
+    for item in items:
+        node = item if isinstance(item, Node) else getattr(item, "node", None)
+        if node is None and hasattr(item, "spec"):
+            node = item.spec.node
+        if node is not None and node.kind == kind and all(node.tags.get(k) == v for k, v in tags.items()):
+            return item
+    return None
+
+
+# ---------------------------------------------------------------------------- context
+@dataclass(frozen=True)
+class Ctx:
+    """What every key and produce function of one run reads."""
+
+    cfg: RunConfig
+    root: KittiRoot
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    both: tuple[str, ...]
+    image_hw: tuple[int, int]
+
+    def settings(self, stage: str, node: Node) -> Any:
+        """The preset's settings of a node's stage with ``cfg.overrides`` applied."""
+        if stage == "depth":
+            from depth.settings import preset
+            base = preset(self.cfg.preset, variant=node.tags["variant"])
+        elif stage == "pseudolidar":
+            from pseudolidar.settings import preset
+            base = preset(self.cfg.preset)
+        elif stage == "detect":
+            base = DETECTORS[node.tags["detector"]].preset(self.cfg.preset)
+        else:
+            raise KeyError(stage)
+        return apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
+
+    def points_dir(self, node: Node, deps: Mapping[str, Artifact]) -> Path:
+        return deps["points"].path / "velodyne" if "points" in deps else self.root.folder("velodyne")
+
+    def points_id(self, node: Node, ids: Mapping[str, str], frames) -> str:
+        """The cloud input's id: the pseudo-LiDAR artifact's ref, or the root's velodyne folder
+        fingerprinted as ``foresee detect --points ROOT/training/velodyne`` does."""
+        if "points" in ids:
+            return ids["points"]
+        return keys.folder_id("points-folder", self.root.folder("velodyne"), frames, ".bin")
+
+    def boxes2d(self, deps: Mapping[str, Artifact]) -> str | Path:
+        return deps["boxes2d"].path / "data" if "boxes2d" in deps else self.cfg.boxes2d
+
+
+# ---------------------------------------------------------------------------- kinds
+Ids = Mapping[str, str]
+Deps = Mapping[str, Artifact]
+
+
+def _key_depth_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_train(ctx.root, ctx.train, ctx.settings("depth", node))
+
+
+def _produce_depth_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from depth.train import train_depth
+
+    return train_depth(ctx.root.root, ctx.train, ctx.settings("depth", node), out)
+
+
+def _key_depth_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_infer(ctx.root, ctx.both, ids["checkpoint"], merge="max", variant=node.tags["variant"])
+
+
+def _produce_depth_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from depth.infer import infer_depth
+
+    return infer_depth(ctx.root.root, ctx.both, deps["checkpoint"].path / "checkpoint.pt", out / "depth",
+                       merge="max")
+
+
+def _key_depth_gt(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_gt(ctx.root, ctx.both)
+
+
+def _produce_depth_gt(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from depth.infer import export_gt_depth
+
+    return export_gt_depth(ctx.root.root, ctx.both, out / "depth")
+
+
+def _key_pseudolidar(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.pseudolidar(ctx.root, ctx.both, ctx.settings("pseudolidar", node), ids["depth"])
+
+
+def _produce_pseudolidar(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from pseudolidar.stage import run_pseudolidar
+
+    return run_pseudolidar(deps["depth"].path / "depth", ctx.root.root, ctx.both, out / "velodyne",
+                           ctx.settings("pseudolidar", node))
+
+
+def _key_detect_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect_train(ctx.root, ctx.train, ctx.settings("detect", node),
+                             ctx.points_id(node, ids, ctx.train), detector=node.tags["detector"])
+
+
+def _produce_detect_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    det = DETECTORS[node.tags["detector"]]
+    return det.train(ctx.root.root, ctx.points_dir(node, deps), ctx.train, ctx.settings("detect", node), out)
+
+
+def _key_detect_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    boxes = ids["boxes2d"] if "boxes2d" in ids else keys.boxes2d_id(ctx.cfg.boxes2d)
+    return keys.detect_infer(ctx.root, ctx.val, ctx.settings("detect", node), ctx.points_id(node, ids, ctx.val),
+                             ids["model"], boxes, detector=node.tags["detector"])
+
+
+def _produce_detect_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    det = DETECTORS[node.tags["detector"]]
+    return det.infer(ctx.root.root, ctx.points_dir(node, deps), ctx.val, deps["model"].path / det.model_file,
+                     ctx.settings("detect", node), out / "data", ctx.boxes2d(deps))
+
+
+def _key_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.kitti_eval(ctx.root, ctx.val, ids["results"])
+
+
+def _produce_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    return evaluate_results(ctx.root, ctx.val, deps["results"].path / "data", out)
+
+
+def _key_depth_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_eval(ctx.root, ctx.val, ids["depth"])
+
+
+def _produce_depth_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    return evaluate_depth(ctx.root, ctx.val, deps["depth"].path / "depth", out)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of node: its key function, its produce function and a size estimate (bytes)."""
+
+    key: Callable[[Ctx, Node, Ids], keys.StageKey]
+    produce: Callable[[Ctx, Node, Path, Deps], Mapping[str, Any] | None]
+    est_bytes: Callable[[Ctx], int]
+
+
+def _maps_bytes(ctx: Ctx) -> int:
+    return len(ctx.both) * ctx.image_hw[0] * ctx.image_hw[1] * 4
+
+
+KINDS: dict[str, Kind] = {
+    "depth-train": Kind(_key_depth_train, _produce_depth_train, lambda c: 50_000_000),
+    "depth-infer": Kind(_key_depth_infer, _produce_depth_infer, _maps_bytes),
+    "depth-gt": Kind(_key_depth_gt, _produce_depth_gt, _maps_bytes),
+    "pseudolidar": Kind(_key_pseudolidar, _produce_pseudolidar, lambda c: 2 * _maps_bytes(c)),
+    "detect-train": Kind(_key_detect_train, _produce_detect_train, lambda c: 10_000_000),
+    "detect-infer": Kind(_key_detect_infer, _produce_detect_infer, lambda c: len(c.val) * 500),
+    "eval": Kind(_key_eval, _produce_eval, lambda c: 20_000),
+    "depth-eval": Kind(_key_depth_eval, _produce_depth_eval, lambda c: 10_000),
+}
+
+
+# ---------------------------------------------------------------------------- building
 def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return root.split(cfg.train_split), root.split(cfg.val_split)
+
+
+def needed_kinds(cfg: RunConfig) -> tuple[str, ...]:
+    """The dataset folders the chain reads: depth_2 only for depth training, the oracle and
+    Table 2; velodyne only for the LiDAR row."""
+    need = ["image_2", "calib", "label_2"]
+    if "lidar" in cfg.clouds:
+        need.append("velodyne")
+    if any(c != "lidar" for c in cfg.clouds):
+        need.append("depth_2")
+    return tuple(need)
 
 
 def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -71,157 +395,66 @@ def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if not root.root.is_dir():
         raise KittiFormatError(root.root, None, "data root does not exist")
     train, val = _frames(root, cfg)
-    need = ["image_2", "calib", "label_2", "velodyne"]
-    if "oracle" in cfg.clouds or any(c in cfg.clouds for c in DEPTH_VARIANTS):
-        need.append("depth_2")
-    root.check(train + val, tuple(need))
+    root.check(train + val, needed_kinds(cfg))
     overlap = set(train) & set(val)
     if overlap:
         raise KittiFormatError(root.root, None, f"train and val splits share {len(overlap)} frames")
     return train, val
 
 
-def build_chain(cfg: RunConfig) -> list[StageSpec]:
-    """The stage nodes in topological order (keys are computed by ``pipeline.stages.plan``)."""
-    import depth
-    import detection
-    import kitti_eval
-    import pseudolidar
-    from depth.settings import preset as depth_preset
-    from detection.frustum_pointnet.settings import preset as det_preset
-    from pseudolidar.settings import preset as pl_preset
-
-    root = KittiRoot(cfg.data_root)
-    train, val = check_data(cfg)
-    both = tuple(sorted(set(train) | set(val)))
-    fp_train = "data:" + root.fingerprint(train, ("image_2", "calib", "label_2", "depth_2"))
-    fp_all_img = "data:" + root.fingerprint(both, ("image_2", "calib"))
-    fp_all_depth = "data:" + root.fingerprint(both, ("calib", "depth_2"))
-    fp_all_velo = "data:" + root.fingerprint(both, ("calib", "label_2", "velodyne"))
-    fp_val_labels = "data:" + root.fingerprint(val, ("label_2",))
-    h, w = root.image_hw(val[0])
-    n_all = len(both)
-
-    specs: list[StageSpec] = []
+def _check_config(cfg: RunConfig) -> None:
     unknown = sorted(set(cfg.overrides) - set(OVERRIDABLE))
     if unknown:
         raise ValueError(f"unknown stage(s) in overrides {unknown}; known: {list(OVERRIDABLE)}")
-    pl_settings = apply_overrides(pl_preset(cfg.preset), cfg.overrides.get("pseudolidar", {}), "pseudolidar")
-    det_settings = apply_overrides(det_preset(cfg.preset), cfg.overrides.get("detect", {}), "detect")
+    bad = [d for d in cfg.detectors if d not in DETECTORS]
+    if bad or not cfg.detectors:
+        raise ValueError(f"unknown detector(s) {bad}; known: {sorted(DETECTORS)}")
+    bad = [c for c in cfg.clouds if c not in CLOUDS]
+    if bad:
+        raise ValueError(f"unknown cloud(s) {bad}; known: {list(CLOUDS)}")
 
-    # ---------------------------------------------------------------- depth
-    def depth_train(variant: str, settings: Any) -> StageSpec:
-        def produce(out: Path, deps: Mapping[str, Artifact]):
-            from depth.train import train_depth
-            return train_depth(root.root, train, settings, out)
-        return StageSpec(f"depth-train/{variant}", "depth-train", depth.CODE_VERSION, settings,
-                         (), (fp_train,), produce, est_bytes=50_000_000)
 
-    def depth_infer(variant: str) -> StageSpec:
-        def produce(out: Path, deps: Mapping[str, Artifact]):
-            from depth.infer import infer_depth
-            ckpt = deps[f"depth-train/{variant}"].path / "checkpoint.pt"
-            return infer_depth(root.root, both, ckpt, out / "depth", merge="max")
-        return StageSpec(f"depth-infer/{variant}", "depth-infer", depth.CODE_VERSION,
-                         {"frames": "train+val", "merge": "max"}, (f"depth-train/{variant}",),
-                         (fp_all_img,), produce, est_bytes=n_all * h * w * 4)
-
-    def depth_gt() -> StageSpec:
-        def produce(out: Path, deps: Mapping[str, Artifact]):
-            from depth.infer import export_gt_depth
-            return export_gt_depth(root.root, both, out / "depth")
-        return StageSpec("depth-gt", "depth-gt", depth.CODE_VERSION, {"frames": "train+val"}, (),
-                         (fp_all_depth,), produce, est_bytes=n_all * h * w * 4)
-
-    depth_nodes: dict[str, str] = {}
-    for variant in DEPTH_VARIANTS:
-        if variant in cfg.clouds:
-            settings = apply_overrides(depth_preset(cfg.preset, variant=variant),
-                                       cfg.overrides.get("depth", {}), "depth")
-            specs.append(depth_train(variant, settings))
-            specs.append(depth_infer(variant))
-            depth_nodes[variant] = f"depth-infer/{variant}"
-    if "oracle" in cfg.clouds:
-        specs.append(depth_gt())
-        depth_nodes["oracle"] = "depth-gt"
-
-    # ---------------------------------------------------------------- pseudo-LiDAR
-    def pl_node(cloud: str, depth_node: str) -> StageSpec:
-        def produce(out: Path, deps: Mapping[str, Artifact]):
-            from pseudolidar.stage import run_pseudolidar
-            return run_pseudolidar(deps[depth_node].path / "depth", root.root, both,
-                                   out / "velodyne", pl_settings)
-        return StageSpec(f"pseudolidar/{cloud}", "pseudolidar", pseudolidar.CODE_VERSION,
-                         pl_settings, (depth_node,), (fp_all_img,), produce,
-                         est_bytes=n_all * h * w * 16 // 2)
-
-    for cloud, node in depth_nodes.items():
-        specs.append(pl_node(cloud, node))
-
-    # ---------------------------------------------------------------- detection + eval
-    def points_dir(cloud: str, deps: Mapping[str, Artifact]) -> Path:
-        if cloud == "lidar":
-            return root.folder("velodyne")
-        return deps[f"pseudolidar/{cloud}"].path / "velodyne"
-
-    for cloud in cfg.clouds:
-        up = () if cloud == "lidar" else (f"pseudolidar/{cloud}",)
-        raw = (fp_all_velo,) if cloud == "lidar" else (fp_train,)
-
-        def train_produce(out: Path, deps: Mapping[str, Artifact], _c=cloud):
-            from detection.frustum_pointnet.train import train_fpointnet
-            summary = train_fpointnet(root.root, points_dir(_c, deps), train, det_settings, out)
-            (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-            return summary
-
-        def infer_produce(out: Path, deps: Mapping[str, Artifact], _c=cloud):
-            from detection.frustum_pointnet.infer import infer_fpointnet
-            model = deps[f"detect-train/{_c}"].path / "model.pt"
-            return infer_fpointnet(root.root, points_dir(_c, deps), val, model, det_settings,
-                                   out / "data", boxes2d=cfg.boxes2d)
-
-        def eval_produce(out: Path, deps: Mapping[str, Artifact], _c=cloud):
-            return _evaluate(root, val, deps[f"detect-infer/{_c}"].path / "data", out)
-
-        specs.append(StageSpec(f"detect-train/{cloud}", "detect-train", detection.CODE_VERSION,
-                               det_settings, up, raw, train_produce, est_bytes=10_000_000))
-        specs.append(StageSpec(f"detect-infer/{cloud}", "detect-infer", detection.CODE_VERSION,
-                               {"boxes2d": cfg.boxes2d}, (f"detect-train/{cloud}",) + up, raw,
-                               infer_produce, est_bytes=len(val) * 500))
-        specs.append(StageSpec(f"eval/{cloud}", "eval", kitti_eval.CODE_VERSION,
-                               {"classes": ["Car", "Pedestrian", "Cyclist"],
-                                "thresholds": ["devkit", "loose"]},
-                               (f"detect-infer/{cloud}",), (fp_val_labels,), eval_produce,
-                               est_bytes=20_000))
-
-    # ---------------------------------------------------------------- depth metrics (Table 2)
-    for cloud, node in depth_nodes.items():
-        def deval_produce(out: Path, deps: Mapping[str, Artifact], _n=node):
-            return _evaluate_depth(root, val, deps[_n].path / "depth", out)
-        specs.append(StageSpec(f"depth-eval/{cloud}", "depth-eval", depth.CODE_VERSION,
-                               {"split": "val"}, (node,), (fp_val_labels,), deval_produce,
-                               est_bytes=10_000))
+def build_chain(cfg: RunConfig) -> list[StageSpec]:
+    """The stage specs of ``cfg`` in topological order, each with its complete key inputs."""
+    _check_config(cfg)
+    root = KittiRoot(cfg.data_root, memo={})  # each raw file stat'ed / read once per plan
+    train, val = check_data(cfg)
+    ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]))
+    refs: dict[str, str] = {}
+    specs: list[StageSpec] = []
+    for node in chain_nodes(cfg):
+        kind = KINDS[node.kind]
+        ids = {role: refs[dep] for role, dep in node.deps.items()}
+        k = kind.key(ctx, node, ids)
+        refs[node.name] = k.ref
+        specs.append(StageSpec(node.name, k.stage, k.code_version, k.settings, tuple(node.deps.values()), (),
+                               partial(_produce, kind, ctx, node), est_bytes=kind.est_bytes(ctx),
+                               inputs=k.inputs, node=node))
     return specs
 
 
-def _evaluate(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: Path) -> dict:
-    import json
+def _produce(kind: Kind, ctx: Ctx, node: Node, out: Path, deps: Mapping[str, Artifact]):
+    by_role = {role: deps[dep] for role, dep in node.deps.items()}
+    return kind.produce(ctx, node, out, by_role)
 
+
+# ---------------------------------------------------------------------------- evaluation stages
+def evaluate_results(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: Path) -> dict:
+    """eval.{json,md,csv} at the devkit's thresholds (Car 0.7, the paper's) and eval_loose.* at
+    the common loose set (Car BEV/3D 0.5)."""
     from kitti.fileio import atomic_write_text
-    from kitti_eval import evaluate_folders
+    from kitti_eval import IouThresholds, evaluate_folders
 
-    from kitti_eval import IouThresholds
-
-    # the devkit's thresholds (Car 0.7) as in the paper, and the common loose set (Car BEV/3D 0.5)
     for name, thresholds in (("eval", IouThresholds()), ("eval_loose", IouThresholds.loose())):
         result = evaluate_folders(root.folder("label_2"), det_dir, frame_ids=val, thresholds=thresholds)
         atomic_write_text(out / f"{name}.json", result.to_json())
         atomic_write_text(out / f"{name}.md", result.to_markdown())
-        result.to_dataframe().to_csv(out / f"{name}.csv", index=False)
+        atomic_write_text(out / f"{name}.csv", result.to_dataframe().to_csv(index=False))
     return {"frames": len(val)}
 
 
-def _evaluate_depth(root: KittiRoot, val: tuple[str, ...], depth_dir: Path, out: Path) -> dict:
+def evaluate_depth(root: KittiRoot, val: tuple[str, ...], depth_dir: Path, out: Path) -> dict:
+    """depth_metrics.json: Table 2's fg / bg / global metrics of ``depth_dir`` on ``val``."""
     import json
 
     from depth.metrics import evaluate_depth_dir

@@ -17,7 +17,7 @@ from pipeline.cache import CacheError
 
 # command name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "cache": ("pipeline.commands.cache_cmd", "cache_group", "List, inspect and clean the artifact cache."),
+    "cache": ("pipeline.commands.cache_cmd", "cache_group", "List, inspect, verify and clean the artifact cache."),
 }
 
 

@@ -69,6 +69,7 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
 
     root = KittiRoot(cfg.data_root)
     val = root.split(cfg.val_split)
+    detector = cfg.detectors[0]  # the figures show the first detector's boxes
     written = []
     for frame in pick_frames(root, val, n_frames):
         calib = root.calib(frame)
@@ -80,14 +81,14 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
                 clouds.append((read_velodyne(art.path / "velodyne" / f"{frame}.bin"), CLOUD_RGB[cloud], cloud))
         if clouds:
             dets = []
-            art = arts.get("detect-infer/foresee")
+            art = arts.get(f"detect-infer/{detector}/foresee")
             if art is not None:
                 dets = read_label_file(art.path / "data" / f"{frame}.txt")
             bev = render_bev(clouds, calib, gt_objects=gt, det_objects=dets)
             written.append(_png(out / f"fig6_{frame}.png", bev))
         img = draw_boxes_on_image(root.image(frame), calib, gt, GT_RGB, 2)
         for cloud in ("baseline", "foresee"):  # paper Fig. 7 compares these two
-            art = arts.get(f"detect-infer/{cloud}")
+            art = arts.get(f"detect-infer/{detector}/{cloud}")
             if art is None:
                 continue
             dets = [d for d in read_label_file(art.path / "data" / f"{frame}.txt") if d.type == "Car"]

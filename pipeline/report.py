@@ -1,7 +1,8 @@
 """The paper's Table 4 (and Table 2) for a run: markdown, CSV and a bar chart.
 
 AP numbers come from each cloud's ``eval.json`` (kitti_eval, the devkit's protocol); the paper's
-own rows and other methods' published rows are copied from PAPER.md §6 and marked as quoted.
+own rows and other methods' published rows are copied from docs/paper.md §6 and marked as
+quoted.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ def _human(n: float) -> str:
 
 def synth_default(data_root: Path, preset: str) -> None:
     """Render the embedded benchmark (its ``cpu-small`` preset) into ``data_root``."""
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import preset as synth_preset
+    from synth import render_dataset
+    from synth.settings import preset as synth_preset
 
     click.echo(f"[synth] {data_root} does not exist: rendering the embedded benchmark ({preset})")
     t0 = time.time()
@@ -42,9 +42,12 @@ def print_plan(cfg: RunConfig, cache: ArtifactCache) -> list:
     n_run = sum(not p.cached for p in planned)
     click.echo(f"plan for {cfg.data_root} (preset {cfg.preset}, workdir {cache.workdir}): "
                f"{len(planned)} stages, {len(planned) - n_run} cached, {n_run} to run")
+    width = max((len(p.spec.name) for p in planned), default=0)
+    ref_width = max((len(p.spec.stage) + 17 for p in planned), default=0)
     for p in planned:
         state = "cached" if p.cached else "run"
-        click.echo(f"  {p.spec.name:<24} {p.spec.stage}/{p.key}  {state:<6}  ~{_human(p.spec.est_bytes)}")
+        ref = f"{p.spec.stage}/{p.key}"
+        click.echo(f"  {p.spec.name:<{width}}  {ref:<{ref_width}}  {state:<6}  ~{_human(p.spec.est_bytes)}")
     return specs
 
 
@@ -77,8 +80,9 @@ def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
     click.echo(f"chain finished in {total:.0f} s (peak RSS {summary['peak_rss_mb']:.0f} MB)")
     out = write_reports(cfg, workdir, report_dir=report_dir, run_summary=summary)
     click.echo("artifacts:")
+    width = max((len(n) for n in results), default=0)
     for name, (art, _) in results.items():
-        click.echo(f"  {name:<24} {art.path}")
+        click.echo(f"  {name:<{width}} {art.path}")
     click.echo(f"report: {out}")
     return summary
 
@@ -104,12 +108,10 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     out = Path(report_dir) if report_dir else Path(workdir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     arts = {n: cache.lookup(p.spec.stage, p.key) for n, p in planned.items()}
-    evals = {c: json.loads((arts[f"eval/{c}"].path / "eval.json").read_text())
-             for c in cfg.clouds if f"eval/{c}" in arts}
+    # Table 4 rows of the first detector (rows per further detector: pipeline.report's job)
+    evals, evals_loose = _evals(cfg, planned, arts, cfg.detectors[0])
     note = ("embedded benchmark, simulated 2D detector" if cfg.boxes2d == "simulated"
             else f"2D boxes from {cfg.boxes2d}")
-    evals_loose = {c: json.loads((arts[f"eval/{c}"].path / "eval_loose.json").read_text())
-                   for c in cfg.clouds if f"eval/{c}" in arts}
     md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note,
                       evals_loose=evals_loose)
     parts = [md]
@@ -131,6 +133,20 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     atomic_write_text(out / "report.md", report)
     click.echo(report)
     return out
+
+
+def _evals(cfg: RunConfig, planned: dict, arts: dict, detector: str) -> tuple[dict, dict]:
+    """cloud -> eval.json and cloud -> eval_loose.json of one detector's eval nodes."""
+    from pipeline.chain import find
+
+    strict, loose = {}, {}
+    for c in cfg.clouds:
+        p = find(planned.values(), "eval", detector=detector, cloud=c)
+        if p is not None:
+            path = arts[p.spec.name].path
+            strict[c] = json.loads((path / "eval.json").read_text())
+            loose[c] = json.loads((path / "eval_loose.json").read_text())
+    return strict, loose
 
 
 def _table2(cfg: RunConfig, arts: dict, out: Path) -> str:

@@ -36,6 +36,10 @@ class StageSpec:
         raw_inputs: fingerprints of raw data (``data:<hash>``).
         produce: ``produce(out_dir, deps: Mapping[name, Artifact]) -> summary``.
         est_bytes: rough size of the artifact, for the plan.
+        inputs: the complete key inputs (upstream refs included) when the builder computed them
+            with a ``pipeline.keys`` function (``pipeline.chain`` does); else the upstream refs
+            in ``deps`` order followed by ``raw_inputs``.
+        node: the declaring ``pipeline.chain.Node`` (tags), when there is one.
     """
 
     name: str
@@ -46,6 +50,12 @@ class StageSpec:
     raw_inputs: tuple[str, ...]
     produce: Callable[[Path, Mapping[str, Artifact]], Mapping[str, Any] | None] = field(compare=False)
     est_bytes: int = 0
+    inputs: tuple[str, ...] | None = None
+    node: Any = field(default=None, compare=False)
+
+    def key_inputs(self, dep_refs: Sequence[str]) -> list[str]:
+        """The key inputs given the refs of ``deps`` (in order)."""
+        return list(self.inputs) if self.inputs is not None else list(dep_refs) + list(self.raw_inputs)
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,11 @@ def plan(specs: Sequence[StageSpec], cache: ArtifactCache) -> list[PlannedStage]
     keys: dict[str, str] = {}
     out = []
     for spec in specs:
-        refs = [f"{_stage_of(specs, d)}/{keys[d]}" for d in spec.deps] + list(spec.raw_inputs)
+        refs = spec.key_inputs([f"{_stage_of(specs, d)}/{keys[d]}" for d in spec.deps])
         key = make_key(spec.stage, spec.code_version, spec.settings, refs)
         keys[spec.name] = key
         entry = cache.entry_path(spec.stage, key)
-        out.append(PlannedStage(spec, key, (entry / "manifest.json").is_file()))
+        out.append(PlannedStage(spec, key, entry.is_dir() and cache.check_stat(entry) is None))
     return out
 
 
@@ -85,11 +95,19 @@ def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
     """Run or reuse every node in order; returns name -> (artifact, seconds spent here).
 
     ``extra_manifest`` (e.g. the dataset's identity) is recorded in every manifest written."""
+    with cache.running():
+        return _execute(specs, cache, log, extra_manifest)
+
+
+def _execute(specs: Sequence[StageSpec], cache: ArtifactCache, log: Callable[[str], None],
+             extra_manifest: Mapping[str, Any] | None) -> dict[str, tuple[Artifact, float]]:
+    if cache.after_crash():
+        log("(an earlier run or writer died: cached artifacts are verified by hash this time)")
     done: dict[str, Artifact] = {}
     timings: dict[str, tuple[Artifact, float]] = {}
     for spec in specs:
         deps = {d: done[d] for d in spec.deps}
-        refs = [deps[d].ref for d in spec.deps] + list(spec.raw_inputs)
+        refs = spec.key_inputs([deps[d].ref for d in spec.deps])
         t0 = time.time()
         log(f"[{spec.name}] ...")
         art = cache.build(spec.stage, code_version=spec.code_version, settings=spec.settings,

@@ -1,4 +1,4 @@
-"""Depth maps <-> KITTI velodyne clouds (PAPER.md §5).
+"""Depth maps <-> KITTI velodyne clouds (docs/paper.md §5).
 
 Every pixel ``(u, v)`` (u = column, v = row, pixel centres at integers) with depth ``d > 0``
 becomes the rect point of :meth:`kitti.Calibration.img_to_rect` — the exact inverse of

@@ -1,4 +1,4 @@
-"""The example pictures of docs/readme/pseudolidar.md, from a real KITTI frame.
+"""The example pictures of docs/pseudolidar.md, from a real KITTI frame.
 
 Reproduce (writes docs/img/pl_*.png)::
 

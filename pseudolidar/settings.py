@@ -1,7 +1,8 @@
 """Settings of the pseudo-LiDAR stage: one frozen dataclass and two named presets.
 
-The defaults are the paper's configuration (PAPER.md §5, the pseudo-LiDAR reference code): every
-pixel with a depth, points 1 m or more above the LiDAR removed, no depth cut, no subsampling.
+The defaults are the paper's configuration (docs/paper.md §5, the pseudo-LiDAR reference
+code): every pixel with a depth, points 1 m or more above the LiDAR removed, no depth cut, no
+subsampling.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Inference: 2D boxes -> frustums -> F-PointNet v1 -> one KITTI result file per frame.
 
-Reproduce (the cpu-small measurement; see docs/readme/detection.md)::
+Reproduce (the cpu-small measurement; see docs/detection.md)::
 
     foresee detect infer --data data/embedded --points ARTIFACT --model ARTIFACT --split val \\
         --boxes2d simulated --preset cpu-small
@@ -267,6 +267,10 @@ def infer_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
     gen = torch.Generator(device=device).manual_seed(settings.seed)
 
     def estimate(cloud: FrameCloud, calib: Calibration, dets: list[Box2D], rng: np.random.Generator):
+        # the network's random gather is seeded per frame (from the frame's seed sequence, without
+        # drawing from ``rng``): a frame's boxes do not depend on the frames before it, so shards
+        # of the frames (``--shard i/n``) write the same files as one run
+        gen.manual_seed(int(rng.bit_generator.seed_seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
         inputs, rots, kept, empty, few = [], [], [], 0, 0
         for k, det in enumerate(dets):
             got = detection_input(cloud, det.box, calib, settings.num_points, rng)

@@ -1,8 +1,9 @@
 """``foresee detect train|infer --detector avod``: AVOD through the artifact cache.
 
-Artifacts: ``avod-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summary.json``, ``planes/``);
-``avod-infer/<key>/data/NNNNNN.txt`` (KITTI results) and ``planes/``. An interrupted training keeps
-its last checkpoint as ``avod-train/<key>.resume.pt``; the next identical command resumes from it.
+Artifacts (the keys of :mod:`pipeline.keys`, shared with ``foresee run --detector avod``):
+``detect-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summary.json``, ``planes/``);
+``detect-infer/<key>/data/NNNNNN.txt`` (KITTI results). An interrupted training keeps its last
+checkpoint as ``detect-train/<key>.resume.pt``; the next identical command resumes from it.
 AVOD needs no 2D boxes. The option parsing lives in :mod:`pipeline.commands.detect_cmd`.
 """
 
@@ -14,10 +15,8 @@ from pathlib import Path
 import click
 
 from kitti.layout import KittiRoot
-from pipeline.cache import ArtifactCache, make_key
-
-TRAIN_STAGE = "avod-train"
-INFER_STAGE = "avod-infer"
+from pipeline import keys
+from pipeline.cache import ArtifactCache
 
 
 def avod_settings(preset_name: str, **overrides):
@@ -27,14 +26,9 @@ def avod_settings(preset_name: str, **overrides):
     return preset(preset_name).with_(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _key_settings(settings):
-    return settings.with_(num_threads=0)
-
-
 def avod_train(workdir: Path, data_root: Path, points: str, split: str | None, settings,
                quiet: bool, resume: Path | None) -> None:
     """Train AVOD on the clouds of a split (default train) and echo one line."""
-    from detection.avod import CODE_VERSION
     from detection.avod.train import train_avod
     from pipeline.commands.detect_cmd import _resolve_points as resolve_points
 
@@ -42,9 +36,8 @@ def avod_train(workdir: Path, data_root: Path, points: str, split: str | None, s
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = resolve_points(cache, points, frame_ids, root)
-    inputs = [points_ref, "data:" + root.fingerprint(frame_ids, ("calib", "label_2", "image_2"))]
-    key = make_key(TRAIN_STAGE, CODE_VERSION, _key_settings(settings), inputs)
-    resume_file = cache.workdir / TRAIN_STAGE / f"{key}.resume.pt"
+    key = keys.detect_train(root, frame_ids, settings, points_ref, detector="avod")
+    resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
         start = resume or (resume_file if resume_file.is_file() else None)
@@ -60,8 +53,7 @@ def avod_train(workdir: Path, data_root: Path, points: str, split: str | None, s
         resume_file.unlink(missing_ok=True)
         return summary
 
-    art = cache.build(TRAIN_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings), inputs=inputs,
-                      produce=produce)
+    art = key.build(cache, produce)
     s = art.manifest.get("summary", {})
     click.echo(f"{art.ref} ({'cached' if art.cached else 'built'}): {s.get('steps')} steps on "
                f"{s.get('frames_with_objects')} frames, final loss {s.get('final_total')}, "
@@ -69,9 +61,8 @@ def avod_train(workdir: Path, data_root: Path, points: str, split: str | None, s
 
 
 def avod_infer(workdir: Path, data_root: Path, points: str, split: str | None, settings, quiet: bool,
-               model_ref: str) -> None:
+               model_ref: str, shard) -> None:
     """Write one KITTI result file per frame of a split (default val) and echo one line."""
-    from detection.avod import CODE_VERSION
     from detection.avod.infer import infer_avod
     from pipeline.commands.detect_cmd import _resolve_model as resolve_model, _resolve_points as resolve_points
 
@@ -80,10 +71,14 @@ def avod_infer(workdir: Path, data_root: Path, points: str, split: str | None, s
     cache = ArtifactCache(workdir)
     points_dir, points_ref = resolve_points(cache, points, frame_ids, root)
     model_path, model_id = resolve_model(cache, model_ref)
-    inputs = [points_ref, model_id, "data:" + root.fingerprint(frame_ids, ("calib", "image_2"))]
-    art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings), inputs=inputs,
-                      produce=lambda tmp: infer_avod(data_root, points_dir, frame_ids, model_path, settings,
-                                                     tmp / "data", planes_out=tmp / "planes", progress=not quiet))
+    key = keys.detect_infer(root, frame_ids, settings, points_ref, model_id, keys.NO_BOXES2D, detector="avod")
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_avod(data_root, points_dir, frames, model_path, settings, tmp / "data",
+                                               planes_out=tmp / "planes", progress=not quiet))
+    if art is None:  # this shard's part is written, others are missing
+        click.echo(status)
+        return
     s = art.manifest.get("summary", {})
     click.echo(f"{art.ref} ({'cached' if art.cached else 'built'}): {s.get('frames')} frames, {s.get('boxes')} "
                f"boxes, {s.get('frames_without_boxes')} frames without; {s.get('frames_per_s')} frames/s "

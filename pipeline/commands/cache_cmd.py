@@ -1,4 +1,4 @@
-"""``foresee cache ls|show|gc``."""
+"""``foresee cache ls|show|verify|gc``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def echo_artifact(art, describe) -> None:
         click.echo(f"{art.path} {describe(art.manifest['summary'])}")
 
 
+def echo_sharded(art, status: str, describe) -> None:
+    """:func:`echo_artifact` for a stage that may run in shards: the shard's status while the
+    artifact is incomplete, a short line for a merged one (its summary sums the shards' counts)."""
+    if art is None:
+        click.echo(status)
+    elif not art.cached and "shards" in art.manifest["summary"]:
+        click.echo(f"{art.path} {status}, {art.manifest['summary'].get('frames')} frames")
+    else:
+        echo_artifact(art, describe)
+
+
 def workdir_option(f):
     return click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR,
                         show_default=True, envvar="FORESEE_WORKDIR",
@@ -43,7 +54,7 @@ def workdir_option(f):
 
 @click.group("cache")
 def cache_group() -> None:
-    """List, inspect and clean the artifact cache."""
+    """List, inspect, verify and clean the artifact cache."""
 
 
 def _human(n: int) -> str:
@@ -77,6 +88,26 @@ def cache_show(ref: str, workdir: Path) -> None:
     n_files = len(m.pop("files", {}))
     click.echo(json.dumps(m, indent=1))
     click.echo(f"{art.path}: {n_files} files, verified")
+
+
+@cache_group.command("verify")
+@workdir_option
+def cache_verify(workdir: Path) -> None:
+    """Re-hash every file of every artifact; corrupt entries are moved aside (rebuilt next run).
+
+    Exits with 1 when any entry was corrupt."""
+    import sys
+    import time
+
+    cache = ArtifactCache(workdir)
+    t0 = time.time()
+    n = sum(1 for _, name, _ in cache.entries() if ".tmp-" not in name and ".corrupt-" not in name)
+    bad = cache.verify_all()
+    for ref, problem in bad:
+        click.echo(f"corrupt {ref}: {problem} (moved aside)")
+    click.echo(f"verified {n} artifact(s) in {time.time() - t0:.1f} s: {n - len(bad)} intact, {len(bad)} corrupt")
+    if bad:
+        sys.exit(1)
 
 
 @cache_group.command("gc")

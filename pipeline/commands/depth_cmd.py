@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, workdir_option
+from pipeline import keys
+from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
+from pipeline.sharding import shard_option
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -62,7 +64,8 @@ def depth_group() -> None:
 @click.option("--own-weight", type=float, default=None, help="foresee: weight of a decoder's own region [0.8].")
 @click.option("--other-weight", type=float, default=None, help="foresee: weight of the other region [0.2].")
 @click.option("--encoder", default=None, help="timm encoder name.")
-@click.option("--pretrained-path", default=None, help="Local ImageNet state dict for the encoder.")
+@click.option("--encoder-weights", default=None,
+              help="auto (installed package / timm cache), none (random init) or a state-dict file.")
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="checkpoint.pt of the same settings to continue from.")
@@ -72,7 +75,10 @@ def depth_group() -> None:
 def train_command(data_root: Path, split: str, variant: str, preset: str, resume: Path | None,
                   threads: int | None, quiet: bool, workdir: Path, **overrides) -> None:
     """Train one depth variant; the checkpoint is a cached artifact."""
-    import depth
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs depth.train
+        raise click.UsageError("under torchrun, run 'python -m depth.train' (docs/scaling.md)")
     from depth.settings import preset as make_preset
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
@@ -85,7 +91,7 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
         raise click.BadParameter(str(e)) from None
     root = KittiRoot(data_root)
     ids = root.split(split)
-    inputs = ["data:" + root.fingerprint(ids, ("image_2", "calib", "label_2", "depth_2"))]
+    key = keys.depth_train(root, ids, settings)
 
     def produce(tmp: Path):
         from depth.train import train_depth
@@ -96,8 +102,7 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
     from depth.train import TrainingError
 
     try:
-        art = ArtifactCache(workdir).build("depth-train", code_version=depth.CODE_VERSION, settings=settings,
-                                           inputs=inputs, produce=produce, extra_manifest={"split": split})
+        art = key.build(ArtifactCache(workdir), produce, extra_manifest={"split": split})
     except (CheckpointMismatchError, TrainingError) as e:
         raise click.ClickException(str(e)) from None
     echo_artifact(art, lambda s: f"{variant}: {s['steps']} steps, final loss {float(s['final_loss']):.4f}, "
@@ -114,13 +119,13 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
 @click.option("--from-gt", is_flag=True, help="Write the ground truth (depth_2) as the artifact (oracle).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--quiet", is_flag=True)
+@shard_option
 @workdir_option
 def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, from_gt: bool,
-                  threads: int | None, quiet: bool, workdir: Path) -> None:
+                  threads: int | None, quiet: bool, shard, workdir: Path) -> None:
     """Depth maps (float32 metres, full resolution) for a split, as a cached artifact."""
-    import depth
     from kitti import KittiRoot
-    from pipeline.cache import ArtifactCache, file_digest
+    from pipeline.cache import ArtifactCache
 
     if (checkpoint_ref is None) == (not from_gt):
         raise click.UsageError("give exactly one of --checkpoint and --from-gt")
@@ -129,17 +134,16 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
     ids = root.split(split)
     cache = ArtifactCache(workdir)
     if from_gt:
-        inputs = ["data:" + root.fingerprint(ids, ("image_2", "depth_2"))]
-        stage, settings = "depth-gt", {"split": split, "variant": "oracle"}
+        key = keys.depth_gt(root, ids)
 
-        def produce(tmp: Path):
+        def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import export_gt_depth
 
-            return export_gt_depth(root.root, ids, tmp / "depth")
+            return export_gt_depth(root.root, frames, tmp / "depth")
     else:
         p = Path(checkpoint_ref)
         if p.is_file():
-            ckpt, ref = p, f"checkpoint:{file_digest(p)}"
+            ckpt, ref = p, keys.file_id("checkpoint", p)
         else:
             folder, ref = _artifact_folder(checkpoint_ref, workdir, option="--checkpoint")
             ckpt = folder / "checkpoint.pt"
@@ -152,18 +156,16 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
         if merge in ("mask", "bg") and variant in ("baseline", "so"):
             raise click.BadParameter(f"merge={merge!r} needs a two-decoder model, {ckpt} is {variant!r}",
                                      param_hint="--merge")
-        kinds = ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
-        inputs = [ref, "data:" + root.fingerprint(ids, kinds)]
-        stage, settings = "depth-infer", {"split": split, "merge": merge, "variant": variant}
+        key = keys.depth_infer(root, ids, ref, merge=merge, variant=variant)
 
-        def produce(tmp: Path):
+        def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import infer_depth
 
-            return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
+            return infer_depth(root.root, frames, ckpt, tmp / "depth", merge=merge, progress=not quiet)
 
-    art = cache.build(stage, code_version=depth.CODE_VERSION, settings=settings, inputs=inputs, produce=produce,
-                      extra_manifest=dataset_fields(root))
-    echo_artifact(art, lambda s: f"{s['frames']} depth maps" + (
+    art, status = key.build_sharded(cache, produce, frame_ids=ids, shard=shard,
+                                    extra_manifest={"split": split, **dataset_fields(root)})
+    echo_sharded(art, status, lambda s: f"{s['frames']} depth maps" + (
         f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
 
 

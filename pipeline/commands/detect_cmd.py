@@ -9,7 +9,6 @@ and the next identical command resumes from it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -17,25 +16,11 @@ import click
 
 from kitti.errors import KittiFormatError
 from kitti.layout import KittiRoot
-from pipeline.cache import ArtifactCache, make_key
+from pipeline import keys
+from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
+from pipeline.sharding import shard_option
 
-TRAIN_STAGE = "detect-train"
-INFER_STAGE = "detect-infer"
-BASELINE_STAGE = "detect-baseline"
-
-
-def _folder_fingerprint(folder: Path, frame_ids: tuple[str, ...], suffix: str) -> str:
-    """Short hash of the files a stage reads from a plain folder (name, size, mtime)."""
-    h = hashlib.sha256(str(folder.resolve()).encode())
-    for f in frame_ids:
-        p = folder / f"{f}{suffix}"
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            raise KittiFormatError(p, None, f"frame {f} missing") from None
-        h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...],
@@ -44,7 +29,7 @@ def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...
     p = Path(points)
     if p.is_dir() and not (p / "manifest.json").is_file():
         folder = p / "velodyne" if (p / "velodyne").is_dir() else p
-        return folder, "points-folder:" + _folder_fingerprint(folder, frame_ids, ".bin")
+        return folder, keys.folder_id("points-folder", folder, frame_ids, ".bin")
     art = cache.resolve(points)
     check_same_dataset(art, root, "point-cloud artifact")
     folder = art.path / "velodyne"
@@ -56,21 +41,17 @@ def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...
 def _resolve_model(cache: ArtifactCache, model: str) -> tuple[Path, str]:
     p = Path(model)
     if p.is_file():
-        return p, "model-file:" + _folder_fingerprint(p.parent, (p.stem,), p.suffix)
+        return p, keys.file_id("model-file", p)
     art = cache.resolve(model)
     return art.path / "model.pt", art.ref
 
 
 def _boxes2d_input(boxes2d: str) -> str:
-    if boxes2d in ("gt", "simulated"):
-        return f"boxes2d:{boxes2d}"
-    p = Path(boxes2d)
-    if p.is_file():
-        return "boxes2d-file:" + hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-    if p.is_dir():
-        ids = tuple(sorted(q.stem for q in p.glob("*.txt")))
-        return "boxes2d-folder:" + _folder_fingerprint(p, ids, ".txt")
-    raise click.BadParameter(f"{boxes2d}: expected gt, simulated, a file or a folder", param_hint="--boxes2d")
+    try:
+        return keys.boxes2d_id(boxes2d)
+    except KittiFormatError:
+        raise click.BadParameter(f"{boxes2d}: expected gt, simulated, a file or a folder",
+                                 param_hint="--boxes2d") from None
 
 
 def _settings(preset_name: str, **overrides):
@@ -80,11 +61,6 @@ def _settings(preset_name: str, **overrides):
     if "classes" in changes:
         changes["classes"] = tuple(c.strip() for c in changes["classes"].split(",") if c.strip())
     return preset(preset_name).with_(**changes)
-
-
-def _key_settings(settings):
-    """The settings that decide an artifact (the thread count does not)."""
-    return settings.with_(num_threads=0)
 
 
 def _common(f):
@@ -125,6 +101,11 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
                  num_threads: int | None, quiet: bool, detector: str, epochs: int | None, steps: int | None,
                  batch_size: int | None, resume: Path | None) -> None:
     """Train F-PointNet v1 or AVOD on the clouds of a split (default split: train)."""
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs the module
+        raise click.UsageError("under torchrun, run 'python -m detection.frustum_pointnet.train' "
+                               "(docs/scaling.md)")
     if detector == "avod":
         from pipeline.commands.avod_cmd import avod_settings, avod_train
 
@@ -133,7 +114,6 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
         settings = avod_settings(preset_name, seed=seed, device=device, num_threads=num_threads, steps=steps)
         return avod_train(workdir, data_root, points, split, settings, quiet, resume)
     _reject_options("AVOD", steps=steps)
-    from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.train import train_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed,
@@ -142,9 +122,8 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
-    inputs = [points_ref, "data:" + root.fingerprint(frame_ids, ("calib", "label_2", "image_2"))]
-    key = make_key(TRAIN_STAGE, CODE_VERSION, _key_settings(settings), inputs)
-    resume_file = cache.workdir / TRAIN_STAGE / f"{key}.resume.pt"
+    key = keys.detect_train(root, frame_ids, settings, points_ref)
+    resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
         start = resume or (resume_file if resume_file.is_file() else None)
@@ -161,9 +140,7 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
         resume_file.unlink(missing_ok=True)
         return summary
 
-    art = cache.build(TRAIN_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
-                      inputs=inputs,
-                      produce=produce)
+    art = key.build(cache, produce)
     s = art.manifest.get("summary", {})
     state = "cached" if art.cached else "built"
     click.echo(f"{art.ref} ({state}): {s.get('frustums_train')} frustums, held-out seg acc "
@@ -189,72 +166,73 @@ def _f(v) -> str:
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated (from ground truth, seeded), gt, an rgb_detection file or a "
                    "folder of KITTI-format 2D detections.")
+@shard_option
 def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, detector: str, model_ref: str, boxes2d: str) -> None:
+                 num_threads: int | None, quiet: bool, detector: str, model_ref: str, boxes2d: str,
+                 shard) -> None:
     """Write one KITTI result file per frame of a split (default split: val)."""
     if detector == "avod":
         from pipeline.commands.avod_cmd import avod_infer, avod_settings
 
         _reject_options("F-PointNet", classes=classes, num_points=num_points)
         settings = avod_settings(preset_name, seed=seed, device=device, num_threads=num_threads)
-        return avod_infer(workdir, data_root, points, split, settings, quiet, model_ref)
-    from detection.frustum_pointnet import CODE_VERSION
+        return avod_infer(workdir, data_root, points, split, settings, quiet, model_ref, shard)
     from detection.frustum_pointnet.infer import infer_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
                          num_threads=num_threads)
     cache = ArtifactCache(workdir)
-    frame_ids, points_dir, inputs = _results_inputs(cache, data_root, points, split, boxes2d)
+    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
     model_path, model_id = _resolve_model(cache, model_ref)
-    inputs.insert(1, model_id)
-    art = cache.build(INFER_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
-                      inputs=inputs,
-                      produce=lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path,
-                                                          settings, tmp / "data", boxes2d=boxes2d,
-                                                          progress=not quiet))
-    _echo_results(art)
+    key = keys.detect_infer(root, frame_ids, settings, points_id, model_id, _boxes2d_input(boxes2d))
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_fpointnet(data_root, points_dir, frames, model_path, settings,
+                                                    tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 @detect_group.command("baseline")
 @_common
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated, gt, an rgb_detection file or a KITTI 2D detection folder.")
+@shard_option
 def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                     classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                    num_threads: int | None, quiet: bool, detector: str, boxes2d: str) -> None:
+                    num_threads: int | None, quiet: bool, detector: str, boxes2d: str, shard) -> None:
     """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
     if detector != "fpointnet":
         raise click.UsageError("detect baseline is F-PointNet's trivial baseline (no --detector avod)")
-    from detection.frustum_pointnet import CODE_VERSION
     from detection.frustum_pointnet.infer import infer_trivial_baseline
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
                          num_threads=num_threads)
     cache = ArtifactCache(workdir)
-    frame_ids, points_dir, inputs = _results_inputs(cache, data_root, points, split, boxes2d)
-    art = cache.build(BASELINE_STAGE, code_version=CODE_VERSION, settings=_key_settings(settings),
-                      inputs=inputs,
-                      produce=lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids,
-                                                                 settings, tmp / "data",
-                                                                 boxes2d=boxes2d, progress=not quiet))
-    _echo_results(art)
+    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
+    key = keys.detect_baseline(root, frame_ids, settings, points_id, _boxes2d_input(boxes2d))
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_trivial_baseline(data_root, points_dir, frames, settings,
+                                                           tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
-def _results_inputs(cache: ArtifactCache, data_root: Path, points: str, split: str | None,
-                    boxes2d: str) -> tuple[tuple[str, ...], Path, list[str]]:
-    """Frames of the split (default val), the clouds' folder, and the cache inputs of a results stage."""
+def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
+                    split: str | None) -> tuple[KittiRoot, tuple[str, ...], Path, str]:
+    """The root, the frames of the split (default val), the clouds' folder and its input id."""
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "val")
-    points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
-    kinds = ("calib", "image_2") + (("label_2",) if boxes2d in ("gt", "simulated") else ())
-    return frame_ids, points_dir, [points_ref, _boxes2d_input(boxes2d),
-                                   "data:" + root.fingerprint(frame_ids, kinds)]
+    points_dir, points_id = _resolve_points(cache, points, frame_ids, root)
+    return root, frame_ids, points_dir, points_id
 
 
-def _echo_results(art) -> None:
+def _echo_results(art, status: str = "complete") -> None:
+    if art is None:  # a shard of several, not the last one
+        click.echo(status)
+        return
     s = art.manifest.get("summary", {})
-    state = "cached" if art.cached else "built"
+    state = "cached" if art.cached else ("built" if "shards" not in s else f"built, {status}")
     click.echo(f"{art.ref} ({state}): {s.get('frames')} frames, {s.get('boxes_3d')} boxes from "
                f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}]; skipped: "
                f"{s.get('skipped_no_points')} empty frustums, {s.get('skipped_few_points')} with < 5 "

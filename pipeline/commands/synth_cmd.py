@@ -1,4 +1,4 @@
-"""``foresee synth``: render the embedded KITTI-format benchmark (kitti.synthetic)."""
+"""``foresee synth``: render the embedded KITTI-format benchmark (synth)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ _PRESETS = ("cpu-small", "dev", "full")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def synth_command(out_root: Path, preset: str, workers: int, force: bool, quiet: bool, **overrides) -> None:
     """Render the embedded benchmark: KITTI-format frames with dense depth and labels from the render."""
-    from kitti.synthetic import dataset_is_current, preset as get_preset, render_dataset
+    from synth import dataset_is_current, preset as get_preset, render_dataset
 
     changes = {k: v for k, v in overrides.items() if v is not None}
     try:

@@ -16,7 +16,7 @@ TINY_HW = (48, 160)
 
 def tiny_settings(variant: str = "foresee", **overrides) -> DepthSettings:
     """cpu-small shrunk to a test-sized network and crop."""
-    base = dict(encoder="test_resnet", neck_channels=16, lateral_channels=(8, 8, 8, 8),
+    base = dict(encoder="test_resnet", encoder_weights="none", neck_channels=16, lateral_channels=(8, 8, 8, 8),
                 decoder_channels=(16, 8, 8, 8, 8), crop_hw=(32, 64), resize_factor=1.0,
                 scales=(1.0,), batch_size=2, epochs=100, max_steps=3, lr=2e-3, seed=0)
     base.update(overrides)

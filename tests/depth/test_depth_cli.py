@@ -35,6 +35,7 @@ def test_depth_train_infer_eval_stats_commands(cli, synthetic_root, tmp_path):
     work = tmp_path / "work"
     common = ["--data", synthetic_root, "--workdir", work]
     train = ["depth", "train", *common, "--variant", "foresee", "--preset", "cpu-small", "--encoder", "test_resnet",
+             "--encoder-weights", "none",
              "--max-steps", "1", "--batch-size", "2", "--quiet"]
     out = cli(*train)
     ckpt = re.search(r"(\S+/depth-train/[0-9a-f]+)", out).group(1)
@@ -58,3 +59,17 @@ def test_depth_eval_command_names_missing_prediction(synthetic_root, tmp_path):
     res = CliRunner().invoke(main, ["depth", "eval", "--data", str(synthetic_root), "--depth",
                                     f"x={tmp_path / 'empty'}", "--workdir", str(tmp_path / "w")])
     assert isinstance(res.exception, KittiFormatError) and ".npz" in str(res.exception)
+
+
+def test_depth_train_with_missing_encoder_weights_exits_2_with_one_line(synthetic_root, tmp_path, monkeypatch, capsys):
+    from pipeline.cli import cli_entry
+
+    missing = tmp_path / "resnext.pth"
+    monkeypatch.setattr("sys.argv", ["foresee", "depth", "train", "--data", str(synthetic_root), "--workdir",
+                                     str(tmp_path / "w"), "--encoder", "test_resnet", "--encoder-weights",
+                                     str(missing), "--max-steps", "1", "--quiet"])
+    with pytest.raises(SystemExit) as e:
+        cli_entry()
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {missing}: encoder weights file for test_resnet not found"

@@ -68,16 +68,20 @@ def test_load_encoder_weights_from_local_file(tmp_path):
     assert "tensors" in msgs[0]
 
 
-def test_load_encoder_weights_without_file_starts_from_scratch_and_rejects_foreign_file(tmp_path):
+def test_load_encoder_weights_none_keeps_random_init_and_rejects_foreign_or_missing_file(tmp_path):
+    from backbones import BackboneWeightsError
+
     model = DepthNet(tiny_settings("baseline", encoder="test_resnet"))
     msgs = []
-    assert load_encoder_weights(model, None, log=msgs.append) == "scratch"
-    assert "from scratch" in msgs[0]
+    assert load_encoder_weights(model, "none", log=msgs.append) == "none"
+    assert "random init" in msgs[0]
+    with pytest.raises(BackboneWeightsError, match="^no ImageNet weights for encoder test_resnet"):
+        load_encoder_weights(model, "auto")
     foreign = tmp_path / "foreign.pth"
     torch.save({"something.else": torch.zeros(3)}, foreign)
-    with pytest.raises(CheckpointMismatchError, match="foreign.pth"):
+    with pytest.raises(BackboneWeightsError, match="foreign.pth"):
         load_encoder_weights(model, foreign, log=msgs.append)
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(BackboneWeightsError, match="missing.pth"):
         load_encoder_weights(model, tmp_path / "missing.pth")
 
 

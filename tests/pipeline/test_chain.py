@@ -17,8 +17,8 @@ TINY_DETECT = {"epochs": 1}
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory) -> Path:
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import SynthSettings
+    from synth import render_dataset
+    from synth.settings import SynthSettings
 
     root = tmp_path_factory.mktemp("synth") / "tiny"
     render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
@@ -37,7 +37,7 @@ def test_run_chain_lidar_and_oracle_then_cached_then_partial_rerun(tiny_root, tm
     work = tmp_path / "work"
     summary = run_chain(_cfg(tiny_root), work)
     assert set(summary["stages"]) == {"depth-gt", "pseudolidar/oracle", "depth-eval/oracle",
-                                      *(f"{s}/{c}" for s in ("detect-train", "detect-infer", "eval")
+                                      *(f"{s}/fpointnet/{c}" for s in ("detect-train", "detect-infer", "eval")
                                         for c in ("lidar", "oracle"))}
     report = work / "report"
     for name in ("table4.md", "table4.csv", "table4.png", "table4_iou05.md", "report.md", "run_summary.json"):
@@ -47,7 +47,10 @@ def test_run_chain_lidar_and_oracle_then_cached_then_partial_rerun(tiny_root, tm
     evals = json.loads((report / "evals.json").read_text())
     assert set(evals) == {"lidar", "oracle"}
     # `foresee cache ls` can tell the run's artifacts apart
-    assert {"pseudolidar/oracle", "eval/lidar", "detect-train/oracle"} <= {r["label"] for r in ArtifactCache(work).ls()}
+    assert {"pseudolidar/oracle", "eval/fpointnet/lidar", "detect-train/fpointnet/oracle"} <= {r["label"] for r in ArtifactCache(work).ls()}
+
+    # the stage commands, given the same inputs, find the run's artifacts (one key function per stage)
+    _commands_hit_the_runs_artifacts(tiny_root, work, summary["stages"], tmp_path)
 
     # second run: everything cached
     again = run_chain(_cfg(tiny_root), work)
@@ -57,7 +60,33 @@ def test_run_chain_lidar_and_oracle_then_cached_then_partial_rerun(tiny_root, tm
     cache = ArtifactCache(work)
     changed = plan(build_chain(_cfg(tiny_root, max_height_m=0.5)), cache)
     to_run = sorted(p.spec.name for p in changed if not p.cached)
-    assert to_run == ["detect-infer/oracle", "detect-train/oracle", "eval/oracle", "pseudolidar/oracle"]
+    assert to_run == ["detect-infer/fpointnet/oracle", "detect-train/fpointnet/oracle", "eval/fpointnet/oracle",
+                      "pseudolidar/oracle"]
+
+
+def _commands_hit_the_runs_artifacts(root: Path, work: Path, stages: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kitti import KittiRoot
+    from pipeline.cli import main
+
+    kr = KittiRoot(root)
+    both = tmp_path / "both.txt"
+    both.write_text("".join(f"{f}\n" for f in sorted(set(kr.split("train")) | set(kr.split("val")))))
+    ref = {name: f"{Path(s['path']).parent.name}/{Path(s['path']).name}" for name, s in stages.items()}
+    common = ["--data", str(root), "--workdir", str(work)]
+    calls = [
+        (["depth", "infer", "--from-gt", "--split", str(both)], "depth-gt"),
+        (["pseudolidar", "--depth", ref["depth-gt"], "--split", str(both), "--preset", "cpu-small"],
+         "pseudolidar/oracle"),
+        (["detect", "train", "--points", ref["pseudolidar/oracle"], "--epochs", "1"], "detect-train/fpointnet/oracle"),
+        (["detect", "infer", "--points", str(root / "training" / "velodyne"),
+          "--model", ref["detect-train/fpointnet/lidar"]], "detect-infer/fpointnet/lidar"),
+    ]
+    for args, node in calls:
+        r = CliRunner().invoke(main, args + common)
+        assert r.exit_code == 0, r.output
+        assert "cached" in r.output and stages[node]["path"].split("/")[-1] in r.output, (node, r.output)
 
 
 def test_run_chain_missing_frame_fails_before_work(tiny_root, tmp_path):
@@ -73,8 +102,8 @@ def test_run_chain_missing_frame_fails_before_work(tiny_root, tmp_path):
 
 @pytest.mark.slow
 def test_run_chain_full_with_depth_models(tmp_path):
-    from kitti.synthetic import render_dataset
-    from kitti.synthetic.settings import SynthSettings
+    from synth import render_dataset
+    from synth.settings import SynthSettings
 
     root = tmp_path / "full"
     render_dataset(root, SynthSettings(frames_train=8, frames_val=4, seed=5), workers=2, progress=False)

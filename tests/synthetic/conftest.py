@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kitti.synthetic import SynthSettings, render_dataset
+from synth import SynthSettings, render_dataset
 
 #: 2 train + 1 val frames, half resolution, coarser LiDAR: fast but every code path runs.
 TINY = SynthSettings(frames_train=2, frames_val=1, seed=7, image_scale=0.5, frames_per_drive=1,
@@ -29,6 +29,6 @@ def tiny_root(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def tiny_frames(tiny_settings):
     """[(scene, frame, labels, calib)] of the tiny render's frames, re-rendered in memory."""
-    from kitti.synthetic.writer import frame_jobs, render_one
+    from synth.writer import frame_jobs, render_one
 
     return [render_one(tiny_settings, job) for job in frame_jobs(tiny_settings)]

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kitti.boxes import box_corners_rect, points_in_box_mask
-from kitti.synthetic.meshes import (car_model, cyclist_model, fit_to_box, pedestrian_model, place_in_rect,
+from synth.meshes import (car_model, cyclist_model, fit_to_box, pedestrian_model, place_in_rect,
                                     truck_model, van_model)
-from kitti.synthetic.render import HDL64_ELEVATION_DEG, camera_rays, lidar_directions_velo
-from kitti.synthetic.settings import SynthSettings, preset
-from kitti.synthetic.writer import template_calibration
+from synth.render import HDL64_ELEVATION_DEG, camera_rays, lidar_directions_velo
+from synth.settings import SynthSettings, preset
+from synth.writer import template_calibration
 
 
 @settings(max_examples=12, deadline=None)
@@ -76,7 +76,7 @@ def test_preset_unknown_name_raises_and_sizes():
 
 def test_class_size_stats_means_agree_with_kitti_classes():
     from kitti.classes import MEAN_SIZE_LWH
-    from kitti.synthetic.scene import CLASS_SIZE_STATS
+    from synth.scene import CLASS_SIZE_STATS
 
     for kind, (mean_hwl, std, lo, hi) in CLASS_SIZE_STATS.items():
         l, w, h = MEAN_SIZE_LWH[kind]

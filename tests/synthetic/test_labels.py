@@ -8,8 +8,8 @@ import pytest
 
 from kitti import KittiRoot, points_in_box_mask
 from kitti.boxes import alpha_from_ry, box_corners_rect
-from kitti.synthetic.labels import projected_box_truncation
-from kitti.synthetic.writer import template_calibration
+from synth.labels import projected_box_truncation
+from synth.writer import template_calibration
 
 
 def test_labels_from_render_match_written_files(tiny_root, tiny_frames):
@@ -112,7 +112,7 @@ def test_projected_box_truncation_inside_half_and_behind():
 
 
 def test_labels_occlusion_levels_follow_visible_fraction(tiny_frames):
-    from kitti.synthetic.labels import OCCLUSION_VISIBLE_FRACTION as thr
+    from synth.labels import OCCLUSION_VISIBLE_FRACTION as thr
 
     seen = set()
     for _, _, labels, _ in tiny_frames:
@@ -127,8 +127,8 @@ def test_labels_occlusion_levels_follow_visible_fraction(tiny_frames):
 
 def _two_car_scene(far_x: float):
     """A car 10 m ahead and another straight behind it at 20 m (lateral offset ``far_x``)."""
-    from kitti.synthetic.meshes import car_model
-    from kitti.synthetic.scene import RoadFrame, _SceneAssembler, sample_drive_style
+    from synth.meshes import car_model
+    from synth.scene import RoadFrame, _SceneAssembler, sample_drive_style
 
     rng = np.random.default_rng(0)
     style = sample_drive_style(rng)
@@ -142,8 +142,8 @@ def _two_car_scene(far_x: float):
 
 @pytest.mark.parametrize("far_x, expect_far", [(0.0, -1), (1.2, 2), (1.9, 1), (8.0, 0)])
 def test_labels_from_render_occlusion_of_car_behind_car(far_x, expect_far):
-    from kitti.synthetic.labels import labels_from_render
-    from kitti.synthetic.render import render_frame
+    from synth.labels import labels_from_render
+    from synth.render import render_frame
 
     calib = template_calibration(0.5)
     scene = _two_car_scene(far_x)

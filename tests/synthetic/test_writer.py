@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from kitti import KittiRoot, check_depth_map
-from kitti.synthetic import CODE_VERSION, dataset_is_current, render_dataset
-from kitti.synthetic.writer import frame_jobs, template_calibration
+from synth import CODE_VERSION, dataset_is_current, render_dataset
+from synth.writer import frame_jobs, template_calibration
 
 _KINDS = ("image_2", "calib", "label_2", "velodyne", "depth_2")
 
@@ -118,7 +118,7 @@ def test_synth_command_renders_then_says_cached(tmp_path):
 
 
 def test_figures_from_root_writes_montage_and_histograms(tiny_root, tmp_path):
-    from kitti.synthetic.figures import figures_from_root
+    from synth.figures import figures_from_root
 
     root, _ = tiny_root
     figures_from_root(root, tmp_path, ["000000", "000002"])

@@ -19,8 +19,8 @@ import open3d as o3d
 from kitti.boxes import alpha_from_ry, box_corners_rect
 from kitti.calib import Calibration
 from kitti.labels import Object3d, parse_label_line
-from kitti.synthetic.render import FrameRender, camera_rays
-from kitti.synthetic.scene import Scene
+from synth.render import FrameRender, camera_rays
+from synth.scene import Scene
 
 #: Visible-fraction thresholds of the occlusion levels 0 and 1.
 OCCLUSION_VISIBLE_FRACTION: tuple[float, float] = (0.8, 0.4)

@@ -17,9 +17,9 @@ import numpy as np
 import open3d as o3d
 
 from kitti.calib import Calibration
-from kitti.synthetic.meshes import Material
-from kitti.synthetic.scene import Scene
-from kitti.synthetic.shading import REFLECTANCE, lane_marks, shade, sky_colour, textured_albedo, tone_map
+from synth.meshes import Material
+from synth.scene import Scene
+from synth.shading import REFLECTANCE, lane_marks, shade, sky_colour, textured_albedo, tone_map
 
 #: HDL-64E vertical angles (degrees): upper block 32 lasers +2 … -8.33, lower block 32 lasers
 #: -8.83 … -24.8 (KITTI's sensor; the lower block has the coarser spacing).

@@ -79,7 +79,7 @@ def plot_montage(root: str | PathLike[str], frame_ids: Sequence[str], out_png: s
 
 def plot_depth_histograms(summary: dict, out_png: str | PathLike[str], *, title: str = "") -> None:
     """Fig. 2-style: the depth distribution of foreground (inside 2D boxes) and background pixels
-    from a :func:`~kitti.synthetic.render_dataset` summary (or ``synth.json``'s ``summary``)."""
+    from a :func:`~synth.render_dataset` summary (or ``synth.json``'s ``summary``)."""
     import matplotlib
 
     matplotlib.use("Agg")

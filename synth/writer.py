@@ -29,7 +29,7 @@ from kitti.calib import Calibration
 from kitti.depth_io import encode_depth_png
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.labels import format_label_lines
-from kitti.synthetic.settings import KITTI_IMAGE_HW, SynthSettings
+from synth.settings import KITTI_IMAGE_HW, SynthSettings
 
 #: Depth histogram bins of the summary (metres), as in the paper's Fig. 2 (0 … 80 m).
 HIST_EDGES_M = np.arange(0.0, 81.0, 1.0)
@@ -40,7 +40,7 @@ _FG_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Cyclist", "Tram")
 def template_calibration(image_scale: float = 1.0) -> Calibration:
     """The bundled real KITTI calibration (frame 000001 of KITTI object training, 2011_09_26 rig),
     with P0..P3's first two rows scaled by ``image_scale`` for a smaller image."""
-    ref = resources.files("kitti.synthetic") / "calib_template.txt"
+    ref = resources.files("synth") / "calib_template.txt"
     with resources.as_file(ref) as p:
         calib = Calibration.from_file(p)
     if image_scale == 1.0:
@@ -83,9 +83,9 @@ def _rngs(settings: SynthSettings, job: FrameJob) -> tuple[np.random.Generator, 
 
 def render_one(settings: SynthSettings, job: FrameJob):
     """Scene, render and labels of one frame (nothing written). Returns (scene, frame, labels, calib)."""
-    from kitti.synthetic.labels import labels_from_render
-    from kitti.synthetic.render import render_frame
-    from kitti.synthetic.scene import generate_scene, sample_drive_style
+    from synth.labels import labels_from_render
+    from synth.render import render_frame
+    from synth.scene import generate_scene, sample_drive_style
 
     style_rng, rng = _rngs(settings, job)
     style = sample_drive_style(style_rng)
@@ -182,7 +182,7 @@ def _summarise(stats: list[dict], seconds: float, workers: int) -> dict:
 def dataset_is_current(out_root: Path, settings: SynthSettings) -> bool:
     """True when ``out_root`` holds a complete render of ``settings`` by this code version
     (``synth.json`` matches and every frame's five files exist)."""
-    from kitti.synthetic import CODE_VERSION
+    from synth import CODE_VERSION
 
     meta_path = Path(out_root) / "synth.json"
     try:
@@ -257,9 +257,9 @@ def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2,
     atomic_write_text(sets / "val.txt", "".join(f"{i}\n" for i in val))
     atomic_write_text(sets / "trainval.txt", "".join(f"{i}\n" for i in train + val))
     summary = _summarise(stats, seconds, workers)
-    from kitti.synthetic import CODE_VERSION
+    from synth import CODE_VERSION
 
-    meta = {"generator": "foresee kitti.synthetic", "code_version": CODE_VERSION,
+    meta = {"generator": "foresee synth", "code_version": CODE_VERSION,
             "settings": asdict(settings), "image_hw": list(settings.image_hw),
             "kitti_image_hw": list(KITTI_IMAGE_HW), "summary": summary}
     atomic_write_text(out_root / "synth.json", json.dumps(meta, indent=1) + "\n")

@@ -1,7 +1,7 @@
 """Procedural textures, the lighting model and LiDAR reflectance of the embedded benchmark.
 
 Everything here is a pure function of hit points (rect frame, metres), normals, materials and the
-scene's :class:`~kitti.synthetic.scene.Lighting`; colours are linear RGB until :func:`tone_map`.
+scene's :class:`~synth.scene.Lighting`; colours are linear RGB until :func:`tone_map`.
 Textures live in world units (metres), so their image-space frequency rises with distance — one of
 the monocular depth cues the benchmark is meant to offer — and octaves finer than a pixel's
 footprint are faded out (no aliasing shimmer).
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kitti.synthetic.meshes import Material
-from kitti.synthetic.scene import Lighting, RoadFrame
+from synth.meshes import Material
+from synth.scene import Lighting, RoadFrame
 
 _M = Material
 
