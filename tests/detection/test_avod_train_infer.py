@@ -117,11 +117,11 @@ def test_detect_cmd_avod_train_infer_cached(tmp_path, sample_root):
     runner = CliRunner()
     r = runner.invoke(detect_group, ["train", *common, "--steps", "2"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    ref = re.search(r"(avod-train/[0-9a-f]{16}) \(built\)", r.output).group(1)
+    ref = re.search(r"(detect-train/[0-9a-f]{16}) \(built\)", r.output).group(1)
     assert (work / ref / "model.pt").is_file() and (work / ref / "planes/000008.txt").is_file()
     assert f"{ref} (cached)" in runner.invoke(detect_group, ["train", *common, "--steps", "2"]).output
     r = runner.invoke(detect_group, ["infer", *common, "--model", ref], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (work / "avod-infer").glob("*/data/*.txt")) == ["000006.txt", "000008.txt"]
+    assert sorted(p.name for p in (work / "detect-infer").glob("*/data/*.txt")) == ["000006.txt", "000008.txt"]
     bad = runner.invoke(detect_group, ["train", *common, "--epochs", "3"])
     assert bad.exit_code == 2 and "--epochs is an option of F-PointNet only" in bad.output
