@@ -125,3 +125,27 @@ def test_detect_cmd_avod_train_infer_cached(tmp_path, sample_root):
     assert sorted(p.name for p in (work / "detect-infer").glob("*/data/*.txt")) == ["000006.txt", "000008.txt"]
     bad = runner.invoke(detect_group, ["train", *common, "--epochs", "3"])
     assert bad.exit_code == 2 and "--epochs is an option of F-PointNet only" in bad.output
+
+
+def test_image_view_flip_and_jitter_train_and_infer(tmp_path, sample_root):
+    velo = sample_root / "training/velodyne"
+    s = TINY.with_(use_image=True, image_hw=(48, 160), steps=4, flip=True, pca_jitter=True, checkpoint_every=4)
+    summary = train_avod(sample_root, velo, ("000006", FRAME), s, tmp_path / "train", progress=False)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_total"])
+    model, trained, _ = load_model(tmp_path / "train/model.pt", torch.device("cpu"))
+    assert trained.use_image and hasattr(model, "img_net")
+    out = infer_avod(sample_root, velo, (FRAME,), tmp_path / "train/model.pt", s, tmp_path / "res", progress=False)
+    assert out["frames"] == 1 and (tmp_path / "res" / f"{FRAME}.txt").is_file()
+
+
+def test_paper_preset_builds_the_published_layer_sizes():
+    from detection.avod.model import AvodNet
+    from detection.avod.settings import preset
+
+    net = AvodNet(preset("paper"))
+    convs = [m for m in net.bev_net.blocks.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32] * 2 + [64] * 2 + [128] * 3 + [256] * 3
+    assert net.bev_net.fuses[-1][0].out_channels == 32 and hasattr(net, "img_net")
+    fcs = [m for m in net.fc.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(f.in_features, f.out_features) for f in fcs] == [(32 * 49, 2048), (2048, 2048), (2048, 2048)]
+    assert net.box_head.out_features == 10 and net.ang_head.out_features == 2
