@@ -73,7 +73,8 @@ class RunConfig:
         data_root: KITTI-format root (training/{image_2,calib,label_2,velodyne[,depth_2]}).
         preset: ``cpu-small`` or ``paper``.
         train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
-        detector: ``fpointnet`` (the detectors of :data:`DETECTORS`; one row per detector and cloud).
+        detector: ``fpointnet``, ``avod`` or ``fpointnet,avod`` (the detectors of :data:`DETECTORS`;
+            one row per detector and cloud).
         clouds: which report rows to build.
         boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
             the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
@@ -161,9 +162,32 @@ def _fpn_infer(data_root: Path, points_dir: Path, frames, model: Path, settings:
     return infer_fpointnet(data_root, points_dir, frames, model, settings, out, boxes2d=boxes2d)
 
 
+def _avod_preset(name: str) -> Any:
+    from detection.avod.settings import preset
+
+    return preset(name)
+
+
+def _avod_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
+    from detection.avod.train import train_avod
+
+    summary = train_avod(data_root, points_dir, frames, settings, out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _avod_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
+                boxes2d: str | Path) -> Mapping[str, Any]:
+    from detection.avod.infer import infer_avod
+
+    del boxes2d  # AVOD finds its objects in the BEV itself
+    return infer_avod(data_root, points_dir, frames, model, settings, out)
+
+
 #: 3D detectors by name (``foresee run --detector``).
 DETECTORS: dict[str, Detector] = {
     "fpointnet": Detector(_fpn_preset, _fpn_train, _fpn_infer, "model.pt", "F-PN"),
+    "avod": Detector(_avod_preset, _avod_train, _avod_infer, "model.pt", "AVOD"),
 }
 
 

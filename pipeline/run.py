@@ -119,11 +119,17 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
         specs, arts = built
     out = Path(report_dir) if report_dir else Path(workdir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    # Table 4 rows of the first detector (rows per further detector: pipeline.report's job)
-    evals, evals_loose = _evals(cfg, specs, arts, cfg.detectors[0])
+    # Table 4: F-PointNet's rows (when it ran), then every other detector's, labelled by its prefix
+    from pipeline.chain import DETECTORS
+
+    first = "fpointnet" if "fpointnet" in cfg.detectors else None
+    evals, evals_loose = _evals(cfg, specs, arts, first) if first else ({}, {})
+    more = {DETECTORS[d].label: _evals(cfg, specs, arts, d) for d in cfg.detectors if d != first}
     note = boxes2d_source(cfg)
+    if "avod" in cfg.detectors:
+        note += "; AVOD uses no 2D boxes"
     md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note,
-                      evals_loose=evals_loose)
+                      evals_loose=evals_loose, more_detectors=more)
     parts = [md]
     if "detect2d-infer" in arts:
         ap2d = (arts["detect2d-infer"].path / "ap2d.md").read_text()

@@ -35,6 +35,7 @@ from kitti.fileio import atomic_write_bytes
 from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
 from kitti.velodyne import read_velodyne
+from detection.common import select_device
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.boxes2d import (Box2D, gt_boxes, read_kitti_2d_folder,
                                                 read_rgb_detection_file, simulated_detections)
@@ -57,15 +58,6 @@ class BoxEstimate:
     hwl: np.ndarray
     ry: float
     logprob: float
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; CUDA is the rank's own GPU under torchrun."""
-    from kitti.dist import local_rank
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", local_rank()) if name == "cuda" else torch.device(name)
 
 
 def build_model(settings: FPointNetSettings) -> FPointNetV1:

@@ -1,4 +1,5 @@
-"""``foresee detect train|infer|baseline``: Frustum-PointNet v1 through the artifact cache.
+"""``foresee detect train|infer|baseline``: Frustum-PointNet v1 (or, with ``--detector avod``,
+AVOD: :mod:`pipeline.commands.avod_cmd`) through the artifact cache.
 
 Artifacts: ``detect-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summary.json``);
 ``detect-infer/<key>/data/NNNNNN.txt`` and ``detect-baseline/<key>/data/NNNNNN.txt`` (KITTI
@@ -64,6 +65,8 @@ def _settings(preset_name: str, **overrides):
 
 def _common(f):
     f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+    f = click.option("--detector", type=click.Choice(["fpointnet", "avod"]), default="fpointnet",
+                     show_default=True, help="Frustum-PointNet v1 (needs 2D boxes) or AVOD (does not).")(f)
     f = click.option("--threads", "num_threads", type=int, default=None,
                      help="Torch CPU threads (default: the preset's; 0 = torch's default).")(f)
     f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
@@ -88,20 +91,29 @@ def detect_group() -> None:
 
 @detect_group.command("train")
 @_common
-@click.option("--epochs", type=int, default=None, help="Epochs (default: the preset's).")
+@click.option("--epochs", type=int, default=None, help="Epochs (default: the preset's; F-PointNet).")
+@click.option("--steps", type=int, default=None, help="Optimiser steps (default: the preset's; AVOD).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default: the preset's).")
 @click.option("--resume", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="A checkpoint.pt to resume from (automatic after an interrupted run).")
 def detect_train(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, epochs: int | None, batch_size: int | None,
-                 resume: Path | None) -> None:
-    """Train F-PointNet v1 on the clouds of a split (default split: train)."""
+                 num_threads: int | None, quiet: bool, detector: str, epochs: int | None, steps: int | None,
+                 batch_size: int | None, resume: Path | None) -> None:
+    """Train F-PointNet v1 or AVOD on the clouds of a split (default split: train)."""
     from kitti.dist import env_shard
 
     if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs the module
         raise click.UsageError("under torchrun, run 'python -m detection.frustum_pointnet.train' "
                                "(docs/scaling.md)")
+    if detector == "avod":
+        from pipeline.commands.avod_cmd import avod_settings, avod_train
+
+        _reject_options("F-PointNet", classes=classes, num_points=num_points, epochs=epochs,
+                        batch_size=batch_size)
+        settings = avod_settings(preset_name, seed=seed, device=device, num_threads=num_threads, steps=steps)
+        return avod_train(workdir, data_root, points, split, settings, quiet, resume)
+    _reject_options("AVOD", steps=steps)
     from detection.frustum_pointnet.train import train_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed,
@@ -137,6 +149,13 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
                f"-> {art.path / 'model.pt'}")
 
 
+def _reject_options(owner: str, **given) -> None:
+    """Options of the other detector that were given -> one clear line (exit 2)."""
+    bad = [k for k, v in given.items() if v is not None]
+    if bad:
+        raise click.UsageError(f"--{bad[0].replace('_', '-')} is an option of {owner} only")
+
+
 def _f(v) -> str:
     return "n/a" if v is None else f"{float(v):.3f}"
 
@@ -150,8 +169,15 @@ def _f(v) -> str:
 @shard_option
 def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str, shard) -> None:
+                 num_threads: int | None, quiet: bool, detector: str, model_ref: str, boxes2d: str,
+                 shard) -> None:
     """Write one KITTI result file per frame of a split (default split: val)."""
+    if detector == "avod":
+        from pipeline.commands.avod_cmd import avod_infer, avod_settings
+
+        _reject_options("F-PointNet", classes=classes, num_points=num_points)
+        settings = avod_settings(preset_name, seed=seed, device=device, num_threads=num_threads)
+        return avod_infer(workdir, data_root, points, split, settings, quiet, model_ref, shard)
     from detection.frustum_pointnet.infer import infer_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
@@ -174,8 +200,10 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
 @shard_option
 def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                     classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                    num_threads: int | None, quiet: bool, boxes2d: str, shard) -> None:
+                    num_threads: int | None, quiet: bool, detector: str, boxes2d: str, shard) -> None:
     """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
+    if detector != "fpointnet":
+        raise click.UsageError("detect baseline is F-PointNet's trivial baseline (no --detector avod)")
     from detection.frustum_pointnet.infer import infer_trivial_baseline
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,

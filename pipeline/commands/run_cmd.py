@@ -21,7 +21,8 @@ def _common(f):
     f = click.option("--boxes2d", default="detector", show_default=True,
                      help="2D boxes at test time: 'detector' (the detect2d stage, trained on the train "
                           "split), 'simulated' / 'gt' (from the val labels), or a detection file/folder.")(f)
-    f = click.option("--detector", type=click.Choice(["fpointnet"]), default="fpointnet", show_default=True)(f)
+    f = click.option("--detector", type=click.Choice(["fpointnet", "avod", "both"]), default="fpointnet",
+                     show_default=True, help="3D detector(s): F-PointNet, AVOD, or both (one row each).")(f)
     f = click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default="cpu-small", show_default=True)(f)
     f = click.option("--depth-val-split", default=None,
                      help="Frames with depth ground truth for Table 2 [the val split]; KOD: kod_val.")(f)
@@ -62,7 +63,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     if bad:
         raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(_CLOUDS)}", param_hint="--clouds")
     cfg = RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
-                    detector=detector, clouds=names, boxes2d=boxes2d,
+                    detector="fpointnet,avod" if detector == "both" else detector, clouds=names, boxes2d=boxes2d,
                     overrides=_parse_overrides(overrides), depth_train_split=depth_train_split,
                     depth_val_split=depth_val_split)
     from pipeline.chain import build_chain
