@@ -44,9 +44,22 @@ The three extensions this layout is made for:
   each detect-infer node gets the dep ``{"boxes2d": "detect2d-infer"}``; ``_key_detect_infer``
   keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as the 2D
   boxes.
-* **a seed axis** (``--seeds N``): loop over seeds in :func:`chain_nodes`, pass
-  ``seed=`` to :func:`_name` (which appends ``/s<seed>``) and put ``"seed"`` in the tags; the
-  ``_settings`` of a node then replaces the preset's seed by ``int(node.tags["seed"])``.
+* **a seed axis** (done for ``--seeds N``): see below.
+
+Seeds (``RunConfig.seeds``)
+---------------------------
+With ``seeds == 1`` (the default) the chain is exactly the one-seed chain: no node carries a seed,
+names and keys are those of every earlier run (``make demo``'s cache stays valid). With
+``seeds = N > 1`` the nodes whose output depends on a training seed are emitted once per seed
+``s`` in ``0 .. N-1``, named ``.../s<s>`` and tagged ``seed``: ``depth-train`` / ``depth-infer``
+(both variants), their ``pseudolidar`` and ``depth-eval`` nodes, and ``detect-train`` /
+``detect-infer`` / ``eval`` of **every** cloud (the 3D detector is trained with seed ``s`` on the
+LiDAR and oracle clouds too). :meth:`Ctx.settings` sets ``seed = s`` in the depth-train and
+detect-train settings only (the presets' seed is 0, so seed 0's artifacts are the one-seed run's);
+detect-infer keeps the preset's seed, so simulated 2D boxes and inference sampling are the same for
+every seed. Shared by all seeds: the render, ``depth-gt``, ``pseudolidar/oracle``,
+``depth-eval/oracle``, the dataset's LiDAR and the 2D detector (``detect2d-train`` /
+``detect2d-infer``).
 """
 
 from __future__ import annotations
@@ -83,6 +96,8 @@ class RunConfig:
             Table 2 (default: the train / val splits). On KOD (``foresee kod build``):
             ``kod_train`` / ``kod_val``, while detection uses the full 3DOP ``train`` / ``val``.
         overrides: per stage (:data:`OVERRIDABLE`) field -> value, applied to the preset.
+        seeds: number of training seeds (``0 .. seeds-1``; see the module docstring). 1: the
+            one-seed chain, unchanged.
     """
 
     data_root: Path
@@ -95,6 +110,7 @@ class RunConfig:
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     depth_train_split: str | None = None
     depth_val_split: str | None = None
+    seeds: int = 1
 
     @property
     def detectors(self) -> tuple[str, ...]:
@@ -103,6 +119,9 @@ class RunConfig:
 
 #: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
 OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d")
+
+#: settings that ``--seeds N`` (N > 1) sets per seed: the seed of depth and 3D-detector training.
+SEEDED_STAGES = ("depth", "detect")
 
 #: ``RunConfig.boxes2d`` value that adds the 2D detector stage to the chain.
 BOXES2D_DETECTOR = "detector"
@@ -213,41 +232,81 @@ def _name(stage: str, *parts: str, seed: int | None = None) -> str:
     return "/".join((stage, *parts)) + (f"/s{seed}" if seed is not None else "")
 
 
-def depth_source(cloud: str) -> str:
-    """The node whose depth maps make a pseudo-LiDAR cloud."""
-    return "depth-gt" if cloud == "oracle" else _name("depth-infer", cloud)
+def depth_source(cloud: str, seed: int | None = None) -> str:
+    """The node whose depth maps make a pseudo-LiDAR cloud (ground truth is shared by all seeds)."""
+    return "depth-gt" if cloud == "oracle" else _name("depth-infer", cloud, seed=seed)
+
+
+def chain_seeds(cfg: RunConfig) -> list[int | None]:
+    """The seed of each copy of the seeded nodes: ``[None]`` (no seed axis) for one seed."""
+    return [None] if cfg.seeds == 1 else list(range(cfg.seeds))
+
+
+def _seed_tags(seed: int | None) -> dict[str, str]:
+    return {} if seed is None else {"seed": str(seed)}
 
 
 def chain_nodes(cfg: RunConfig) -> list[Node]:
     """The declared chain for ``cfg``, in topological order."""
     nodes: list[Node] = []
+    seeds = chain_seeds(cfg)
     pl_clouds = [c for c in cfg.clouds if c != "lidar"]
-    for v in DEPTH_VARIANTS:
-        if v in cfg.clouds:
-            nodes.append(Node(_name("depth-train", v), "depth-train", {"variant": v}))
-            nodes.append(Node(_name("depth-infer", v), "depth-infer", {"variant": v},
-                              {"checkpoint": _name("depth-train", v)}))
+
+    def cloud_seeds(c: str) -> list[int | None]:  # the oracle cloud comes from ground truth: one copy
+        return [None] if c == "oracle" else seeds
+
+    for s in seeds:
+        for v in DEPTH_VARIANTS:
+            if v in cfg.clouds:
+                tags = {"variant": v, **_seed_tags(s)}
+                nodes.append(Node(_name("depth-train", v, seed=s), "depth-train", tags))
+                nodes.append(Node(_name("depth-infer", v, seed=s), "depth-infer", tags,
+                                  {"checkpoint": _name("depth-train", v, seed=s)}))
     if "oracle" in cfg.clouds:
         nodes.append(Node("depth-gt", "depth-gt", {"variant": "oracle"}))
     for c in pl_clouds:
-        nodes.append(Node(_name("pseudolidar", c), "pseudolidar", {"cloud": c}, {"depth": depth_source(c)}))
+        for s in cloud_seeds(c):
+            nodes.append(Node(_name("pseudolidar", c, seed=s), "pseudolidar", {"cloud": c, **_seed_tags(s)},
+                              {"depth": depth_source(c, s)}))
     boxes2d = {}
     if cfg.boxes2d == BOXES2D_DETECTOR:
         nodes.append(Node("detect2d-train", "detect2d-train"))
         nodes.append(Node("detect2d-infer", "detect2d-infer", {}, {"model": "detect2d-train"}))
         boxes2d = {"boxes2d": "detect2d-infer"}
-    for det in cfg.detectors:
-        for c in cfg.clouds:
-            tags = {"cloud": c, "detector": det}
-            points = {} if c == "lidar" else {"points": _name("pseudolidar", c)}
-            train = _name("detect-train", det, c)
-            infer = _name("detect-infer", det, c)
-            nodes.append(Node(train, "detect-train", tags, points))
-            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **boxes2d}))
-            nodes.append(Node(_name("eval", det, c), "eval", tags, {"results": infer}))
+    for s in seeds:
+        for det in cfg.detectors:
+            for c in cfg.clouds:
+                tags = {"cloud": c, "detector": det, **_seed_tags(s)}
+                pl_seed = None if c == "oracle" else s
+                points = {} if c == "lidar" else {"points": _name("pseudolidar", c, seed=pl_seed)}
+                train = _name("detect-train", det, c, seed=s)
+                infer = _name("detect-infer", det, c, seed=s)
+                nodes.append(Node(train, "detect-train", tags, points))
+                nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **boxes2d}))
+                nodes.append(Node(_name("eval", det, c, seed=s), "eval", tags, {"results": infer}))
     for c in pl_clouds:
-        nodes.append(Node(_name("depth-eval", c), "depth-eval", {"cloud": c}, {"depth": depth_source(c)}))
+        for s in cloud_seeds(c):
+            nodes.append(Node(_name("depth-eval", c, seed=s), "depth-eval", {"cloud": c, **_seed_tags(s)},
+                              {"depth": depth_source(c, s)}))
     return nodes
+
+
+def seed_view(items, seed: int | None) -> list:
+    """The nodes / specs of one seed's chain: those of ``seed`` and the shared ones (no seed)."""
+    if seed is None:
+        return list(items)
+    out = []
+    for item in items:
+        node = item if isinstance(item, Node) else item.node
+        if node.tags.get("seed") in (None, str(seed)):
+            out.append(item)
+    return out
+
+
+def base_name(name: str, seed: int | None) -> str:
+    """A node's name without its ``/s<seed>`` suffix (the one-seed chain's name)."""
+    suffix = f"/s{seed}"
+    return name[: -len(suffix)] if seed is not None and name.endswith(suffix) else name
 
 
 def find(items, kind: str, **tags: str):
@@ -291,7 +350,10 @@ class Ctx:
             base = preset(self.cfg.preset)
         else:
             raise KeyError(stage)
-        return apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
+        settings = apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
+        if "seed" in node.tags and node.kind in ("depth-train", "detect-train"):
+            settings = replace(settings, seed=int(node.tags["seed"]))
+        return settings
 
     def points_dir(self, node: Node, deps: Mapping[str, Artifact]) -> Path:
         return deps["points"].path / "velodyne" if "points" in deps else self.root.folder("velodyne")
@@ -481,6 +543,12 @@ def _check_config(cfg: RunConfig) -> None:
     bad = [c for c in cfg.clouds if c not in CLOUDS]
     if bad:
         raise ValueError(f"unknown cloud(s) {bad}; known: {list(CLOUDS)}")
+    if not isinstance(cfg.seeds, int) or cfg.seeds < 1:
+        raise ValueError(f"seeds must be a whole number >= 1, got {cfg.seeds!r}")
+    if cfg.seeds > 1:
+        fixed = [f"{st}.seed" for st in SEEDED_STAGES if "seed" in cfg.overrides.get(st, {})]
+        if fixed:
+            raise ValueError(f"--seeds {cfg.seeds} sets the seeds 0..{cfg.seeds - 1} itself; drop --set {', '.join(fixed)}")
 
 
 def build_chain(cfg: RunConfig) -> list[StageSpec]:

@@ -161,3 +161,147 @@ def write_table4(evals: Mapping[str, Mapping], out_dir: Path, *, title: str, not
         atomic_write_text(out_dir / "evals_iou05.json", json.dumps(evals_loose, indent=1))
         md = md + "\n" + md_loose
     return md
+
+
+# ---------------------------------------------------------------------------- seeds and spread
+#: how ``foresee run --seeds N`` decides whether ForeSeE − baseline exceeds the seed spread.
+SPREAD_RULE = ("paired per-seed difference d_s = ForeSeE_s − baseline_s; mean ± std (sample std, "
+               "ddof=1) over the N seeds; \"exceeds the spread\" when |mean| > 2·std/√N (twice the "
+               "standard error of the mean difference), else \"within the spread\"")
+#: Table 2's columns as the seed tables name them: (region, metric key, label).
+TABLE2_METRICS = tuple((r, m, f"{r} {lab}") for r in ("fg", "bg", "global")
+                       for m, lab in (("absrel", "absRel"), ("silog", "SILog")))
+
+
+@dataclass(frozen=True)
+class SeedRow:
+    """One metric of one report row, over the seeds.
+
+    Attributes:
+        table: ``Table 2`` or ``Table 4``.
+        method: ``depth`` (Table 2) or the detector's row prefix (``F-PN``, ``AVOD``).
+        subject: the cloud / depth variant (``baseline``, ``foresee``, ``oracle``, ``lidar``).
+        metric: e.g. ``fg absRel`` or ``AP_BEV IoU 0.7 R40 moderate``.
+        values: one per seed, in seed order (NaN where the metric is undefined).
+    """
+
+    table: str
+    method: str
+    subject: str
+    metric: str
+    values: tuple[float, ...]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; NaN for fewer than two values)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+
+
+def spread_verdict(diffs: Sequence[float]) -> tuple[float, float, float, str]:
+    """(mean, std, 2·std/√N, verdict) of paired per-seed differences (:data:`SPREAD_RULE`)."""
+    mean, std = mean_std(diffs)
+    bound = 2.0 * std / len(diffs) ** 0.5
+    if mean != mean or bound != bound:
+        return mean, std, bound, "undefined (a value is missing)"
+    return mean, std, bound, "exceeds the spread" if abs(mean) > bound else "within the spread"
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def table2_seed_rows(depth: Mapping[str, Sequence[Mapping]]) -> list[SeedRow]:
+    """Table 2 rows over the seeds: variant -> per-seed ``depth_metrics.json`` contents (pooled)."""
+    return [SeedRow("Table 2", "depth", variant, label, tuple(_num(j["pooled"][r][m]) for j in per_seed))
+            for variant, per_seed in depth.items() for r, m, label in TABLE2_METRICS]
+
+
+def table4_seed_rows(prefix: str, cloud: str, iou: str, evals: Sequence[Mapping]) -> list[SeedRow]:
+    """Table 4 rows (Car; AP_BEV and AP_3D, R11 and R40, easy / moderate / hard) of one detector
+    and cloud at one IoU set over the seeds: per-seed ``eval.json`` contents."""
+    rows = []
+    for kind, lab in (("bev", "AP_BEV"), ("3d", "AP_3D")):
+        for recall in ("R11", "R40"):
+            for i, d in enumerate(DIFFS):
+                vals = tuple(_num(e.get("Car", {}).get(kind, {}).get(recall, [None] * 3)[i]) for e in evals)
+                rows.append(SeedRow("Table 4", prefix, cloud, f"{lab} IoU {iou} {recall} {d}", vals))
+    return rows
+
+
+def seed_diffs(rows: Sequence[SeedRow]) -> list[tuple[SeedRow, tuple[float, float, float, str]]]:
+    """ForeSeE − baseline per (table, method, metric) where both rows exist: the paired
+    differences (as a SeedRow with subject ``foresee-baseline``) and :func:`spread_verdict`."""
+    by = {(r.table, r.method, r.subject, r.metric): r for r in rows}
+    out = []
+    for r in rows:
+        base = by.get((r.table, r.method, "baseline", r.metric))
+        if r.subject != "foresee" or base is None:
+            continue
+        d = tuple(f - b for f, b in zip(r.values, base.values, strict=True))
+        out.append((SeedRow(r.table, r.method, "foresee-baseline", r.metric, d), spread_verdict(d)))
+    return out
+
+
+def _f(v: float, digits: int) -> str:
+    return "–" if v != v else f"{v:.{digits}f}"
+
+
+def seeds_csv(rows: Sequence[SeedRow], seeds: Sequence[int]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["table", "method", "row", "metric", *[f"seed{s}" for s in seeds], "mean", "std"])
+    for r in rows:
+        w.writerow([r.table, r.method, r.subject, r.metric, *[f"{v:.6g}" for v in r.values],
+                    *[f"{v:.6g}" for v in mean_std(r.values)]])
+    return buf.getvalue()
+
+
+def seed_diffs_csv(diffs, seeds: Sequence[int]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["table", "method", "metric", *[f"diff_seed{s}" for s in seeds], "mean", "std",
+                "two_sem", "verdict"])
+    for r, (mean, std, bound, verdict) in diffs:
+        w.writerow([r.table, r.method, r.metric, *[f"{v:.6g}" for v in r.values],
+                    f"{mean:.6g}", f"{std:.6g}", f"{bound:.6g}", verdict])
+    return buf.getvalue()
+
+
+def seeds_markdown(rows: Sequence[SeedRow], seeds: Sequence[int], *, title: str, note: str = "") -> str:
+    """Every seed's value and mean ± std per metric, then one line per metric: ForeSeE − baseline
+    against the spread (:data:`SPREAD_RULE`)."""
+    def digits(r: SeedRow) -> int:
+        return 3 if r.table == "Table 2" else 2
+
+    n = len(seeds)
+    lines = [f"### {title}", "", f"{n} seeds ({', '.join(map(str, seeds))})" + (f"; {note}" if note else ""), "",
+             "| table | method | row | metric | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
+             "|---|---|---|---|" + "---|" * n + "---|"]
+    for r in rows:
+        mean, std = mean_std(r.values)
+        lines.append(f"| {r.table} | {r.method} | {r.subject} | {r.metric} | "
+                     + " | ".join(_f(v, digits(r)) for v in r.values)
+                     + f" | {_f(mean, digits(r))} ± {_f(std, digits(r))} |")
+    diffs = seed_diffs(rows)
+    if diffs:
+        lines += ["", "#### ForeSeE − baseline against the seed spread", "", f"Rule: {SPREAD_RULE}.", "",
+                  "| table | method | metric | " + " | ".join(f"Δ seed {s}" for s in seeds)
+                  + " | mean ± std | 2·std/√N | verdict |", "|---|---|---|" + "---|" * n + "---|---|---|"]
+        for r, (mean, std, bound, verdict) in diffs:
+            k = digits(r)
+            lines.append(f"| {r.table} | {r.method} | {r.metric} | " + " | ".join(_f(v, k) for v in r.values)
+                         + f" | {_f(mean, k)} ± {_f(std, k)} | {_f(bound, k)} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_seeds(rows: Sequence[SeedRow], seeds: Sequence[int], out_dir: Path, *, title: str,
+                note: str = "") -> str:
+    """seeds.md / seeds.csv / seeds_diff.csv into ``out_dir``; returns the markdown."""
+    md = seeds_markdown(rows, seeds, title=title, note=note)
+    atomic_write_text(out_dir / "seeds.md", md)
+    atomic_write_text(out_dir / "seeds.csv", seeds_csv(rows, seeds))
+    atomic_write_text(out_dir / "seeds_diff.csv", seed_diffs_csv(seed_diffs(rows), seeds))
+    return md

@@ -119,6 +119,18 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
         specs, arts = built
     out = Path(report_dir) if report_dir else Path(workdir) / "report"
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.seeds > 1:
+        return _write_seed_reports(cfg, specs, arts, out, run_summary)
+    report = _write_one(cfg, specs, arts, out, run_summary)
+    click.echo(report)
+    return out
+
+
+def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: dict | None,
+               title_suffix: str = "") -> str:
+    """One seed's report (Table 4, AP_2D, Table 2, timings, figures) into ``out``; returns it.
+    ``specs`` / ``arts`` are that seed's, named as in the one-seed chain."""
+    out.mkdir(parents=True, exist_ok=True)
     # Table 4: F-PointNet's rows (when it ran), then every other detector's, labelled by its prefix
     from pipeline.chain import DETECTORS
 
@@ -128,7 +140,8 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     note = boxes2d_source(cfg)
     if "avod" in cfg.detectors:
         note += "; AVOD uses no 2D boxes"
-    md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note,
+    md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}{title_suffix}",
+                      note=note,
                       evals_loose=evals_loose, more_detectors=more)
     parts = [md]
     if "detect2d-infer" in arts:
@@ -149,6 +162,48 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
             parts.append(figures_markdown(figs))
     except ImportError as e:  # a stage package without its viz yet
         parts.append(f"(figures skipped: {e})\n")
+    report = "\n".join(parts)
+    atomic_write_text(out / "report.md", report)
+    return report
+
+
+def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: dict | None) -> Path:
+    """``--seeds N``: each seed's full report in ``out/s<seed>/`` (its chain view: its own nodes and
+    the shared ones, under their one-seed names), then every seed's Table 2 / Table 4 figure with
+    mean ± std and ForeSeE − baseline against the spread (seeds.md / seeds.csv / seeds_diff.csv)
+    and report.md in ``out``."""
+    from pipeline.chain import DETECTORS, base_name, chain_seeds, find, seed_view
+    from pipeline.report import table2_seed_rows, table4_seed_rows, write_seeds
+
+    seeds = [s for s in chain_seeds(cfg) if s is not None]
+    per_seed_specs, links = {}, []
+    for s in seeds:
+        view = seed_view(specs, s)
+        per_seed_specs[s] = view
+        _write_one(cfg, view, {base_name(sp.name, s): arts[sp.name] for sp in view}, out / f"s{s}", None,
+                   title_suffix=f", seed {s}")
+        links.append(f"- seed {s}: [s{s}/report.md](s{s}/report.md)")
+
+    def load(spec, name: str) -> dict:
+        return json.loads((arts[spec.name].path / name).read_text())
+
+    rows = table2_seed_rows({v: [load(find(per_seed_specs[s], "depth-eval", cloud=v), "depth_metrics.json")
+                                 for s in seeds]
+                             for v in ("baseline", "foresee") if v in cfg.clouds})
+    for iou, name in (("0.7", "eval.json"), ("0.5", "eval_loose.json")):
+        for d in cfg.detectors:
+            for c in ("baseline", "foresee", "oracle", "lidar"):
+                if c in cfg.clouds:
+                    rows += table4_seed_rows(DETECTORS[d].label, c, iou,
+                                             [load(find(per_seed_specs[s], "eval", detector=d, cloud=c), name)
+                                              for s in seeds])
+    note = (f"seed s trains both depth variants and the 3D detector of every cloud; shared by all seeds: the "
+            f"render, depth ground truth (oracle cloud), the LiDAR scans and the 2D boxes ({boxes2d_source(cfg)})")
+    md = write_seeds(rows, seeds, out, title=f"Seeds — {cfg.data_root.name}, preset {cfg.preset}", note=note)
+    parts = [md, "### Each seed's report", "", *links, ""]
+    if run_summary is not None:
+        atomic_write_text(out / "run_summary.json", json.dumps(run_summary, indent=1))
+        parts.append(_timings_md(run_summary))
     report = "\n".join(parts)
     atomic_write_text(out / "report.md", report)
     click.echo(report)

@@ -16,6 +16,9 @@ def _common(f):
     f = click.option("--set", "overrides", multiple=True, metavar="STAGE.FIELD=VALUE",
                      help="Override one setting of a stage's preset (depth, pseudolidar, detect, detect2d), "
                           "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5.")(f)
+    f = click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Training seeds 0..N-1 (depth training and 3D-detector training); the render, "
+                          "depth ground truth and 2D boxes are shared. 1: the one-seed chain.")(f)
     f = click.option("--clouds", default=",".join(_CLOUDS), show_default=True,
                      help="Report rows to build (lidar, oracle, baseline, foresee).")(f)
     f = click.option("--boxes2d", default="detector", show_default=True,
@@ -55,7 +58,7 @@ def _parse_overrides(items) -> dict:
 
 
 def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=(),
-            depth_train_split=None, depth_val_split=None):
+            depth_train_split=None, depth_val_split=None, seeds=1):
     from pipeline.chain import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
@@ -65,7 +68,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     cfg = RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
                     detector="fpointnet,avod" if detector == "both" else detector, clouds=names, boxes2d=boxes2d,
                     overrides=_parse_overrides(overrides), depth_train_split=depth_train_split,
-                    depth_val_split=depth_val_split)
+                    depth_val_split=depth_val_split, seeds=seeds)
     from pipeline.chain import build_chain
 
     try:
@@ -85,7 +88,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
 def run_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset, detector,
-                boxes2d, clouds, overrides, dry_run, synth_if_missing, report_dir):
+                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir):
     """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
     from pipeline.run import run_chain
 
@@ -94,7 +97,7 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
 
         synth_default(Path(data_root), preset)
     cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                         depth_train_split, depth_val_split)
+                         depth_train_split, depth_val_split, seeds)
     run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
 
 
@@ -103,10 +106,10 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
 def table4_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset,
-                   detector, boxes2d, clouds, overrides, report_dir):
+                   detector, boxes2d, clouds, seeds, overrides, report_dir):
     """Write Table 4 (and Table 2) from a finished run's cached evaluations."""
     from pipeline.run import write_reports
 
     cfg, _ = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                     depth_train_split, depth_val_split)
+                     depth_train_split, depth_val_split, seeds)
     write_reports(cfg, Path(workdir), report_dir=report_dir)
