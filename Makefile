@@ -8,10 +8,11 @@ WORKDIR ?= work
 DATA ?= data/embedded
 KITTI ?=
 
-.PHONY: setup test test-slow demo all bench gpu-check clean help
+.PHONY: setup test test-slow demo reproduce all bench gpu-check clean help
 
 help:
 	@echo "make demo   - whole chain on the embedded benchmark (CPU, cpu-small preset)"
+	@echo "make reproduce - 3 seeds, longer CPU training, mean ± std and ForeSeE vs baseline (~1.5 h, docs/reproduce.md)"
 	@echo "make test   - the default test suite"
 	@echo "make all KITTI=/path/to/kitti - Table 4 on real KITTI (paper preset, GPU)"
 	@echo "make bench  - performance figures"
@@ -43,6 +44,14 @@ test-slow: setup
 
 demo: setup
 	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing
+
+# Three seeds on the embedded benchmark with longer CPU training than the demo (depth 1500 steps,
+# detect2d 600 steps; F-PointNet keeps cpu-small's 640): every seed's Table 2 / Table 4, mean ± std
+# and ForeSeE − baseline against the spread in $(WORKDIR)/report-reproduce (docs/reproduce.md).
+SEEDS ?= 3
+reproduce: setup
+	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing \
+	  --seeds $(SEEDS) --set depth.max_steps=1500 --set detect2d.max_steps=600 --report $(WORKDIR)/report-reproduce
 
 # Real KITTI (GPU): KOD ground truth first (depth completion maps through the devkit mapping when
 # DEPTH_ROOT is given, else each frame's own velodyne scan), then the whole chain, paper preset.

@@ -131,6 +131,24 @@ def test_seeds_refuse_a_fixed_seed_and_a_count_below_one(root):
         build_chain(RunConfig(data_root=root, seeds=0))
 
 
+def test_cli_seeds_option(root, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    args = ["run", "--data", str(root), "--workdir", str(tmp_path / "w"), "--boxes2d", "simulated", "--dry-run"]
+    r = CliRunner().invoke(main, args + ["--seeds", "2"])
+    assert r.exit_code == 0, r.output
+    assert "detect-train/fpointnet/lidar/s1" in r.output and "depth-gt/s" not in r.output
+    one = CliRunner().invoke(main, args)
+    assert one.exit_code == 0 and "/s0" not in one.output
+    assert CliRunner().invoke(main, args + ["--seeds", "1"]).output == one.output
+    bad = CliRunner().invoke(main, args + ["--seeds", "0"])
+    assert bad.exit_code == 2 and "--seeds" in bad.output
+    fixed = CliRunner().invoke(main, args + ["--seeds", "2", "--set", "detect.seed=3"])
+    assert fixed.exit_code == 2 and "drop --set detect.seed" in fixed.output
+
+
 # ---------------------------------------------------------------------------- the spread report
 def _depth_json(fg_abs, bg_abs, gl_abs, fg_si, bg_si, gl_si) -> dict:
     pooled = {"fg": {"absrel": fg_abs, "silog": fg_si}, "bg": {"absrel": bg_abs, "silog": bg_si},
@@ -227,3 +245,58 @@ def test_seed_tables_markdown_and_csv(tmp_path):
     assert len(diff) == 6 + 12
     assert {d["verdict"] for d in diff} == {"exceeds the spread", "within the spread"}
     assert seeds_markdown(rows, [0, 1, 2], title="x").count("\n| Table") == len(rows) + len(diff)
+
+
+# ---------------------------------------------------------------------------- end to end (tiny)
+@pytest.mark.slow
+def test_two_seeds_end_to_end_on_a_tiny_render(tmp_path):
+    """12 frames, ``--seeds 2``, simulated 2D boxes, 5 depth steps, one detector epoch: the seed
+    tables hold each seed's own evaluation and their mean ± std; every seed has its report."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from synth import SynthSettings, render_dataset
+
+    root = tmp_path / "tiny"
+    render_dataset(root, SynthSettings(frames_train=8, frames_val=4, image_scale=0.5, seed=3),
+                   workers=1, progress=False)
+    work = tmp_path / "work"
+    res = CliRunner().invoke(main, ["run", "--data", str(root), "--workdir", str(work), "--seeds", "2",
+                                    "--boxes2d", "simulated", "--set", "depth.max_steps=5",
+                                    "--set", "detect.epochs=1"])
+    assert res.exit_code == 0, res.output
+    report = work / "report"
+    stages = json.loads((report / "run_summary.json").read_text())["stages"]
+    assert "depth-train/foresee/s1" in stages and "depth-gt" in stages and "depth-gt/s0" not in stages
+    for s in (0, 1):
+        for name in ("report.md", "table4.md", "table4_iou05.md", "table2.md"):
+            assert (report / f"s{s}" / name).is_file(), (s, name)
+        assert f"seed {s}" in (report / f"s{s}" / "table4.md").read_text()
+    assert "(s1/report.md)" in (report / "report.md").read_text()
+    table = list(csv.DictReader(io.StringIO((report / "seeds.csv").read_text())))
+    got = {(t["table"], t["method"], t["row"], t["metric"]): t for t in table}
+    assert len(got) == len(table) == 2 * 6 + 4 * 2 * 12  # Table 2: 2 variants; Table 4: 4 clouds x 2 IoU sets
+
+    def check(key, per_seed):
+        t = got[key]
+        assert [float(t["seed0"]), float(t["seed1"])] == pytest.approx(per_seed, rel=1e-5, abs=1e-9)
+        assert float(t["mean"]) == pytest.approx(statistics.mean(per_seed), rel=1e-5, abs=1e-9)
+        assert float(t["std"]) == pytest.approx(statistics.stdev(per_seed), rel=1e-5, abs=1e-9)
+
+    def art(name: str, file: str) -> dict:
+        return json.loads((Path(stages[name]["path"]) / file).read_text())
+
+    for v in ("baseline", "foresee"):
+        for region in ("fg", "bg", "global"):
+            check(("Table 2", "depth", v, f"{region} absRel"),
+                  [art(f"depth-eval/{v}/s{s}", "depth_metrics.json")["pooled"][region]["absrel"] for s in (0, 1)])
+    for c in ("lidar", "oracle", "baseline", "foresee"):
+        for iou, file in (("0.7", "eval.json"), ("0.5", "eval_loose.json")):
+            check(("Table 4", "F-PN", c, f"AP_3D IoU {iou} R40 moderate"),
+                  [art(f"eval/fpointnet/{c}/s{s}", file)["Car"]["3d"]["R40"][1] for s in (0, 1)])
+    diffs = list(csv.DictReader(io.StringIO((report / "seeds_diff.csv").read_text())))
+    assert len(diffs) == 6 + 2 * 12
+    for d in diffs:
+        vals = [float(d["diff_seed0"]), float(d["diff_seed1"])]
+        bound = 2 * statistics.stdev(vals) / math.sqrt(2)
+        assert d["verdict"] == ("exceeds the spread" if abs(statistics.mean(vals)) > bound else "within the spread")
