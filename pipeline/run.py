@@ -104,8 +104,6 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     """Table 4 / Table 2 / figures from the cached artifacts of ``cfg`` (all must exist).
 
     ``built``: (specs, name -> Artifact) of the run that just made them (else planned here)."""
-    from pipeline.report import write_table4
-
     if built is None:
         cache = ArtifactCache(workdir)
         specs = build_chain(cfg)
@@ -130,6 +128,8 @@ def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: 
                title_suffix: str = "") -> str:
     """One seed's report (Table 4, AP_2D, Table 2, timings, figures) into ``out``; returns it.
     ``specs`` / ``arts`` are that seed's, named as in the one-seed chain."""
+    from pipeline.report import write_table4
+
     out.mkdir(parents=True, exist_ok=True)
     # Table 4: F-PointNet's rows (when it ran), then every other detector's, labelled by its prefix
     from pipeline.chain import DETECTORS
@@ -180,8 +180,10 @@ def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_
     for s in seeds:
         view = seed_view(specs, s)
         per_seed_specs[s] = view
-        _write_one(cfg, view, {base_name(sp.name, s): arts[sp.name] for sp in view}, out / f"s{s}", None,
-                   title_suffix=f", seed {s}")
+        view_arts = {}  # under the node's name and its one-seed name (what the figures look up)
+        for sp in view:
+            view_arts[sp.name] = view_arts[base_name(sp.name, s)] = arts[sp.name]
+        _write_one(cfg, view, view_arts, out / f"s{s}", None, title_suffix=f", seed {s}")
         links.append(f"- seed {s}: [s{s}/report.md](s{s}/report.md)")
 
     def load(spec, name: str) -> dict:
@@ -198,7 +200,7 @@ def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_
                                              [load(find(per_seed_specs[s], "eval", detector=d, cloud=c), name)
                                               for s in seeds])
     note = (f"seed s trains both depth variants and the 3D detector of every cloud; shared by all seeds: the "
-            f"render, depth ground truth (oracle cloud), the LiDAR scans and the 2D boxes ({boxes2d_source(cfg)})")
+            f"render, depth ground truth (oracle cloud), the LiDAR scans and the 2D boxes: {boxes2d_source(cfg)}")
     md = write_seeds(rows, seeds, out, title=f"Seeds — {cfg.data_root.name}, preset {cfg.preset}", note=note)
     parts = [md, "### Each seed's report", "", *links, ""]
     if run_summary is not None:
