@@ -28,10 +28,12 @@ from depth.data import boxes_mask, eval_fg_boxes, load_frame, normalize_image, r
 from depth.model import DepthNet, bins_of, load_checkpoint, merge_logits, soft_weighted_depth
 from depth.settings import MERGES, DepthSettings
 from kitti import KittiFormatError, KittiRoot, write_depth_npz
+from kitti.dist import local_rank
 
 
 def _device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """CUDA when present (the rank's own GPU under torchrun), else the CPU."""
+    return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",

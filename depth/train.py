@@ -5,7 +5,10 @@ Reproduce the cpu-small measurement (docs/depth.md)::
     foresee depth train --data data/embedded --variant foresee --preset cpu-small
 
 Multi-GPU (paper preset): ``torchrun --nproc_per_node=N -m depth.train --data ROOT --out DIR``
-runs one process per GPU with DistributedDataParallel; rank 0 writes the outputs.
+runs one process per GPU with DistributedDataParallel (docs/scaling.md): ``batch_size`` is the
+global batch (each of the N ranks loads ``batch_size / N`` images of a DistributedSampler's share,
+so the settings, and the cache key, do not depend on N); batch norms become SyncBatchNorm on CUDA;
+rank 0 writes the checkpoint and the log, and every rank resumes from it.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import torch
 
 from depth.data import DepthTrainSet
 from depth.loss import soft_target_matrix, variant_loss
-from depth.model import (DepthNet, bins_of, check_compatible, checkpoint_bytes, count_parameters,
-                         load_encoder_weights, read_checkpoint)
+from depth.model import (CheckpointMismatchError, DepthNet, bins_of, check_compatible, checkpoint_bytes,
+                         count_parameters, load_encoder_weights, read_checkpoint)
 from depth.settings import DepthSettings
+from kitti.dist import close_distributed, init_distributed
+from kitti.errors import KittiFormatError
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -53,14 +58,6 @@ def _make_optimizer(model: torch.nn.Module, settings: DepthSettings) -> torch.op
     return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
 
-def _dist_info() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 0, 1
-    return int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world
-
-
 def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettings, out_dir: Path, *,
                 progress: bool = True, resume: Path | None = None) -> dict[str, Any]:
     """Train one depth variant and write ``out_dir/checkpoint.pt`` and ``out_dir/train_log.csv``.
@@ -76,19 +73,24 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
 
     Returns:
         ``{"steps", "epochs", "final_loss", "seconds", "device", "parameters", "encoder_weights",
-        "frames"}``.
+        "frames", "world_size", "effective_batch", "batch_per_rank"}``.
 
     Raises:
         CheckpointMismatchError: ``resume`` is a checkpoint of another variant or bin setting.
         TrainingError: the loss became NaN/inf (the message names the step).
+        ValueError: under torchrun, ``batch_size`` is not a multiple of the world size.
     """
     from tqdm import tqdm
 
     t0 = time.time()
     out_dir = Path(out_dir)
-    rank, local_rank, world = _dist_info()
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    ctx = init_distributed(use_cuda=torch.cuda.is_available())
+    rank, local_rank, world = ctx.rank, ctx.local_rank, ctx.world
+    if settings.batch_size % world:
+        close_distributed(ctx)
+        raise ValueError(f"batch_size {settings.batch_size} (the global batch) is not a multiple of the "
+                         f"{world} ranks")
+    batch_per_rank = settings.batch_size // world
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -112,6 +114,8 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
     model.to(device)
     ddp_model: torch.nn.Module = model
     if world > 1:
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None)
     optimizer = _make_optimizer(model, settings)
@@ -124,8 +128,8 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
                                                                   shuffle=True, seed=settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=settings.batch_size, shuffle=sampler is None, sampler=sampler,
-        num_workers=settings.num_workers, collate_fn=_collate, drop_last=len(dataset) >= settings.batch_size * world,
+        dataset, batch_size=batch_per_rank, shuffle=sampler is None, sampler=sampler,
+        num_workers=settings.num_workers, collate_fn=_collate, drop_last=len(dataset) >= settings.batch_size,
         generator=generator, pin_memory=device.type == "cuda")
     steps_per_epoch = max(len(loader), 1)
     total_steps = settings.epochs * steps_per_epoch
@@ -199,13 +203,13 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
     bar.close()
     if step == 0 or not log_rows:
         save(epoch)
-    if world > 1:
-        torch.distributed.destroy_process_group()
+    close_distributed(ctx)
     tail = [float(r["loss"]) for r in log_rows[-max(1, steps_per_epoch):]]
     return {"steps": step, "epochs": epoch, "final_loss": float(np.mean(tail)) if tail else float("nan"),
             "last_loss": loss_value, "seconds": round(time.time() - t0, 2), "device": str(device),
             "parameters": count_parameters(model), "encoder_weights": weights_from,
-            "frames": len(dataset)}
+            "frames": len(dataset), "world_size": world, "effective_batch": settings.batch_size,
+            "batch_per_rank": batch_per_rank}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -222,10 +226,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--preset", default="paper")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=JSON",
+                   help="Override a setting of the preset, e.g. --set max_steps=100 --set batch_size=16.")
+    p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    settings = preset(args.preset, args.variant)
-    ids = KittiRoot(args.data).split(args.split)
-    print(train_depth(args.data, ids, settings, args.out, resume=args.resume))
+    from dataclasses import fields
+
+    from kitti.dist import parse_set_options
+
+    try:
+        settings = preset(args.preset, args.variant,
+                          **parse_set_options(args.overrides, [f.name for f in fields(DepthSettings)]))
+        ids = KittiRoot(args.data).split(args.split)
+        summary = train_depth(args.data, ids, settings, args.out, resume=args.resume, progress=not args.quiet)
+    except (ValueError, TypeError, TrainingError, CheckpointMismatchError, KittiFormatError) as e:
+        raise SystemExit(f"error: {e}") from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        import json
+
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

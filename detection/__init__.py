@@ -4,4 +4,4 @@
 and ForeSeE used it. This package imports only :mod:`kitti` from foresee.
 """
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: F-PointNet inference seeds its random gather per frame (shardable)

@@ -175,8 +175,11 @@ def _parse_fast(data: list[bytes], paths: list[Path], detections: bool):
     if not ok:
         return None
     cache: dict[bytes, str] = {}
-    types = tuple(cache.setdefault(b, b.decode("ascii"))
-                  for b in (blob[s:e] for s, e in type_range.tolist()))
+    try:
+        types = tuple(cache.setdefault(b, b.decode("ascii"))
+                      for b in (blob[s:e] for s, e in type_range.tolist()))
+    except UnicodeDecodeError:  # a non-ASCII class name: the careful path names file and line
+        return None
     if len(rows):
         rows[lengths < 16, 14] = np.nan
 

@@ -73,11 +73,15 @@ class RunConfig:
         data_root: KITTI-format root (training/{image_2,calib,label_2,velodyne[,depth_2]}).
         preset: ``cpu-small`` or ``paper``.
         train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
-        detector: ``fpointnet`` (the detectors of :data:`DETECTORS`; one row per detector and cloud).
+        detector: ``fpointnet``, ``avod`` or ``fpointnet,avod`` (the detectors of :data:`DETECTORS`;
+            one row per detector and cloud).
         clouds: which report rows to build.
         boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
             the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
             file/folder.
+        depth_train_split, depth_val_split: frames with depth ground truth for depth training and
+            Table 2 (default: the train / val splits). On KOD (``foresee kod build``):
+            ``kod_train`` / ``kod_val``, while detection uses the full 3DOP ``train`` / ``val``.
         overrides: per stage (:data:`OVERRIDABLE`) field -> value, applied to the preset.
     """
 
@@ -89,6 +93,8 @@ class RunConfig:
     clouds: tuple[str, ...] = CLOUDS
     boxes2d: str = "simulated"
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    depth_train_split: str | None = None
+    depth_val_split: str | None = None
 
     @property
     def detectors(self) -> tuple[str, ...]:
@@ -156,9 +162,32 @@ def _fpn_infer(data_root: Path, points_dir: Path, frames, model: Path, settings:
     return infer_fpointnet(data_root, points_dir, frames, model, settings, out, boxes2d=boxes2d)
 
 
+def _avod_preset(name: str) -> Any:
+    from detection.avod.settings import preset
+
+    return preset(name)
+
+
+def _avod_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
+    from detection.avod.train import train_avod
+
+    summary = train_avod(data_root, points_dir, frames, settings, out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _avod_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
+                boxes2d: str | Path) -> Mapping[str, Any]:
+    from detection.avod.infer import infer_avod
+
+    del boxes2d  # AVOD finds its objects in the BEV itself
+    return infer_avod(data_root, points_dir, frames, model, settings, out)
+
+
 #: 3D detectors by name (``foresee run --detector``).
 DETECTORS: dict[str, Detector] = {
     "fpointnet": Detector(_fpn_preset, _fpn_train, _fpn_infer, "model.pt", "F-PN"),
+    "avod": Detector(_avod_preset, _avod_train, _avod_infer, "model.pt", "AVOD"),
 }
 
 
@@ -244,6 +273,8 @@ class Ctx:
     val: tuple[str, ...]
     both: tuple[str, ...]
     image_hw: tuple[int, int]
+    depth_train: tuple[str, ...]
+    depth_val: tuple[str, ...]
 
     def settings(self, stage: str, node: Node) -> Any:
         """The preset's settings of a node's stage with ``cfg.overrides`` applied."""
@@ -282,13 +313,13 @@ Deps = Mapping[str, Artifact]
 
 
 def _key_depth_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
-    return keys.depth_train(ctx.root, ctx.train, ctx.settings("depth", node))
+    return keys.depth_train(ctx.root, ctx.depth_train, ctx.settings("depth", node))
 
 
 def _produce_depth_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     from depth.train import train_depth
 
-    return train_depth(ctx.root.root, ctx.train, ctx.settings("depth", node), out)
+    return train_depth(ctx.root.root, ctx.depth_train, ctx.settings("depth", node), out)
 
 
 def _key_depth_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -376,11 +407,11 @@ def _produce_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
 
 
 def _key_depth_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
-    return keys.depth_eval(ctx.root, ctx.val, ids["depth"])
+    return keys.depth_eval(ctx.root, ctx.depth_val, ids["depth"])
 
 
 def _produce_depth_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
-    return evaluate_depth(ctx.root, ctx.val, deps["depth"].path / "depth", out)
+    return evaluate_depth(ctx.root, ctx.depth_val, deps["depth"].path / "depth", out)
 
 
 @dataclass(frozen=True)
@@ -411,32 +442,33 @@ KINDS: dict[str, Kind] = {
 
 
 # ---------------------------------------------------------------------------- building
-def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return root.split(cfg.train_split), root.split(cfg.val_split)
+def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
+    """train, val, depth-train and depth-val frames of ``cfg``."""
+    train, val = root.split(cfg.train_split), root.split(cfg.val_split)
+    depth_train = root.split(cfg.depth_train_split) if cfg.depth_train_split else train
+    depth_val = root.split(cfg.depth_val_split) if cfg.depth_val_split else val
+    return train, val, depth_train, depth_val
 
 
-def needed_kinds(cfg: RunConfig) -> tuple[str, ...]:
-    """The dataset folders the chain reads: depth_2 only for depth training, the oracle and
-    Table 2; velodyne only for the LiDAR row."""
-    need = ["image_2", "calib", "label_2"]
-    if "lidar" in cfg.clouds:
-        need.append("velodyne")
-    if any(c != "lidar" for c in cfg.clouds):
-        need.append("depth_2")
-    return tuple(need)
-
-
-def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Fail before any work, with one line naming what is missing where."""
+def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
+    """Fail before any work, with one line naming what is missing where. Depth ground truth is
+    needed only where it is read: depth training and Table 2 (their splits) and the oracle (every
+    frame); velodyne only for the LiDAR row."""
     root = KittiRoot(cfg.data_root)
     if not root.root.is_dir():
         raise KittiFormatError(root.root, None, "data root does not exist")
-    train, val = _frames(root, cfg)
-    root.check(train + val, needed_kinds(cfg))
+    train, val, depth_train, depth_val = frames = _frames(root, cfg)
+    root.check(train + val, ("image_2", "calib", "label_2") + (("velodyne",) if "lidar" in cfg.clouds else ()))
+    if "oracle" in cfg.clouds:
+        root.check(train + val, ("depth_2",))
+    if any(c in DEPTH_VARIANTS for c in cfg.clouds):
+        root.check(depth_train, ("depth_2", "label_2", "image_2", "calib"))
+    if any(c != "lidar" for c in cfg.clouds):
+        root.check(depth_val, ("depth_2", "label_2"))
     overlap = set(train) & set(val)
     if overlap:
         raise KittiFormatError(root.root, None, f"train and val splits share {len(overlap)} frames")
-    return train, val
+    return frames
 
 
 def _check_config(cfg: RunConfig) -> None:
@@ -455,8 +487,9 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
     """The stage specs of ``cfg`` in topological order, each with its complete key inputs."""
     _check_config(cfg)
     root = KittiRoot(cfg.data_root, memo={})  # each raw file stat'ed / read once per plan
-    train, val = check_data(cfg)
-    ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]))
+    train, val, depth_train, depth_val = check_data(cfg)
+    ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]),
+              depth_train, depth_val)
     refs: dict[str, str] = {}
     specs: list[StageSpec] = []
     for node in chain_nodes(cfg):

@@ -12,7 +12,7 @@ import sys
 import click
 
 from pipeline import __version__
-from kitti.errors import KittiFormatError
+from kitti.errors import KittiFormatError, MissingDependencyError
 from pipeline.cache import CacheError
 
 # command name -> (module, attribute, one-line help)
@@ -88,7 +88,7 @@ def cli_entry() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (KittiFormatError, CacheError) as e:
+    except (KittiFormatError, CacheError, MissingDependencyError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

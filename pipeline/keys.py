@@ -54,6 +54,17 @@ class StageKey:
         return cache.build(self.stage, code_version=self.code_version, settings=self.settings,
                            inputs=self.inputs, produce=produce, extra_manifest=extra_manifest)
 
+    def build_sharded(self, cache: ArtifactCache, produce: Callable[[Path, tuple[str, ...]], Mapping[str, Any] | None],
+                      *, frame_ids: Frames, shard: Any = None,
+                      extra_manifest: Mapping[str, Any] | None = None) -> tuple[Artifact | None, str]:
+        """:func:`pipeline.sharding.build_sharded` with this key's parts: the artifact (or this
+        shard's part of it while others are missing) and a one-line status."""
+        from pipeline.sharding import build_sharded
+
+        return build_sharded(cache, self.stage, code_version=self.code_version, settings=self.settings,
+                             inputs=self.inputs, frame_ids=frame_ids, produce=produce, shard=shard,
+                             extra_manifest=extra_manifest)
+
 
 # ---------------------------------------------------------------- ids of non-artifact inputs
 def data_id(root: KittiRoot, frames: Frames, kinds: Sequence[str]) -> str:
@@ -151,10 +162,17 @@ def infer_key_settings(settings: Any) -> Any:
     return settings.inference_key() if hasattr(settings, "inference_key") else detect_key_settings(settings)
 
 
+#: The 2D-box input id of a detector that takes none (AVOD).
+NO_BOXES2D = "no-boxes2d"
+
+
 def _detector_code_version(detector: str) -> str:
     if detector == "fpointnet":
         from detection.frustum_pointnet import CODE_VERSION
         return CODE_VERSION
+    if detector == "avod":
+        from detection.avod import CODE_VERSION
+        return "avod-" + CODE_VERSION
     import detection
 
     return detection.CODE_VERSION
@@ -178,7 +196,10 @@ def detect_infer(root: KittiRoot, frames: Frames, settings: Any, points: str, mo
                  boxes2d: str, *, detector: str = "fpointnet") -> StageKey:
     """detect-infer: a model (artifact ref or ``model-file:``) on clouds with 2D boxes.
 
-    ``boxes2d`` is an id (:func:`boxes2d_id`, or the ref of a 2D-detection artifact)."""
+    ``boxes2d`` is an id (:func:`boxes2d_id`, or the ref of a 2D-detection artifact); AVOD takes
+    no 2D boxes and always has :data:`NO_BOXES2D`."""
+    if detector == "avod":
+        boxes2d = NO_BOXES2D
     p, b, d = _results_inputs(root, frames, points, boxes2d)
     return StageKey("detect-infer", _detector_code_version(detector), infer_key_settings(settings),
                     (f"detector:{detector}", p, model, b, d))

@@ -35,13 +35,14 @@ QUOTED_ROWS: Mapping[str, tuple[tuple[float | None, float | None], ...]] = {
     "TLNet-Mono (quoted)": ((21.9, 13.8), (15.7, 9.7), (14.3, 9.3)),
     "DFDSNet (quoted)": ((9.5, 6.0), (8.0, 5.5), (7.7, 4.8)),
 }
-#: Our rows: cloud name -> row label.
-ROW_LABELS = {
-    "baseline": "F-PN, baseline-PL (ours)",
-    "foresee": "F-PN, ForeSeE-PL (ours)",
-    "oracle": "F-PN, oracle-PL: GT depth (ours)",
-    "lidar": "F-PN, LiDAR (ours)",
+#: Our rows: cloud name -> row label (after the detector's prefix).
+CLOUD_LABELS = {
+    "baseline": "baseline-PL (ours)",
+    "foresee": "ForeSeE-PL (ours)",
+    "oracle": "oracle-PL: GT depth (ours)",
+    "lidar": "LiDAR (ours)",
 }
+ROW_LABELS = {cloud: f"F-PN, {label}" for cloud, label in CLOUD_LABELS.items()}
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ class Table4Row:
     ap3d: tuple[float | None, float | None, float | None]
 
 
-def rows_from_evals(evals: Mapping[str, Mapping], recall: str) -> list[Table4Row]:
-    """Our rows from eval.json contents (cloud -> json), Car at the evaluator's Car threshold."""
+def rows_from_evals(evals: Mapping[str, Mapping], recall: str, prefix: str = "F-PN") -> list[Table4Row]:
+    """Our rows from eval.json contents (cloud -> json), Car at the evaluator's Car threshold;
+    ``prefix`` names the detector (``F-PN``, ``AVOD``)."""
     rows = []
     for cloud in ("baseline", "foresee", "oracle", "lidar"):
         if cloud not in evals:
@@ -62,7 +64,7 @@ def rows_from_evals(evals: Mapping[str, Mapping], recall: str) -> list[Table4Row
         car = evals[cloud].get("Car", {})
         bev = tuple(car.get("bev", {}).get(recall, [0.0, 0.0, 0.0]))
         ap3d = tuple(car.get("3d", {}).get(recall, [0.0, 0.0, 0.0]))
-        rows.append(Table4Row(ROW_LABELS[cloud], "measured", recall, bev, ap3d))  # type: ignore[arg-type]
+        rows.append(Table4Row(f"{prefix}, {CLOUD_LABELS[cloud]}", "measured", recall, bev, ap3d))  # type: ignore[arg-type]
     return rows
 
 
@@ -130,10 +132,18 @@ def table4_png(measured: Sequence[Table4Row], path: Path, *, title: str) -> None
 
 
 def write_table4(evals: Mapping[str, Mapping], out_dir: Path, *, title: str, note: str = "",
-                 evals_loose: Mapping[str, Mapping] | None = None) -> str:
+                 evals_loose: Mapping[str, Mapping] | None = None,
+                 more_detectors: Mapping[str, tuple[Mapping[str, Mapping], Mapping[str, Mapping] | None]] | None = None,
+                 ) -> str:
     """Write table4.md / table4.csv / table4.png (IoU 0.7, the paper's setting) into ``out_dir``,
-    plus table4_iou05.md / .csv from the loose evaluation when given; returns the markdown."""
+    plus table4_iou05.md / .csv from the loose evaluation when given; returns the markdown.
+
+    ``evals`` are F-PointNet's; ``more_detectors`` maps another detector's row prefix (``AVOD``)
+    to its (evals, loose evals), whose rows follow F-PointNet's."""
+    more = dict(more_detectors or {})
     measured = rows_from_evals(evals, "R11") + rows_from_evals(evals, "R40")
+    for prefix, (ev, _) in more.items():
+        measured += rows_from_evals(ev, "R11", prefix) + rows_from_evals(ev, "R40", prefix)
     md = table4_markdown(measured, title=title, note=note)
     atomic_write_text(out_dir / "table4.md", md)
     atomic_write_text(out_dir / "table4.csv", table4_csv(measured))
@@ -141,6 +151,9 @@ def write_table4(evals: Mapping[str, Mapping], out_dir: Path, *, title: str, not
     atomic_write_text(out_dir / "evals.json", json.dumps(evals, indent=1))
     if evals_loose:
         loose = rows_from_evals(evals_loose, "R11") + rows_from_evals(evals_loose, "R40")
+        for prefix, (_, ev_loose) in more.items():
+            if ev_loose:
+                loose += rows_from_evals(ev_loose, "R11", prefix) + rows_from_evals(ev_loose, "R40", prefix)
         md_loose = table4_markdown(loose, title=title + " — loose IoU (not in the paper)", note=note,
                                    iou="0.5", with_reference=False)
         atomic_write_text(out_dir / "table4_iou05.md", md_loose)

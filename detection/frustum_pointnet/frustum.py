@@ -23,56 +23,12 @@ import numpy as np
 from kitti.boxes import points_in_box_mask
 from kitti.calib import Calibration
 from kitti.labels import Object3d
+from detection.common import FrameCloud, frame_cloud  # noqa: F401  (re-exported)
 from detection.frustum_pointnet.codec import angle_to_class, size_to_class
 from detection.frustum_pointnet.settings import ONEHOT_CLASSES, FPointNetSettings
 
 #: Depth (m) at which the 2D-box centre is back-projected to find the frustum's axis (original: 20).
 FRUSTUM_AXIS_DEPTH_M: float = 20.0
-
-
-@dataclass(frozen=True, eq=False)
-class FrameCloud:
-    """The points of one frame that project into the image and lie in front of the sensor.
-
-    Attributes:
-        points_rect: (N, 3) float32 points in the rect camera frame (metres).
-        intensity: (N,) float32 reflectance (1.0 for pseudo-LiDAR).
-        uv_img: (N, 2) float32 image_2 pixel coordinates (u = column, v = row).
-    """
-
-    points_rect: np.ndarray
-    intensity: np.ndarray
-    uv_img: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.points_rect.shape[0])
-
-
-def frame_cloud(points_velo: np.ndarray, calib: Calibration, image_hw: tuple[int, int], *,
-                min_x_velo_m: float = 2.0) -> FrameCloud:
-    """Keep the points inside image_2 and more than ``min_x_velo_m`` in front of the sensor.
-
-    Args:
-        points_velo: (N, 4) velodyne-format points ``[x, y, z, reflectance]``.
-        calib: the frame's calibration.
-        image_hw: (H, W) of image_2 in pixels.
-        min_x_velo_m: velodyne-x cut (``get_lidar_in_image_fov``'s clip distance, 2.0 m).
-
-    Returns:
-        The frame's :class:`FrameCloud` (``0 <= u < W``, ``0 <= v < H``, as the original).
-    """
-    p = np.asarray(points_velo)
-    if p.ndim != 2 or p.shape[1] != 4:
-        raise ValueError(f"frame_cloud: expected (N, 4) velodyne points, got shape {p.shape}")
-    front = p[:, 0] > min_x_velo_m
-    p = p[front]
-    points_rect = calib.velo_to_rect(p[:, :3])
-    uv, depth = calib.rect_to_img(points_rect)
-    h, w = image_hw
-    keep = ((uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h) & (depth > 0)
-            & np.all(np.isfinite(points_rect), axis=1))
-    return FrameCloud(points_rect[keep].astype(np.float32), p[keep, 3].astype(np.float32),
-                      uv[keep].astype(np.float32))
 
 
 def in_box2d_mask(uv_img: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

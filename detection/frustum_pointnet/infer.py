@@ -35,6 +35,7 @@ from kitti.fileio import atomic_write_bytes
 from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
 from kitti.velodyne import read_velodyne
+from detection.common import select_device
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.boxes2d import (Box2D, gt_boxes, read_kitti_2d_folder,
                                                 read_rgb_detection_file, simulated_detections)
@@ -57,13 +58,6 @@ class BoxEstimate:
     hwl: np.ndarray
     ry: float
     logprob: float
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(settings: FPointNetSettings) -> FPointNetV1:
@@ -273,6 +267,10 @@ def infer_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
     gen = torch.Generator(device=device).manual_seed(settings.seed)
 
     def estimate(cloud: FrameCloud, calib: Calibration, dets: list[Box2D], rng: np.random.Generator):
+        # the network's random gather is seeded per frame (from the frame's seed sequence, without
+        # drawing from ``rng``): a frame's boxes do not depend on the frames before it, so shards
+        # of the frames (``--shard i/n``) write the same files as one run
+        gen.manual_seed(int(rng.bit_generator.seed_seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
         inputs, rots, kept, empty, few = [], [], [], 0, 0
         for k, det in enumerate(dets):
             got = detection_input(cloud, det.box, calib, settings.num_points, rng)

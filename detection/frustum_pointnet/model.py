@@ -75,7 +75,8 @@ def _mlp(channels: list[int]) -> nn.Sequential:
 
 
 def gather_object_points(xyz: torch.Tensor, mask: torch.Tensor, num: int,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+                         generator: torch.Generator | None = None,
+                         key_rows: tuple[int, int] | None = None) -> torch.Tensor:
     """Indices (B, num) of the masked points: a random order, repeated cyclically when fewer.
 
     Args:
@@ -83,11 +84,19 @@ def gather_object_points(xyz: torch.Tensor, mask: torch.Tensor, num: int,
         mask: (B, N) bool object mask; a row without any point uses every point.
         num: points to gather.
         generator: torch generator for the random order (seeded by the caller).
+        key_rows: ``(first, total)``: draw the random keys of a batch of ``total`` rows and use
+            rows ``first .. first + B`` — a rank of a data-parallel step draws what one process
+            running the whole global batch would (None: draw B rows).
     """
     b, n = mask.shape
     empty = ~mask.any(dim=1, keepdim=True)
     eff = mask | empty
-    keys = torch.rand(b, n, generator=generator, device=xyz.device) + eff.float()
+    if key_rows is None:
+        keys = torch.rand(b, n, generator=generator, device=xyz.device)
+    else:
+        first, total = key_rows
+        keys = torch.rand(total, n, generator=generator, device=xyz.device)[first:first + b]
+    keys = keys + eff.float()
     order = keys.argsort(dim=1, descending=True)
     count = eff.sum(dim=1, keepdim=True)
     pos = torch.arange(num, device=xyz.device)[None, :] % count
@@ -138,17 +147,19 @@ class FPointNetV1(nn.Module):
     def set_bn_momentum(self, momentum: float) -> None:
         """Set every batch norm's (PyTorch) momentum, ``1 - TF decay``."""
         for m in self.modules():
-            if isinstance(m, nn.BatchNorm1d):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):  # BatchNorm1d or SyncBatchNorm
                 m.momentum = momentum
 
     def forward(self, points: torch.Tensor, onehot: torch.Tensor,
-                generator: torch.Generator | None = None) -> FPointNetOutput:
+                generator: torch.Generator | None = None,
+                key_rows: tuple[int, int] | None = None) -> FPointNetOutput:
         """Run the network.
 
         Args:
             points: (B, N, 4) centre-view frustum points ``[x, y, z, intensity]``.
             onehot: (B, 3) class one-hot.
             generator: seeds the random gather of object points (None = torch's global RNG).
+            key_rows: this batch's rows in a larger global batch (see :func:`gather_object_points`).
         """
         b, n, _ = points.shape
         point_feat = self.seg_point(points.reshape(b * n, -1))  # (B·N, 64)
@@ -164,7 +175,7 @@ class FPointNetV1(nn.Module):
         mask_count = mask.sum(dim=1)
         weights = torch.where(mask_count[:, None] > 0, mask.float(), torch.ones_like(mask, dtype=torch.float32))
         centroid = (xyz * weights[:, :, None]).sum(dim=1) / weights.sum(dim=1, keepdim=True)
-        idx = gather_object_points(xyz, mask, self.num_object_points, generator)
+        idx = gather_object_points(xyz, mask, self.num_object_points, generator, key_rows)
         obj = xyz.gather(1, idx[:, :, None].expand(-1, -1, 3)) - centroid[:, None, :]
 
         m = self.num_object_points

@@ -12,6 +12,16 @@ and shift as ``provider.py``. Optimiser: Adam, no weight decay, staircase learni
 batch-norm momentum decay counted in samples. A held-out share of the frames (``holdout_fraction``)
 measures segmentation accuracy and 3D box IoU with unperturbed ground-truth boxes after training,
 next to the trivial baseline (mean size at the frustum points' median, heading 0).
+
+Data-parallel (``torchrun --nproc_per_node=N -m detection.frustum_pointnet.train ...``, see
+docs/scaling.md): ``batch_size`` is the global batch whatever the world size, so a run's settings
+(and cache key) do not depend on it. Every rank draws the same global batch (the same shuffled
+order and augmentation draws, a seeded NumPy generator in lockstep on all ranks) and runs its rows
+(:func:`kitti.dist.split_batch`); DistributedDataParallel averages the gradients, each rank's loss
+weighted by its share of the batch so that the step equals the one-process step on the global batch.
+On CUDA batch norms become SyncBatchNorm (statistics of the global batch); on CPU (gloo) SyncBatchNorm
+does not exist and each rank normalises with its own rows' statistics. Dropout masks are drawn per
+rank. Rank 0 writes the log, checkpoints, model and summary; a checkpoint restores every rank.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from kitti.dist import DistContext, close_distributed, init_distributed, split_batch
 from kitti.errors import KittiFormatError
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.layout import KittiRoot
@@ -69,10 +80,17 @@ def collect_frustums(root: KittiRoot, points_dir: Path, frame_ids: Sequence[str]
 
 
 def make_batch(frustums: Sequence[ObjectFrustum], settings: FPointNetSettings,
-               rng: np.random.Generator, device: torch.device, *, augment: bool
+               rng: np.random.Generator, device: torch.device, *, augment: bool,
+               rows: tuple[int, int] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, FPointNetTargets, np.ndarray]:
-    """Stack training samples: (points (B, N, 4), one-hot (B, 3), targets, rotations (B,))."""
+    """Stack training samples: (points (B, N, 4), one-hot (B, 3), targets, rotations (B,)).
+
+    ``rows=(start, stop)`` keeps only those samples (a data-parallel rank's share); every sample is
+    still drawn, so ``rng`` advances as for the whole batch.
+    """
     samples = [training_sample(f, settings, rng, augment=augment) for f in frustums]
+    if rows is not None:
+        samples = samples[rows[0]:rows[1]]
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
@@ -141,20 +159,46 @@ def evaluate_frustums(model: FPointNetV1, frustums: Sequence[ObjectFrustum], set
             "baseline_iou3d_at_0.5": float((b3 >= 0.5).mean())}
 
 
+def _rank_rng_states(ctx: DistContext, device: torch.device) -> list[dict]:
+    """Every rank's global torch RNG states (CPU, and CUDA when used: dropout draws), rank order."""
+    state = {"cpu": torch.get_rng_state(),
+             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    if ctx.world <= 1:
+        return [state]
+    states: list = [None] * ctx.world
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
 def _save_checkpoint(path: Path, model: FPointNetV1, opt: torch.optim.Optimizer, epoch: int,
                      samples: int, steps: int, rng: np.random.Generator, gen: torch.Generator,
-                     settings: FPointNetSettings, log: list[dict]) -> None:
+                     settings: FPointNetSettings, log: list[dict], rank_rng: list[dict]) -> None:
     buf = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                 "samples": samples, "steps": steps, "numpy_rng": rng.bit_generator.state,
-                "torch_rng": gen.get_state(), "torch_global_rng": torch.get_rng_state(),
-                "settings": asdict(settings), "log": log, "code_version": CODE_VERSION}, buf)
+                "torch_rng": gen.get_state(), "torch_global_rng": rank_rng[0]["cpu"],
+                "rank_rng": rank_rng, "settings": asdict(settings), "log": log,
+                "code_version": CODE_VERSION}, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _restore_rng(ck: dict, rng: np.random.Generator, gen: torch.Generator, ctx: DistContext,
+                 device: torch.device) -> None:
+    """Put back the generators of a checkpoint loaded on the CPU (``torch.set_rng_state`` and
+    ``Generator.set_state`` take CPU byte tensors only). Each rank takes its own global-RNG state
+    when the world size is the one of the checkpoint, else rank 0's."""
+    rng.bit_generator.state = ck["numpy_rng"]
+    gen.set_state(ck["torch_rng"])
+    ranks = ck.get("rank_rng") or [{"cpu": ck["torch_global_rng"], "cuda": None}]
+    mine = ranks[ctx.rank] if len(ranks) == ctx.world else ranks[0]
+    torch.set_rng_state(mine["cpu"])
+    if device.type == "cuda" and mine.get("cuda") is not None:
+        torch.cuda.set_rng_state(mine["cuda"], device)
 
 
 def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                     settings: FPointNetSettings, out_dir: Path, *, progress: bool = True,
-                    resume: Path | None = None) -> dict:
+                    resume: Path | None = None, freeze_batch_norm: bool = False) -> dict:
     """Train F-PointNet v1 and write ``out_dir/model.pt`` (weights + settings), ``train_log.jsonl``
     and ``checkpoint.pt`` (every ``checkpoint_every_epochs`` and at the end).
 
@@ -165,10 +209,14 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         settings: the stage settings.
         out_dir: output folder (created).
         progress: show progress bars.
-        resume: a ``checkpoint.pt`` of an interrupted run with the same settings.
+        resume: a ``checkpoint.pt`` of an interrupted run with the same settings (any world size).
+        freeze_batch_norm: keep the batch norms in eval mode (running statistics, never updated)
+            while training: makes a step independent of how the batch is split over ranks on CPU,
+            where SyncBatchNorm does not exist (the DDP equivalence test uses it; training does not).
 
     Returns:
-        Summary: frames (train / held out), frustums, epochs run, steps, samples, seconds (data, training,
+        Summary: frames (train / held out), frustums, epochs run, steps, samples, world_size,
+        batch_per_rank and effective_batch (= ``batch_size``), seconds (data, training,
         total; ``cpu_seconds`` = process CPU time, a fairer figure on a shared machine), final losses, and the held-out metrics of :func:`evaluate_frustums` (keys
         prefixed ``holdout_``; measured on training frames when nothing is held out, with
         ``holdout_is_train`` set).
@@ -188,6 +236,11 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         raise KittiFormatError(Path(points_dir) / f"{missing[0]}.bin", None,
                                f"{len(missing)} cloud(s) of the training frames missing")
     device = select_device(settings.device)
+    ctx = init_distributed(use_cuda=device.type == "cuda")
+    if device.type == "cuda" and ctx.world > 1:
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    progress = progress and ctx.is_main
     if settings.num_threads and device.type == "cpu":
         torch.set_num_threads(settings.num_threads)
     torch.manual_seed(settings.seed)
@@ -198,27 +251,34 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
     data_rng = np.random.default_rng([settings.seed, 3])
     train_fr = collect_frustums(root, Path(points_dir), train_ids, settings, data_rng,
                                 progress=progress, desc="train frustums")
-    hold_fr = collect_frustums(root, Path(points_dir), hold_ids, settings, data_rng,
-                               progress=progress, desc="held-out frustums")
+    hold_fr = collect_frustums(root, Path(points_dir), hold_ids if ctx.is_main else (), settings,
+                               data_rng, progress=progress, desc="held-out frustums")
     if not train_fr:
         raise ValueError(f"no training object of {settings.classes} with points in its 3D box "
                          f"in {len(train_ids)} frames of {points_dir}")
     t_data = time.time() - t_start
 
     model = build_model(settings).to(device)
+    net: torch.nn.Module = model
+    if ctx.world > 1:
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(settings.seed + 1000 * ctx.rank)  # dropout: each rank its own draws
     opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     start_epoch, samples, log, steps = 0, 0, [], 0
     if resume is not None:
-        ck = torch.load(resume, map_location=device, weights_only=False)
+        # on the CPU: RNG states must stay CPU byte tensors; weights and optimiser state are
+        # copied onto the parameters' device by load_state_dict
+        ck = torch.load(resume, map_location="cpu", weights_only=False)
         if FPointNetSettings.from_dict(ck["settings"]) != settings:
             raise ValueError(f"{resume}: checkpoint was written with other settings")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, samples, log = ck["epoch"], ck["samples"], ck["log"]
         steps = ck.get("steps", 0)
-        rng.bit_generator.state = ck["numpy_rng"]
-        gen.set_state(ck["torch_rng"])
-        torch.set_rng_state(ck["torch_global_rng"])
+        _restore_rng(ck, rng, gen, ctx, device)
 
     t_train = time.time()
 
@@ -230,6 +290,10 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         if finished():
             break
         model.train()
+        if freeze_batch_norm:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         order = rng.permutation(n_items) % len(train_fr)
         sums: dict[str, float] = {}
         n_batches = 0
@@ -239,36 +303,56 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
             if finished():
                 break
             idx = order[start:start + settings.batch_size]
-            if len(idx) < 2:  # batch norm needs two samples
+            rows = split_batch(len(idx), ctx.world)
+            if min(b - a for a, b in rows) < 2:  # batch norm needs two samples (on every rank)
                 continue
             lr, mom = schedule(settings, samples)
             for g in opt.param_groups:
                 g["lr"] = lr
             model.set_bn_momentum(mom)
-            pts, oh, tgt, _ = make_batch([train_fr[i] for i in idx], settings, rng, device, augment=True)
-            out = model(pts, oh, generator=gen)
+            mine = rows[ctx.rank]
+            share = (mine[1] - mine[0]) / len(idx)  # this rank's share of the global batch
+            pts, oh, tgt, _ = make_batch([train_fr[i] for i in idx], settings, rng, device, augment=True,
+                                         rows=mine if ctx.world > 1 else None)
+            if ctx.world > 1:
+                out = net(pts, oh, generator=gen, key_rows=(mine[0], len(idx)))
+            else:
+                out = net(pts, oh, generator=gen)
             terms = fpointnet_loss(out, tgt, model.mean_size_lwh, box_loss_weight=settings.box_loss_weight,
                                    corner_loss_weight=settings.corner_loss_weight)
             opt.zero_grad(set_to_none=True)
-            terms.total.backward()
+            # DDP averages gradients over ranks: weighting each rank's mean loss by share * world
+            # makes the average the gradient of the global batch's mean loss (1.0 on one process)
+            (terms.total * (share * ctx.world) if ctx.world > 1 else terms.total).backward()
             opt.step()
             samples += len(idx)
             steps += 1
             n_batches += 1
             for name, value in terms._asdict().items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * share
             seg_acc = float((out.seg_logits.argmax(dim=2) == tgt.seg).float().mean())
-            sums["seg_accuracy"] = sums.get("seg_accuracy", 0.0) + seg_acc
+            sums["seg_accuracy"] = sums.get("seg_accuracy", 0.0) + seg_acc * share
             bar.set_postfix(loss=f"{float(terms.total.detach()):.3f}", seg=f"{seg_acc:.3f}")
+        if ctx.world > 1 and sums:  # the global batch's figures: the ranks' shares summed
+            names = sorted(sums)
+            packed = torch.tensor([sums[k] for k in names], dtype=torch.float64)
+            torch.distributed.all_reduce(packed)
+            sums = dict(zip(names, packed.tolist()))
         entry = {"epoch": epoch + 1, "samples": samples, "lr": schedule(settings, samples)[0],
                  **{k: v / max(n_batches, 1) for k, v in sums.items()}}
         log.append(entry)
-        atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
+        if ctx.is_main:
+            atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
         if ((epoch + 1) % settings.checkpoint_every_epochs == 0 or epoch + 1 == settings.epochs
                 or finished()):
-            _save_checkpoint(out_dir / "checkpoint.pt", model, opt, epoch + 1, samples, steps, rng,
-                             gen, settings, log)
+            rank_rng = _rank_rng_states(ctx, device)
+            if ctx.is_main:
+                _save_checkpoint(out_dir / "checkpoint.pt", model, opt, epoch + 1, samples, steps, rng,
+                                 gen, settings, log, rank_rng)
     t_train = time.time() - t_train
+    if not ctx.is_main:
+        close_distributed(ctx)
+        return {"rank": ctx.rank, "world_size": ctx.world, "steps": steps, "samples": samples}
     atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
 
     eval_set = hold_fr if hold_fr else train_fr
@@ -277,6 +361,8 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
     summary = {"frames_train": len(train_ids), "frames_holdout": len(hold_ids),
                "frustums_train": len(train_fr), "frustums_holdout": len(hold_fr),
                "epochs": len(log), "steps": steps, "samples": samples, "device": str(device),
+               "world_size": ctx.world, "effective_batch": settings.batch_size,
+               "batch_per_rank": [b - a for a, b in split_batch(settings.batch_size, ctx.world)],
                "seconds_data": round(t_data, 2), "seconds_train": round(t_train, 2),
                "seconds": round(time.time() - t_start, 2),
                "cpu_seconds": round(time.process_time() - cpu_start, 2),
@@ -285,4 +371,43 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                "holdout_is_train": not hold_fr,
                **{f"holdout_{k}": v for k, v in metrics.items()}}
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1))
+    close_distributed(ctx)
     return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m detection.frustum_pointnet.train`` / torchrun entry (the cached CLI is
+    ``foresee detect train``); prints the summary as JSON on rank 0."""
+    import argparse
+
+    from detection.frustum_pointnet.settings import preset
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="KITTI root (calib, label_2, image_2).")
+    p.add_argument("--points", type=Path, required=True, help="Folder of NNNNNN.bin clouds.")
+    p.add_argument("--split", default="train")
+    p.add_argument("--preset", default="paper", choices=("paper", "cpu-small"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=JSON",
+                   help="Override a setting, e.g. --set batch_size=64 --set 'classes=[\"Car\"]'.")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--resume", type=Path)
+    p.add_argument("--freeze-batch-norm", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    from kitti.dist import parse_set_options
+
+    values = asdict(preset(args.preset))
+    try:
+        values.update(parse_set_options(args.overrides, list(values)))
+        settings = FPointNetSettings.from_dict(values)
+        summary = train_fpointnet(args.data, args.points, KittiRoot(args.data).split(args.split), settings,
+                                  args.out, progress=not args.quiet, resume=args.resume,
+                                  freeze_batch_norm=args.freeze_batch_norm)
+    except (KittiFormatError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    if "rank" not in summary:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,17 @@ def echo_artifact(art, describe) -> None:
         click.echo(f"{art.path} {describe(art.manifest['summary'])}")
 
 
+def echo_sharded(art, status: str, describe) -> None:
+    """:func:`echo_artifact` for a stage that may run in shards: the shard's status while the
+    artifact is incomplete, a short line for a merged one (its summary sums the shards' counts)."""
+    if art is None:
+        click.echo(status)
+    elif not art.cached and "shards" in art.manifest["summary"]:
+        click.echo(f"{art.path} {status}, {art.manifest['summary'].get('frames')} frames")
+    else:
+        echo_artifact(art, describe)
+
+
 def workdir_option(f):
     return click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR,
                         show_default=True, envvar="FORESEE_WORKDIR",

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from pipeline import keys
-from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, workdir_option
+from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
+from pipeline.sharding import shard_option
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -74,6 +75,10 @@ def depth_group() -> None:
 def train_command(data_root: Path, split: str, variant: str, preset: str, resume: Path | None,
                   threads: int | None, quiet: bool, workdir: Path, **overrides) -> None:
     """Train one depth variant; the checkpoint is a cached artifact."""
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs depth.train
+        raise click.UsageError("under torchrun, run 'python -m depth.train' (docs/scaling.md)")
     from depth.settings import preset as make_preset
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
@@ -114,9 +119,10 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
 @click.option("--from-gt", is_flag=True, help="Write the ground truth (depth_2) as the artifact (oracle).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--quiet", is_flag=True)
+@shard_option
 @workdir_option
 def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, from_gt: bool,
-                  threads: int | None, quiet: bool, workdir: Path) -> None:
+                  threads: int | None, quiet: bool, shard, workdir: Path) -> None:
     """Depth maps (float32 metres, full resolution) for a split, as a cached artifact."""
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
@@ -130,10 +136,10 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
     if from_gt:
         key = keys.depth_gt(root, ids)
 
-        def produce(tmp: Path):
+        def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import export_gt_depth
 
-            return export_gt_depth(root.root, ids, tmp / "depth")
+            return export_gt_depth(root.root, frames, tmp / "depth")
     else:
         p = Path(checkpoint_ref)
         if p.is_file():
@@ -152,13 +158,14 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
                                      param_hint="--merge")
         key = keys.depth_infer(root, ids, ref, merge=merge, variant=variant)
 
-        def produce(tmp: Path):
+        def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import infer_depth
 
-            return infer_depth(root.root, ids, ckpt, tmp / "depth", merge=merge, progress=not quiet)
+            return infer_depth(root.root, frames, ckpt, tmp / "depth", merge=merge, progress=not quiet)
 
-    art = key.build(cache, produce, extra_manifest={"split": split, **dataset_fields(root)})
-    echo_artifact(art, lambda s: f"{s['frames']} depth maps" + (
+    art, status = key.build_sharded(cache, produce, frame_ids=ids, shard=shard,
+                                    extra_manifest={"split": split, **dataset_fields(root)})
+    echo_sharded(art, status, lambda s: f"{s['frames']} depth maps" + (
         f", {float(s['images_per_s']):.2f} images/s on {s['device']}" if "images_per_s" in s else ""))
 
 
@@ -227,7 +234,8 @@ def kod_group() -> None:
 @click.option("--depth-root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
               help="KITTI depth-completion ground truth ({train,val}/<drive>/proj_depth/groundtruth/...).")
 @click.option("--mapping-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
-              help="Folder of the devkit's train_mapping.txt and train_rand.txt [KITTI_ROOT/devkit/mapping].")
+              help="Folder of the devkit's train_mapping.txt and train_rand.txt "
+                   "[KITTI_ROOT/devkit_object/mapping, devkit/mapping or mapping].")
 @click.option("--from-velodyne", is_flag=True, help="Fallback: project each frame's own scan.")
 @click.option("--quiet", is_flag=True)
 def kod_build_command(kitti_root: Path, out_root: Path, depth_root: Path | None, mapping_dir: Path | None,

@@ -1,4 +1,5 @@
-"""``foresee detect train|infer|baseline``: Frustum-PointNet v1 through the artifact cache.
+"""``foresee detect train|infer|baseline``: Frustum-PointNet v1 (or, with ``--detector avod``,
+AVOD: :mod:`pipeline.commands.avod_cmd`) through the artifact cache.
 
 Artifacts: ``detect-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summary.json``);
 ``detect-infer/<key>/data/NNNNNN.txt`` and ``detect-baseline/<key>/data/NNNNNN.txt`` (KITTI
@@ -18,6 +19,7 @@ from kitti.layout import KittiRoot
 from pipeline import keys
 from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
+from pipeline.sharding import shard_option
 
 
 
@@ -63,6 +65,8 @@ def _settings(preset_name: str, **overrides):
 
 def _common(f):
     f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+    f = click.option("--detector", type=click.Choice(["fpointnet", "avod"]), default="fpointnet",
+                     show_default=True, help="Frustum-PointNet v1 (needs 2D boxes) or AVOD (does not).")(f)
     f = click.option("--threads", "num_threads", type=int, default=None,
                      help="Torch CPU threads (default: the preset's; 0 = torch's default).")(f)
     f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
@@ -87,15 +91,29 @@ def detect_group() -> None:
 
 @detect_group.command("train")
 @_common
-@click.option("--epochs", type=int, default=None, help="Epochs (default: the preset's).")
+@click.option("--epochs", type=int, default=None, help="Epochs (default: the preset's; F-PointNet).")
+@click.option("--steps", type=int, default=None, help="Optimiser steps (default: the preset's; AVOD).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default: the preset's).")
 @click.option("--resume", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="A checkpoint.pt to resume from (automatic after an interrupted run).")
 def detect_train(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, epochs: int | None, batch_size: int | None,
-                 resume: Path | None) -> None:
-    """Train F-PointNet v1 on the clouds of a split (default split: train)."""
+                 num_threads: int | None, quiet: bool, detector: str, epochs: int | None, steps: int | None,
+                 batch_size: int | None, resume: Path | None) -> None:
+    """Train F-PointNet v1 or AVOD on the clouds of a split (default split: train)."""
+    from kitti.dist import env_shard
+
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs the module
+        raise click.UsageError("under torchrun, run 'python -m detection.frustum_pointnet.train' "
+                               "(docs/scaling.md)")
+    if detector == "avod":
+        from pipeline.commands.avod_cmd import avod_settings, avod_train
+
+        _reject_options("F-PointNet", classes=classes, num_points=num_points, epochs=epochs,
+                        batch_size=batch_size)
+        settings = avod_settings(preset_name, seed=seed, device=device, num_threads=num_threads, steps=steps)
+        return avod_train(workdir, data_root, points, split, settings, quiet, resume)
+    _reject_options("AVOD", steps=steps)
     from detection.frustum_pointnet.train import train_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed,
@@ -131,6 +149,13 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
                f"-> {art.path / 'model.pt'}")
 
 
+def _reject_options(owner: str, **given) -> None:
+    """Options of the other detector that were given -> one clear line (exit 2)."""
+    bad = [k for k, v in given.items() if v is not None]
+    if bad:
+        raise click.UsageError(f"--{bad[0].replace('_', '-')} is an option of {owner} only")
+
+
 def _f(v) -> str:
     return "n/a" if v is None else f"{float(v):.3f}"
 
@@ -141,10 +166,18 @@ def _f(v) -> str:
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated (from ground truth, seeded), gt, an rgb_detection file or a "
                    "folder of KITTI-format 2D detections.")
+@shard_option
 def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                  classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                 num_threads: int | None, quiet: bool, model_ref: str, boxes2d: str) -> None:
+                 num_threads: int | None, quiet: bool, detector: str, model_ref: str, boxes2d: str,
+                 shard) -> None:
     """Write one KITTI result file per frame of a split (default split: val)."""
+    if detector == "avod":
+        from pipeline.commands.avod_cmd import avod_infer, avod_settings
+
+        _reject_options("F-PointNet", classes=classes, num_points=num_points)
+        settings = avod_settings(preset_name, seed=seed, device=device, num_threads=num_threads)
+        return avod_infer(workdir, data_root, points, split, settings, quiet, model_ref, shard)
     from detection.frustum_pointnet.infer import infer_fpointnet
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
@@ -153,19 +186,24 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
     root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
     model_path, model_id = _resolve_model(cache, model_ref)
     key = keys.detect_infer(root, frame_ids, settings, points_id, model_id, _boxes2d_input(boxes2d))
-    art = key.build(cache, lambda tmp: infer_fpointnet(data_root, points_dir, frame_ids, model_path, settings,
-                                                       tmp / "data", boxes2d=boxes2d, progress=not quiet))
-    _echo_results(art)
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_fpointnet(data_root, points_dir, frames, model_path, settings,
+                                                    tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 @detect_group.command("baseline")
 @_common
 @click.option("--boxes2d", default="simulated", show_default=True,
               help="2D boxes: simulated, gt, an rgb_detection file or a KITTI 2D detection folder.")
+@shard_option
 def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | None, preset_name: str,
                     classes: str | None, num_points: int | None, seed: int | None, device: str | None,
-                    num_threads: int | None, quiet: bool, boxes2d: str) -> None:
+                    num_threads: int | None, quiet: bool, detector: str, boxes2d: str, shard) -> None:
     """The trivial baseline (mean size at the frustum points' median, heading 0) as KITTI results."""
+    if detector != "fpointnet":
+        raise click.UsageError("detect baseline is F-PointNet's trivial baseline (no --detector avod)")
     from detection.frustum_pointnet.infer import infer_trivial_baseline
 
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
@@ -173,10 +211,11 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
     cache = ArtifactCache(workdir)
     root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
     key = keys.detect_baseline(root, frame_ids, settings, points_id, _boxes2d_input(boxes2d))
-    art = key.build(cache, lambda tmp: infer_trivial_baseline(data_root, points_dir, frame_ids, settings,
-                                                              tmp / "data", boxes2d=boxes2d,
-                                                              progress=not quiet))
-    _echo_results(art)
+    art, status = key.build_sharded(
+        cache, frame_ids=frame_ids, shard=shard,
+        produce=lambda tmp, frames: infer_trivial_baseline(data_root, points_dir, frames, settings,
+                                                           tmp / "data", boxes2d=boxes2d, progress=not quiet))
+    _echo_results(art, status)
 
 
 def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
@@ -188,9 +227,12 @@ def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
     return root, frame_ids, points_dir, points_id
 
 
-def _echo_results(art) -> None:
+def _echo_results(art, status: str = "complete") -> None:
+    if art is None:  # a shard of several, not the last one
+        click.echo(status)
+        return
     s = art.manifest.get("summary", {})
-    state = "cached" if art.cached else "built"
+    state = "cached" if art.cached else ("built" if "shards" not in s else f"built, {status}")
     click.echo(f"{art.ref} ({state}): {s.get('frames')} frames, {s.get('boxes_3d')} boxes from "
                f"{s.get('detections_2d')} 2D boxes [{s.get('boxes2d')}]; skipped: "
                f"{s.get('skipped_no_points')} empty frustums, {s.get('skipped_few_points')} with < 5 "

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from pipeline import keys
-from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_artifact, workdir_option
+from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_sharded, workdir_option
+from pipeline.sharding import shard_option
 
 _PRESETS = ("paper", "cpu-small")
 
@@ -61,11 +62,12 @@ def _depth_source(ref: str, cache, frame_ids, root) -> tuple[Path, str, str]:
 @click.option("--frustum-near", "frustum_near_m", type=float, default=None, help="Frustum near plane (m) [2.0].")
 @click.option("--workers", type=int, default=2, show_default=True, help="Processes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@shard_option
 @workdir_option
 def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: bool, split: str,
                         preset: str, max_height_m, max_depth_m, stride_px, sparsify_beams,
                         sparsify_azimuth_bins, frustum_only, frustum_near_m, workers: int,
-                        quiet: bool, workdir: Path) -> None:
+                        quiet: bool, shard, workdir: Path) -> None:
     """Depth maps -> KITTI-format pseudo-LiDAR (velodyne .bin), cached under --workdir."""
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
@@ -90,18 +92,19 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
         role, source = "oracle", "gt-depth"
         depth_input = keys.gt_depth_id(root, frame_ids)
 
-        def produce(tmp: Path):
-            return run_from_gt_depth(root.root, frame_ids, tmp / "velodyne", settings,
+        def produce(tmp: Path, frames: tuple[str, ...]):
+            return run_from_gt_depth(root.root, frames, tmp / "velodyne", settings,
                                      workers=workers, progress=not quiet)
     else:
         depth_dir, depth_input, role = _depth_source(depth_ref, cache, frame_ids, root)
         source = depth_input
 
-        def produce(tmp: Path):
-            return run_pseudolidar(depth_dir, root.root, frame_ids, tmp / "velodyne", settings,
+        def produce(tmp: Path, frames: tuple[str, ...]):
+            return run_pseudolidar(depth_dir, root.root, frames, tmp / "velodyne", settings,
                                    workers=workers, progress=not quiet)
 
-    art = keys.pseudolidar(root, frame_ids, settings, depth_input).build(
-        cache, produce, extra_manifest={"role": role, "source": source, "split": split, **dataset_fields(root)})
-    echo_artifact(art, lambda s: f"{s['frames']} frames, {float(s['points_per_frame_mean']):.0f} points/frame, "
+    art, status = keys.pseudolidar(root, frame_ids, settings, depth_input).build_sharded(
+        cache, produce, frame_ids=frame_ids, shard=shard,
+        extra_manifest={"role": role, "source": source, "split": split, **dataset_fields(root)})
+    echo_sharded(art, status, lambda s: f"{s['frames']} frames, {float(s['points_per_frame_mean']):.0f} points/frame, "
                                  f"{float(s['seconds']):.1f} s")
