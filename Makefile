@@ -46,14 +46,22 @@ demo: setup
 
 # Real KITTI (GPU): KOD ground truth first (depth completion maps through the devkit mapping when
 # DEPTH_ROOT is given, else each frame's own velodyne scan), then the whole chain, paper preset.
+# Detection is trained and evaluated on the full 3DOP split (ImageSets/{train,val}: 3,712 / 3,769);
+# depth ground truth is needed only for depth training and Table 2 (ImageSets/kod_{train,val}).
+# MAPPING_DIR: the devkit's train_mapping.txt + train_rand.txt [KITTI/devkit_object/mapping,
+# devkit/mapping or mapping]. The oracle row needs depth for every frame: add it to CLOUDS with
+# the velodyne KOD (no DEPTH_ROOT), e.g. CLOUDS=lidar,oracle,baseline,foresee.
 KOD ?= $(WORKDIR)/kod
 DEPTH_ROOT ?=
+MAPPING_DIR ?=
+CLOUDS ?= lidar,baseline,foresee
 BOXES2D ?= $(KITTI)/rgb_detections/rgb_detection_val.txt
 all: setup
-	@test -n "$(KITTI)" || { echo "usage: make all KITTI=/path/to/kitti [DEPTH_ROOT=/path/to/depth_completion] [BOXES2D=rgb_detection_val.txt]"; exit 2; }
+	@test -n "$(KITTI)" || { echo "usage: make all KITTI=/path/to/kitti [DEPTH_ROOT=/path/to/depth_completion] [MAPPING_DIR=...] [BOXES2D=rgb_detection_val.txt] [CLOUDS=...]"; exit 2; }
 	$(VENV)/bin/foresee kod build --kitti-root $(KITTI) --out $(KOD) \
-	  $(if $(DEPTH_ROOT),--depth-root $(DEPTH_ROOT),--from-velodyne)
-	$(VENV)/bin/foresee run --data $(KOD) --preset paper --workdir $(WORKDIR) --boxes2d $(BOXES2D)
+	  $(if $(DEPTH_ROOT),--depth-root $(DEPTH_ROOT),--from-velodyne) $(if $(MAPPING_DIR),--mapping-dir $(MAPPING_DIR))
+	$(VENV)/bin/foresee run --data $(KOD) --preset paper --workdir $(WORKDIR) --boxes2d $(BOXES2D) \
+	  --clouds $(CLOUDS) --train-split train --val-split val --depth-train-split kod_train --depth-val-split kod_val
 
 bench: setup
 	$(PY) -m kitti_eval.bench

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from os import PathLike
 from pathlib import Path
 
@@ -57,9 +58,14 @@ def read_depth_npz(path: str | PathLike[str]) -> np.ndarray:
     try:
         with np.load(path) as z:
             d = z["depth_m"]
-    except (KeyError, ValueError, OSError) as e:
-        raise KittiFormatError(path, None, f"not a foresee depth .npz (key 'depth_m'): {e}") from None
-    return np.asarray(d, dtype=np.float32)
+    except (KeyError, ValueError, OSError, EOFError, AttributeError, zipfile.BadZipFile) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise KittiFormatError(path, None, f"not a foresee depth .npz (key 'depth_m'): {first}") from None
+    if d.dtype.kind not in "fiu":
+        raise KittiFormatError(path, None, f"depth_m has dtype {d.dtype}, expected float32 metres")
+    d = np.asarray(d, dtype=np.float32)
+    check_depth_map(d, name=f"frame {path.stem}", path=path)
+    return d
 
 
 def write_depth_npz(path: str | PathLike[str], depth_m: np.ndarray, *, compress: bool = False) -> None:

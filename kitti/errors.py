@@ -27,3 +27,7 @@ class KittiFormatError(ValueError):
         if lineno is not None:
             where = f"{where}:{lineno}"
         super().__init__(f"{where}: {msg}" if where else msg)
+
+
+class MissingDependencyError(RuntimeError):
+    """A library foresee needs cannot be loaded on this machine (one line says what to install)."""

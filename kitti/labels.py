@@ -36,6 +36,10 @@ class Difficulty(IntEnum):
     HARD = 2
 
 
+#: ``h w l`` of a line without a 3D box: DontCare, and the 2D-only detections the devkit evaluates
+#: (``type -1 -1 -10 x1 y1 x2 y2 -1 -1 -1 -1000 -1000 -1000 -10 score``).
+NO_3D_SIZE: tuple[float, float, float] = (-1.0, -1.0, -1.0)
+
 #: Devkit difficulty rules, indexed by :class:`Difficulty` (evaluate_object.cpp).
 MIN_HEIGHT_PX: tuple[float, float, float] = (40.0, 25.0, 25.0)
 MAX_OCCLUSION: tuple[int, int, int] = (0, 1, 2)
@@ -149,7 +153,7 @@ def parse_label_line(line: str, *, path: str | PathLike[str] | None = None,
 
     Raises:
         KittiFormatError: wrong field count, non-numeric or non-finite field, negative size
-            (DontCare's -1 sizes excepted), or a missing score when ``require_score``.
+            (DontCare's and :data:`NO_3D_SIZE` excepted), or a missing score when ``require_score``.
     """
     tokens = line.split()
     if len(tokens) not in (15, 16):
@@ -172,7 +176,7 @@ def parse_label_line(line: str, *, path: str | PathLike[str] | None = None,
         raise KittiFormatError(path, lineno, f"field 'occluded' must be an integer, got {tokens[2]!r}")
     kind = tokens[0]
     h, w, l = numbers[7], numbers[8], numbers[9]
-    if kind != "DontCare" and (h < 0 or w < 0 or l < 0):
+    if kind != "DontCare" and (h < 0 or w < 0 or l < 0) and (h, w, l) != NO_3D_SIZE:
         raise KittiFormatError(path, lineno, f"negative box size h={h} w={w} l={l}")
     return Object3d(kind, numbers[0], int(occ), numbers[2], numbers[3], numbers[4], numbers[5],
                     numbers[6], h, w, l, numbers[10], numbers[11], numbers[12], numbers[13],

@@ -15,7 +15,8 @@ def read_velodyne(path: str | PathLike[str]) -> np.ndarray:
     """Read a velodyne ``.bin`` into an (N, 4) float32 array ``[x, y, z, r]``.
 
     Raises:
-        KittiFormatError: missing file, or a size that is not a multiple of 16 bytes.
+        KittiFormatError: missing file, a size that is not a multiple of 16 bytes, or a NaN/inf
+            value (never a silently wrong point).
     """
     path = Path(path)
     try:
@@ -25,7 +26,13 @@ def read_velodyne(path: str | PathLike[str]) -> np.ndarray:
     if len(data) % 16:
         raise KittiFormatError(path, None, f"size {len(data)} bytes is not a multiple of 16 "
                                "(float32 x, y, z, reflectance)")
-    return np.frombuffer(data, dtype="<f4").reshape(-1, 4).copy()
+    points = np.frombuffer(data, dtype="<f4").reshape(-1, 4).copy()
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise KittiFormatError(path, None, f"{int(np.count_nonzero(~finite))} point(s) with NaN/inf "
+                               f"values (first: point {first} at byte {16 * first})")
+    return points
 
 
 def write_velodyne(path: str | PathLike[str], points_velo: np.ndarray) -> None:

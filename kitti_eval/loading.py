@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from kitti.errors import KittiFormatError
-from kitti.labels import Object3d, parse_label_line
+from kitti.labels import NO_3D_SIZE, Object3d, parse_label_line
 from kitti_eval import _kernels as K
 
 
@@ -120,7 +120,7 @@ def _check_rows(rows: np.ndarray, lengths: np.ndarray, types: Sequence[str], det
     filled = np.arange(15)[None, :] < (lengths[:, None] - 1)
     bad |= (filled & ~np.isfinite(rows)).any(axis=1)
     bad |= rows[:, 1] != np.round(rows[:, 1])
-    size_bad = (rows[:, 7:10] < 0).any(axis=1)
+    size_bad = (rows[:, 7:10] < 0).any(axis=1) & ~(rows[:, 7:10] == NO_3D_SIZE).all(axis=1)
     if size_bad.any():
         size_bad &= np.array([t != "DontCare" for t in types])
     bad |= size_bad
@@ -175,8 +175,11 @@ def _parse_fast(data: list[bytes], paths: list[Path], detections: bool):
     if not ok:
         return None
     cache: dict[bytes, str] = {}
-    types = tuple(cache.setdefault(b, b.decode("ascii"))
-                  for b in (blob[s:e] for s, e in type_range.tolist()))
+    try:
+        types = tuple(cache.setdefault(b, b.decode("ascii"))
+                      for b in (blob[s:e] for s, e in type_range.tolist()))
+    except UnicodeDecodeError:  # a non-ASCII class name: the careful path names file and line
+        return None
     if len(rows):
         rows[lengths < 16, 14] = np.nan
 
@@ -207,7 +210,7 @@ def read_label_folder(folder: str | PathLike[str], frame_ids: Sequence[str], *,
     Raises:
         KittiFormatError: a missing file (naming it), a line with the wrong field count, a
             non-numeric or non-finite field, a non-integer occlusion, a negative size outside
-            DontCare, or a detection without a score (naming file and line).
+            DontCare (and the 2D-only -1 -1 -1), or a detection without a score (naming file and line).
     """
     folder = Path(folder)
     frame_ids = tuple(frame_ids)

@@ -203,10 +203,21 @@ class ArtifactCache:
         """None when the artifact at ``path`` is intact, else a one-line description."""
         return self._checked(path, self._effective_verify(verify))[1]
 
-    def check_stat(self, path: Path) -> str | None:
-        """:meth:`check` by size and mtime (re-hashing only files whose mtime changed), never
-        upgraded to a full re-hash: what planning uses."""
-        return self._checked(path, "stat")[1]
+    def stat_verified_manifest(self, path: Path) -> dict | None:
+        """The manifest of the intact artifact at ``path`` checked by size and mtime (re-hashing
+        only files whose mtime changed), never upgraded to a full re-hash; None when it is not
+        intact. What planning uses."""
+        if not path.is_dir():
+            return None
+        manifest, problem = self._checked(path, "stat")
+        return manifest if problem is None else None
+
+    def planned_hit(self, stage: str, key: str, manifest: Mapping[str, Any]) -> Artifact | None:
+        """The artifact a plan of this run found intact by stat, without checking it again, or
+        None after a crash (then every hit must be re-hashed by :meth:`lookup`)."""
+        if self.after_crash():
+            return None
+        return Artifact(stage, key, self.entry_path(stage, key), manifest, cached=True)
 
     def _checked(self, path: Path, verify: Verify) -> tuple[dict, str | None]:
         mpath = path / MANIFEST

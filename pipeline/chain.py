@@ -39,11 +39,11 @@ The three extensions this layout is made for:
   :class:`Detector` to :data:`DETECTORS` (its settings preset, train and infer functions, the
   artifact file the infer stage loads) and let ``RunConfig.detectors`` name it; the detect-train /
   detect-infer / eval nodes are emitted per detector already.
-* **a 2D-box source stage** (``--boxes2d detector``): register kinds ``detect2d-train`` /
-  ``detect2d-infer`` and emit them in :func:`chain_nodes` when ``cfg.boxes2d == "detector"``;
-  give each detect-infer node the dep ``{"boxes2d": "detect2d-infer"}``. ``_key_detect_infer``
-  then keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as
-  the 2D boxes.
+* **a 2D-box source stage** (done for ``--boxes2d detector``): kinds ``detect2d-train`` /
+  ``detect2d-infer`` are emitted in :func:`chain_nodes` when ``cfg.boxes2d == "detector"`` and
+  each detect-infer node gets the dep ``{"boxes2d": "detect2d-infer"}``; ``_key_detect_infer``
+  keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as the 2D
+  boxes.
 * **a seed axis** (``--seeds N``): loop over seeds in :func:`chain_nodes`, pass
   ``seed=`` to :func:`_name` (which appends ``/s<seed>``) and put ``"seed"`` in the tags; the
   ``_settings`` of a node then replaces the preset's seed by ``int(node.tags["seed"])``.
@@ -76,7 +76,12 @@ class RunConfig:
         detector: ``fpointnet``, ``avod`` or ``fpointnet,avod`` (the detectors of :data:`DETECTORS`;
             one row per detector and cloud).
         clouds: which report rows to build.
-        boxes2d: 2D boxes for detection at test time: ``simulated`` or a detection file/folder.
+        boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
+            the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
+            file/folder.
+        depth_train_split, depth_val_split: frames with depth ground truth for depth training and
+            Table 2 (default: the train / val splits). On KOD (``foresee kod build``):
+            ``kod_train`` / ``kod_val``, while detection uses the full 3DOP ``train`` / ``val``.
         overrides: per stage (:data:`OVERRIDABLE`) field -> value, applied to the preset.
     """
 
@@ -88,6 +93,8 @@ class RunConfig:
     clouds: tuple[str, ...] = CLOUDS
     boxes2d: str = "simulated"
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    depth_train_split: str | None = None
+    depth_val_split: str | None = None
 
     @property
     def detectors(self) -> tuple[str, ...]:
@@ -95,7 +102,10 @@ class RunConfig:
 
 
 #: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
-OVERRIDABLE = ("depth", "pseudolidar", "detect")
+OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d")
+
+#: ``RunConfig.boxes2d`` value that adds the 2D detector stage to the chain.
+BOXES2D_DETECTOR = "detector"
 
 
 def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> Any:
@@ -221,6 +231,11 @@ def chain_nodes(cfg: RunConfig) -> list[Node]:
         nodes.append(Node("depth-gt", "depth-gt", {"variant": "oracle"}))
     for c in pl_clouds:
         nodes.append(Node(_name("pseudolidar", c), "pseudolidar", {"cloud": c}, {"depth": depth_source(c)}))
+    boxes2d = {}
+    if cfg.boxes2d == BOXES2D_DETECTOR:
+        nodes.append(Node("detect2d-train", "detect2d-train"))
+        nodes.append(Node("detect2d-infer", "detect2d-infer", {}, {"model": "detect2d-train"}))
+        boxes2d = {"boxes2d": "detect2d-infer"}
     for det in cfg.detectors:
         for c in cfg.clouds:
             tags = {"cloud": c, "detector": det}
@@ -228,7 +243,7 @@ def chain_nodes(cfg: RunConfig) -> list[Node]:
             train = _name("detect-train", det, c)
             infer = _name("detect-infer", det, c)
             nodes.append(Node(train, "detect-train", tags, points))
-            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points}))
+            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **boxes2d}))
             nodes.append(Node(_name("eval", det, c), "eval", tags, {"results": infer}))
     for c in pl_clouds:
         nodes.append(Node(_name("depth-eval", c), "depth-eval", {"cloud": c}, {"depth": depth_source(c)}))
@@ -258,6 +273,8 @@ class Ctx:
     val: tuple[str, ...]
     both: tuple[str, ...]
     image_hw: tuple[int, int]
+    depth_train: tuple[str, ...]
+    depth_val: tuple[str, ...]
 
     def settings(self, stage: str, node: Node) -> Any:
         """The preset's settings of a node's stage with ``cfg.overrides`` applied."""
@@ -269,6 +286,9 @@ class Ctx:
             base = preset(self.cfg.preset)
         elif stage == "detect":
             base = DETECTORS[node.tags["detector"]].preset(self.cfg.preset)
+        elif stage == "detect2d":
+            from detect2d.settings import preset
+            base = preset(self.cfg.preset)
         else:
             raise KeyError(stage)
         return apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
@@ -293,13 +313,13 @@ Deps = Mapping[str, Artifact]
 
 
 def _key_depth_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
-    return keys.depth_train(ctx.root, ctx.train, ctx.settings("depth", node))
+    return keys.depth_train(ctx.root, ctx.depth_train, ctx.settings("depth", node))
 
 
 def _produce_depth_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     from depth.train import train_depth
 
-    return train_depth(ctx.root.root, ctx.train, ctx.settings("depth", node), out)
+    return train_depth(ctx.root.root, ctx.depth_train, ctx.settings("depth", node), out)
 
 
 def _key_depth_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -356,6 +376,28 @@ def _produce_detect_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
                      ctx.settings("detect", node), out / "data", ctx.boxes2d(deps))
 
 
+def _key_detect2d_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect2d_train(ctx.root, ctx.train, ctx.settings("detect2d", node))
+
+
+def _produce_detect2d_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from detect2d.train import train_detector
+
+    summary = train_detector(ctx.root.root, ctx.train, ctx.settings("detect2d", node), out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _key_detect2d_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect2d_infer(ctx.root, ctx.val, ids["model"])
+
+
+def _produce_detect2d_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    num_threads = ctx.settings("detect2d", node).num_threads
+    return detect2d_results(ctx.root, ctx.val, deps["model"].path / "model.pt", out,
+                            num_threads=num_threads)
+
+
 def _key_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
     return keys.kitti_eval(ctx.root, ctx.val, ids["results"])
 
@@ -365,11 +407,11 @@ def _produce_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
 
 
 def _key_depth_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
-    return keys.depth_eval(ctx.root, ctx.val, ids["depth"])
+    return keys.depth_eval(ctx.root, ctx.depth_val, ids["depth"])
 
 
 def _produce_depth_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
-    return evaluate_depth(ctx.root, ctx.val, deps["depth"].path / "depth", out)
+    return evaluate_depth(ctx.root, ctx.depth_val, deps["depth"].path / "depth", out)
 
 
 @dataclass(frozen=True)
@@ -392,38 +434,41 @@ KINDS: dict[str, Kind] = {
     "pseudolidar": Kind(_key_pseudolidar, _produce_pseudolidar, lambda c: 2 * _maps_bytes(c)),
     "detect-train": Kind(_key_detect_train, _produce_detect_train, lambda c: 10_000_000),
     "detect-infer": Kind(_key_detect_infer, _produce_detect_infer, lambda c: len(c.val) * 500),
+    "detect2d-train": Kind(_key_detect2d_train, _produce_detect2d_train, lambda c: 20_000_000),
+    "detect2d-infer": Kind(_key_detect2d_infer, _produce_detect2d_infer, lambda c: len(c.val) * 1_000),
     "eval": Kind(_key_eval, _produce_eval, lambda c: 20_000),
     "depth-eval": Kind(_key_depth_eval, _produce_depth_eval, lambda c: 10_000),
 }
 
 
 # ---------------------------------------------------------------------------- building
-def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return root.split(cfg.train_split), root.split(cfg.val_split)
+def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
+    """train, val, depth-train and depth-val frames of ``cfg``."""
+    train, val = root.split(cfg.train_split), root.split(cfg.val_split)
+    depth_train = root.split(cfg.depth_train_split) if cfg.depth_train_split else train
+    depth_val = root.split(cfg.depth_val_split) if cfg.depth_val_split else val
+    return train, val, depth_train, depth_val
 
 
-def needed_kinds(cfg: RunConfig) -> tuple[str, ...]:
-    """The dataset folders the chain reads: depth_2 only for depth training, the oracle and
-    Table 2; velodyne only for the LiDAR row."""
-    need = ["image_2", "calib", "label_2"]
-    if "lidar" in cfg.clouds:
-        need.append("velodyne")
-    if any(c != "lidar" for c in cfg.clouds):
-        need.append("depth_2")
-    return tuple(need)
-
-
-def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Fail before any work, with one line naming what is missing where."""
+def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
+    """Fail before any work, with one line naming what is missing where. Depth ground truth is
+    needed only where it is read: depth training and Table 2 (their splits) and the oracle (every
+    frame); velodyne only for the LiDAR row."""
     root = KittiRoot(cfg.data_root)
     if not root.root.is_dir():
         raise KittiFormatError(root.root, None, "data root does not exist")
-    train, val = _frames(root, cfg)
-    root.check(train + val, needed_kinds(cfg))
+    train, val, depth_train, depth_val = frames = _frames(root, cfg)
+    root.check(train + val, ("image_2", "calib", "label_2") + (("velodyne",) if "lidar" in cfg.clouds else ()))
+    if "oracle" in cfg.clouds:
+        root.check(train + val, ("depth_2",))
+    if any(c in DEPTH_VARIANTS for c in cfg.clouds):
+        root.check(depth_train, ("depth_2", "label_2", "image_2", "calib"))
+    if any(c != "lidar" for c in cfg.clouds):
+        root.check(depth_val, ("depth_2", "label_2"))
     overlap = set(train) & set(val)
     if overlap:
         raise KittiFormatError(root.root, None, f"train and val splits share {len(overlap)} frames")
-    return train, val
+    return frames
 
 
 def _check_config(cfg: RunConfig) -> None:
@@ -442,8 +487,9 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
     """The stage specs of ``cfg`` in topological order, each with its complete key inputs."""
     _check_config(cfg)
     root = KittiRoot(cfg.data_root, memo={})  # each raw file stat'ed / read once per plan
-    train, val = check_data(cfg)
-    ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]))
+    train, val, depth_train, depth_val = check_data(cfg)
+    ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]),
+              depth_train, depth_val)
     refs: dict[str, str] = {}
     specs: list[StageSpec] = []
     for node in chain_nodes(cfg):
@@ -475,6 +521,26 @@ def evaluate_results(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: 
         atomic_write_text(out / f"{name}.md", result.to_markdown())
         atomic_write_text(out / f"{name}.csv", result.to_dataframe().to_csv(index=False))
     return {"frames": len(val)}
+
+
+def detect2d_results(root: KittiRoot, frames: tuple[str, ...], model_path: Path, out: Path, *,
+                     device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
+                     evaluate: bool = True, progress: bool = True) -> dict:
+    """The detect2d-infer artifact: ``data/NNNNNN.txt`` (KITTI 2D results) and, with ``evaluate``
+    (the frames must have labels), ``ap2d.json`` / ``ap2d.md`` (AP_2D, R11 / R40) with the AP in
+    the summary (``ap2d``: class -> R11/R40 -> [easy, moderate, hard])."""
+    from detect2d.infer import infer_detector
+    from kitti.fileio import atomic_write_text
+    from kitti_eval import evaluate_folders
+
+    summary = infer_detector(root.root, frames, model_path, out / "data", device=device,
+                             num_threads=num_threads, score_thresh=score_thresh, progress=progress)
+    if evaluate:
+        res = evaluate_folders(root.folder("label_2"), out / "data", frames, metrics=("2d",))
+        atomic_write_text(out / "ap2d.json", res.to_json() + "\n")
+        atomic_write_text(out / "ap2d.md", res.to_markdown())
+        summary["ap2d"] = {c: res.ap[c]["2d"] for c in res.ap}
+    return summary
 
 
 def evaluate_depth(root: KittiRoot, val: tuple[str, ...], depth_dir: Path, out: Path) -> dict:

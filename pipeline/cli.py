@@ -12,7 +12,7 @@ import sys
 import click
 
 from pipeline import __version__
-from kitti.errors import KittiFormatError
+from kitti.errors import KittiFormatError, MissingDependencyError
 from pipeline.cache import CacheError
 
 # command name -> (module, attribute, one-line help)
@@ -61,6 +61,7 @@ def _load_stage_commands() -> None:
         ("depth", "pipeline.commands.depth_cmd", "depth_group", "ForeSeE depth: train, infer, eval, stats."),
         ("kod", "pipeline.commands.depth_cmd", "kod_group", "Build the KITTI-Object-Depth dataset."),
         ("detect", "pipeline.commands.detect_cmd", "detect_group", "Frustum-PointNet: train, infer, baseline."),
+        ("detect2d", "pipeline.commands.detect2d_cmd", "detect2d_group", "2D detector (torchvision): train, infer."),
         ("run", "pipeline.commands.run_cmd", "run_command", "Run the whole chain, cached."),
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
     ):
@@ -87,7 +88,7 @@ def cli_entry() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (KittiFormatError, CacheError) as e:
+    except (KittiFormatError, CacheError, MissingDependencyError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -4,6 +4,9 @@
   pseudo-LiDAR clouds of one val frame, with ground-truth boxes (green) — paper Fig. 6.
 * ``fig7_<frame>.png``: image_2 with ground-truth 3D boxes (green) and the Car detections from
   baseline (red) and ForeSeE (yellow) pseudo-LiDAR, projected with P2 — paper Fig. 7.
+* ``view3d_<frame>.html``: the same frame as one self-contained 3D page
+  (:mod:`pseudolidar.html_view`): the LiDAR scan (grey) and the three clouds in the Fig. 6 colours,
+  ground-truth boxes and each cloud's detections as wireframes (scores on hover), layer toggles.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import cv2
 import numpy as np
 
 from kitti import KittiRoot, box_corners_rect, read_label_file, read_velodyne
-from kitti.fileio import atomic_write_bytes
+from kitti.fileio import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Artifact
 
 #: RGB colours per cloud (paper Fig. 6: ground truth blue, baseline red, ForeSeE yellow).
 CLOUD_RGB = {"oracle": (40, 110, 255), "baseline": (235, 50, 40), "foresee": (250, 210, 0),
              "lidar": (200, 200, 200)}
 GT_RGB = (40, 200, 60)
+#: Detections of each cloud in the 3D page (ForeSeE's magenta, as in fig6).
+DET_RGB = {"foresee": (230, 60, 230), "baseline": (255, 140, 0), "oracle": (0, 220, 220),
+           "lidar": (255, 255, 255)}
 # box edges by corner index (kitti.boxes order: 0-3 bottom, 4-7 top)
 _EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
@@ -63,8 +69,39 @@ def pick_frames(root: KittiRoot, val: Sequence[str], n: int = 3) -> list[str]:
     return [f for _, f in sorted(scored)[:n]]
 
 
+def write_frame_page(path: Path, root: KittiRoot, frame: str, clouds: Sequence[tuple],
+                     arts: Mapping[str, Artifact], detectors: Sequence[str]) -> Path:
+    """``view3d_<frame>.html``: the LiDAR scan (when the root has one) and ``clouds``
+    (``(points_velo, rgb, name)``), ground truth and the detections of every
+    ``detect-infer/<detector>/<cloud>`` artifact (coloured by cloud), as one self-contained page."""
+    from pseudolidar.html_view import build_page
+    from pseudolidar.viz import CloudLayer, box_layer
+
+    layers = [CloudLayer(p, rgb, name) for p, rgb, name in clouds]
+    if root.path("velodyne", frame).is_file():
+        layers.insert(0, CloudLayer(root.velodyne(frame), CLOUD_RGB["lidar"], "lidar"))
+    boxes = [box_layer(root.labels(frame), GT_RGB, "ground truth")]
+    for detector in detectors:
+        for cloud, rgb in DET_RGB.items():
+            art = arts.get(f"detect-infer/{detector}/{cloud}")
+            if art is not None:
+                boxes.append(box_layer(read_label_file(art.path / "data" / f"{frame}.txt"), rgb,
+                                       f"{detector} on {cloud}"))
+    atomic_write_text(path, build_page(layers, boxes, root.calib(frame), title=f"frame {frame}"))
+    return path
+
+
+def figures_markdown(paths: Sequence[Path]) -> str:
+    """One markdown line per frame linking its pictures and 3D page (by file name, same folder)."""
+    frames: dict[str, list[Path]] = {}
+    for p in paths:
+        frames.setdefault(p.stem.rpartition("_")[2], []).append(p)
+    lines = [f"- frame {f}: " + ", ".join(f"[{p.name}]({p.name})" for p in ps) for f, ps in frames.items()]
+    return "Figures (Fig. 6 BEV, Fig. 7 boxes on image_2, 3D page to open in a browser):\n\n" + "\n".join(lines) + "\n"
+
+
 def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3) -> list[Path]:
-    """Write Fig. 6/7-style PNGs for a few val frames of a finished run; returns their paths."""
+    """Write Fig. 6/7-style PNGs and a 3D page for a few val frames of a finished run; returns their paths."""
     from pseudolidar.viz import render_bev
 
     root = KittiRoot(cfg.data_root)
@@ -94,4 +131,5 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
             dets = [d for d in read_label_file(art.path / "data" / f"{frame}.txt") if d.type == "Car"]
             img = draw_boxes_on_image(img, calib, dets, CLOUD_RGB[cloud], 1)
         written.append(_png(out / f"fig7_{frame}.png", img))
+        written.append(write_frame_page(out / f"view3d_{frame}.html", root, frame, clouds, arts, cfg.detectors))
     return written

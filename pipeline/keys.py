@@ -211,6 +211,27 @@ def detect_baseline(root: KittiRoot, frames: Frames, settings: Any, points: str,
                     _results_inputs(root, frames, points, boxes2d))
 
 
+# ---------------------------------------------------------------- 2D detector
+def detect2d_train(root: KittiRoot, frames: Frames, settings: Any) -> StageKey:
+    """detect2d-train: the frames' images, labels and calibration (its image checks read it)."""
+    import detect2d
+
+    return StageKey("detect2d-train", detect2d.CODE_VERSION, detect_key_settings(settings),
+                    (data_id(root, frames, ("image_2", "label_2", "calib")),))
+
+
+def detect2d_infer(root: KittiRoot, frames: Frames, model: str, *, device: str = "auto",
+                   score_thresh: float | None = None, evaluate: bool = True) -> StageKey:
+    """detect2d-infer: a detect2d-train artifact on the frames' images; with ``evaluate`` the
+    artifact also holds AP_2D against the frames' labels."""
+    import detect2d
+
+    kinds = ("image_2", "calib") + (("label_2",) if evaluate else ())
+    return StageKey("detect2d-infer", detect2d.CODE_VERSION,
+                    {"device": device, "score_thresh": score_thresh, "evaluate": evaluate},
+                    (model, data_id(root, frames, kinds)))
+
+
 # ---------------------------------------------------------------- evaluation
 EVAL_SETTINGS = {"classes": ["Car", "Pedestrian", "Cyclist"], "thresholds": ["devkit", "loose"]}
 

@@ -36,8 +36,9 @@ def synth_default(data_root: Path, preset: str) -> None:
     click.echo(f"[synth] done in {time.time() - t0:.0f} s: {summary.get('frames', '?')} frames")
 
 
-def print_plan(cfg: RunConfig, cache: ArtifactCache) -> list:
-    specs = build_chain(cfg)
+def print_plan(cfg: RunConfig, cache: ArtifactCache, specs: list | None = None) -> list:
+    """Print the plan of ``cfg`` (its chain built unless ``specs`` is given); returns the plan."""
+    specs = build_chain(cfg) if specs is None else specs
     planned = plan(specs, cache)
     n_run = sum(not p.cached for p in planned)
     click.echo(f"plan for {cfg.data_root} (preset {cfg.preset}, workdir {cache.workdir}): "
@@ -48,21 +49,25 @@ def print_plan(cfg: RunConfig, cache: ArtifactCache) -> list:
         state = "cached" if p.cached else "run"
         ref = f"{p.spec.stage}/{p.key}"
         click.echo(f"  {p.spec.name:<{width}}  {ref:<{ref_width}}  {state:<6}  ~{_human(p.spec.est_bytes)}")
-    return specs
+    return planned
 
 
 def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
-              report_dir: Path | None = None) -> dict:
-    """Plan, then run or reuse every stage, then write the reports; returns the run summary."""
+              report_dir: Path | None = None, specs: list | None = None) -> dict:
+    """Plan, then run or reuse every stage, then write the reports; returns the run summary.
+
+    The chain is built (raw data fingerprinted) once, unless ``specs`` of ``cfg`` are given, and
+    every artifact is checked once: the plan's stat check is what execution and the report use."""
     cache = ArtifactCache(workdir)
-    specs = print_plan(cfg, cache)
+    specs = build_chain(cfg) if specs is None else specs
+    planned = print_plan(cfg, cache, specs)
     if dry_run:
         return {}
     t0 = time.time()
     from kitti import KittiRoot
 
     root = KittiRoot(cfg.data_root)
-    results = execute(specs, cache, log=click.echo,
+    results = execute(specs, cache, log=click.echo, planned=planned,
                       extra_manifest={"dataset_id": root.dataset_id(), "data_root": str(root.root.resolve())})
     total = time.time() - t0
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -78,7 +83,8 @@ def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
                    for name, (art, dt) in results.items()},
     }
     click.echo(f"chain finished in {total:.0f} s (peak RSS {summary['peak_rss_mb']:.0f} MB)")
-    out = write_reports(cfg, workdir, report_dir=report_dir, run_summary=summary)
+    out = write_reports(cfg, workdir, report_dir=report_dir, run_summary=summary,
+                        built=(specs, {name: art for name, (art, _) in results.items()}))
     click.echo("artifacts:")
     width = max((len(n) for n in results), default=0)
     for name, (art, _) in results.items():
@@ -94,33 +100,41 @@ def _cpu_count() -> int:
 
 
 def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = None,
-                  run_summary: dict | None = None) -> Path:
-    """Table 4 / Table 2 / figures from the cached artifacts of ``cfg`` (all must exist)."""
+                  run_summary: dict | None = None, built: tuple[list, dict] | None = None) -> Path:
+    """Table 4 / Table 2 / figures from the cached artifacts of ``cfg`` (all must exist).
+
+    ``built``: (specs, name -> Artifact) of the run that just made them (else planned here)."""
     from pipeline.report import write_table4
 
-    cache = ArtifactCache(workdir)
-    specs = build_chain(cfg)
-    planned = {p.spec.name: p for p in plan(specs, cache)}
-    missing = [n for n, p in planned.items() if not p.cached]
-    if missing:
-        raise KittiFormatError(workdir, None, f"run not finished: {len(missing)} stage(s) not cached "
-                               f"({', '.join(missing[:3])}...); run `foresee run` first")
+    if built is None:
+        cache = ArtifactCache(workdir)
+        specs = build_chain(cfg)
+        planned = plan(specs, cache)
+        missing = [p.spec.name for p in planned if not p.cached]
+        if missing:
+            raise KittiFormatError(workdir, None, f"run not finished: {len(missing)} stage(s) not cached "
+                                   f"({', '.join(missing[:3])}...); run `foresee run` first")
+        arts = {p.spec.name: cache.lookup(p.spec.stage, p.key) for p in planned}
+    else:
+        specs, arts = built
     out = Path(report_dir) if report_dir else Path(workdir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    arts = {n: cache.lookup(p.spec.stage, p.key) for n, p in planned.items()}
     # Table 4: F-PointNet's rows (when it ran), then every other detector's, labelled by its prefix
     from pipeline.chain import DETECTORS
 
     first = "fpointnet" if "fpointnet" in cfg.detectors else None
-    evals, evals_loose = _evals(cfg, planned, arts, first) if first else ({}, {})
-    more = {DETECTORS[d].label: _evals(cfg, planned, arts, d) for d in cfg.detectors if d != first}
-    note = ("embedded benchmark, simulated 2D detector" if cfg.boxes2d == "simulated"
-            else f"2D boxes from {cfg.boxes2d}")
+    evals, evals_loose = _evals(cfg, specs, arts, first) if first else ({}, {})
+    more = {DETECTORS[d].label: _evals(cfg, specs, arts, d) for d in cfg.detectors if d != first}
+    note = boxes2d_source(cfg)
     if "avod" in cfg.detectors:
         note += "; AVOD uses no 2D boxes"
     md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}", note=note,
                       evals_loose=evals_loose, more_detectors=more)
     parts = [md]
+    if "detect2d-infer" in arts:
+        ap2d = (arts["detect2d-infer"].path / "ap2d.md").read_text()
+        atomic_write_text(out / "ap2d.md", ap2d)
+        parts.append(f"### 2D boxes of every row: {note}; AP_2D on the val split\n\n{ap2d}")
     depth_md = _table2(cfg, arts, out)
     if depth_md:
         parts.append(depth_md)
@@ -128,11 +142,11 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
         atomic_write_text(out / "run_summary.json", json.dumps(run_summary, indent=1))
         parts.append(_timings_md(run_summary))
     try:
-        from pipeline.figures import make_figures
+        from pipeline.figures import figures_markdown, make_figures
 
         figs = make_figures(cfg, arts, out)
         if figs:
-            parts.append("Figures: " + ", ".join(p.name for p in figs) + "\n")
+            parts.append(figures_markdown(figs))
     except ImportError as e:  # a stage package without its viz yet
         parts.append(f"(figures skipped: {e})\n")
     report = "\n".join(parts)
@@ -141,15 +155,26 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     return out
 
 
-def _evals(cfg: RunConfig, planned: dict, arts: dict, detector: str) -> tuple[dict, dict]:
+def boxes2d_source(cfg: RunConfig) -> str:
+    """The report's name for where the 2D boxes of every row come from."""
+    if cfg.boxes2d == "detector":
+        return "2D detector detect2d (trained on the train split; torchvision, from the image alone)"
+    if cfg.boxes2d == "simulated":
+        return "simulated 2D detector (derived from the ground truth, seeded; not a real detector)"
+    if cfg.boxes2d == "gt":
+        return "ground-truth 2D boxes"
+    return f"2D boxes from {cfg.boxes2d}"
+
+
+def _evals(cfg: RunConfig, specs: list, arts: dict, detector: str) -> tuple[dict, dict]:
     """cloud -> eval.json and cloud -> eval_loose.json of one detector's eval nodes."""
     from pipeline.chain import find
 
     strict, loose = {}, {}
     for c in cfg.clouds:
-        p = find(planned.values(), "eval", detector=detector, cloud=c)
-        if p is not None:
-            path = arts[p.spec.name].path
+        spec = find(specs, "eval", detector=detector, cloud=c)
+        if spec is not None:
+            path = arts[spec.name].path
             strict[c] = json.loads((path / "eval.json").read_text())
             loose[c] = json.loads((path / "eval_loose.json").read_text())
     return strict, loose

@@ -60,9 +60,15 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class PlannedStage:
+    """A node with its key; ``manifest`` is the cached artifact's (checked by stat) or None."""
+
     spec: StageSpec
     key: str
-    cached: bool
+    manifest: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def cached(self) -> bool:
+        return self.manifest is not None
 
 
 def plan(specs: Sequence[StageSpec], cache: ArtifactCache) -> list[PlannedStage]:
@@ -77,8 +83,7 @@ def plan(specs: Sequence[StageSpec], cache: ArtifactCache) -> list[PlannedStage]
         refs = spec.key_inputs([f"{_stage_of(specs, d)}/{keys[d]}" for d in spec.deps])
         key = make_key(spec.stage, spec.code_version, spec.settings, refs)
         keys[spec.name] = key
-        entry = cache.entry_path(spec.stage, key)
-        out.append(PlannedStage(spec, key, entry.is_dir() and cache.check_stat(entry) is None))
+        out.append(PlannedStage(spec, key, cache.stat_verified_manifest(cache.entry_path(spec.stage, key))))
     return out
 
 
@@ -91,16 +96,20 @@ def _stage_of(specs: Sequence[StageSpec], name: str) -> str:
 
 def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
             log: Callable[[str], None] = print,
-            extra_manifest: Mapping[str, Any] | None = None) -> dict[str, tuple[Artifact, float]]:
+            extra_manifest: Mapping[str, Any] | None = None,
+            planned: Sequence[PlannedStage] | None = None) -> dict[str, tuple[Artifact, float]]:
     """Run or reuse every node in order; returns name -> (artifact, seconds spent here).
 
-    ``extra_manifest`` (e.g. the dataset's identity) is recorded in every manifest written."""
+    ``extra_manifest`` (e.g. the dataset's identity) is recorded in every manifest written.
+    ``planned``: this run's :func:`plan` of ``specs``; its hits are taken without a second check
+    (except after a crash, when every hit is re-hashed)."""
     with cache.running():
-        return _execute(specs, cache, log, extra_manifest)
+        return _execute(specs, cache, log, extra_manifest, {p.spec.name: p for p in planned or ()})
 
 
 def _execute(specs: Sequence[StageSpec], cache: ArtifactCache, log: Callable[[str], None],
-             extra_manifest: Mapping[str, Any] | None) -> dict[str, tuple[Artifact, float]]:
+             extra_manifest: Mapping[str, Any] | None,
+             planned: Mapping[str, PlannedStage]) -> dict[str, tuple[Artifact, float]]:
     if cache.after_crash():
         log("(an earlier run or writer died: cached artifacts are verified by hash this time)")
     done: dict[str, Artifact] = {}
@@ -110,9 +119,12 @@ def _execute(specs: Sequence[StageSpec], cache: ArtifactCache, log: Callable[[st
         refs = spec.key_inputs([deps[d].ref for d in spec.deps])
         t0 = time.time()
         log(f"[{spec.name}] ...")
-        art = cache.build(spec.stage, code_version=spec.code_version, settings=spec.settings,
-                          inputs=refs, produce=lambda out, _s=spec, _d=deps: _s.produce(out, _d),
-                          extra_manifest={"node": spec.name, **dict(extra_manifest or {})})
+        p = planned.get(spec.name)
+        art = cache.planned_hit(spec.stage, p.key, p.manifest) if p is not None and p.cached else None
+        if art is None:
+            art = cache.build(spec.stage, code_version=spec.code_version, settings=spec.settings,
+                              inputs=refs, produce=lambda out, _s=spec, _d=deps: _s.produce(out, _d),
+                              extra_manifest={"node": spec.name, **dict(extra_manifest or {})})
         dt = time.time() - t0
         log(f"[{spec.name}] {'cached' if art.cached else f'done in {dt:.1f} s'}: {art.path}")
         done[spec.name] = art

@@ -88,12 +88,14 @@ class CloudLayer:
 class BoxLayer:
     """Boxes to draw (rect frame, see :class:`kitti.Boxes3D`), their colour and legend label.
 
-    Scores (``boxes.score``, NaN for ground truth) are written next to the boxes in BEV.
+    Scores (``boxes.score``, NaN for ground truth) are written next to the boxes in BEV;
+    ``names`` (class of each box, may be empty) label them in the HTML page's hover text.
     """
 
     boxes: Boxes3D
     color_rgb: RGB
     label: str = ""
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,12 @@ def objects_to_boxes(objects: Sequence[Object3d]) -> Boxes3D:
     return Boxes3D.from_objects([o for o in objects if o.type != "DontCare"])
 
 
+def box_layer(objects: Sequence[Object3d], color_rgb: RGB, label: str) -> BoxLayer:
+    """A :class:`BoxLayer` of label/result records (``DontCare`` left out), with their class names."""
+    kept = [o for o in objects if o.type != "DontCare"]
+    return BoxLayer(Boxes3D.from_objects(kept), color_rgb, label, tuple(o.type for o in kept))
+
+
 CloudLike = Union[CloudLayer, tuple]
 
 
@@ -234,9 +242,9 @@ def _box_layers(boxes: Sequence[BoxLayer], gt_objects: Sequence[Object3d] | None
                 det_objects: Sequence[Object3d] | None) -> list[BoxLayer]:
     layers = list(boxes)
     if gt_objects:
-        layers.append(BoxLayer(objects_to_boxes(gt_objects), GT_BOX_RGB, "ground truth"))
+        layers.append(box_layer(gt_objects, GT_BOX_RGB, "ground truth"))
     if det_objects:
-        layers.append(BoxLayer(objects_to_boxes(det_objects), DET_BOX_RGB, "detections"))
+        layers.append(box_layer(det_objects, DET_BOX_RGB, "detections"))
     return layers
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from kitti.calib import Calibration
 from kitti.depth_io import encode_depth_png
+from kitti.errors import MissingDependencyError
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.labels import format_label_lines
 from synth.settings import KITTI_IMAGE_HW, SynthSettings
@@ -200,6 +201,19 @@ def dataset_is_current(out_root: Path, settings: SynthSettings) -> bool:
     return True
 
 
+def require_open3d() -> None:
+    """Import open3d (the renderer's ray caster) here, before any worker starts, or stop with one
+    line saying why: a machine without libusb-1.0 would otherwise get an ImportError traceback
+    from every worker process."""
+    try:
+        import open3d  # noqa: F401
+    except (ImportError, OSError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        hint = ("; open3d needs the system library libusb-1.0 (e.g. 'sudo apt-get install libusb-1.0-0')"
+                if "libusb" in str(e) else "")
+        raise MissingDependencyError(f"open3d cannot be imported ({first}){hint}") from None
+
+
 def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2, progress: bool = True) -> dict:
     """Render the embedded benchmark into ``out_root`` (KITTI layout, see module docstring).
 
@@ -221,6 +235,7 @@ def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2,
     """
     from tqdm import tqdm
 
+    require_open3d()
     out_root = Path(out_root)
     jobs = frame_jobs(settings)
     for kind in ("image_2", "calib", "label_2", "velodyne", "depth_2"):

@@ -147,11 +147,10 @@ def read_kitti_2d_folder(folder: str | PathLike[str], frame_ids: Iterable[str],
     out: dict[str, list[Box2D]] = {}
     for frame in frame_ids:
         path = folder / f"{frame}.txt"
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
+        if not path.is_file():
             raise KittiFormatError(path, None, "2D detection file of this frame not found "
-                                   "(write an empty file for a frame without detections)") from None
+                                   "(write an empty file for a frame without detections)")
+        text = read_text_file(path, "2D detection file")
         dets = []
         for lineno, tokens in _token_lines(path, text, 16, "a label_2 line plus score"):
             if tokens[0] not in KITTI_TYPES:

@@ -234,7 +234,8 @@ def kod_group() -> None:
 @click.option("--depth-root", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
               help="KITTI depth-completion ground truth ({train,val}/<drive>/proj_depth/groundtruth/...).")
 @click.option("--mapping-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
-              help="Folder of the devkit's train_mapping.txt and train_rand.txt [KITTI_ROOT/devkit/mapping].")
+              help="Folder of the devkit's train_mapping.txt and train_rand.txt "
+                   "[KITTI_ROOT/devkit_object/mapping, devkit/mapping or mapping].")
 @click.option("--from-velodyne", is_flag=True, help="Fallback: project each frame's own scan.")
 @click.option("--quiet", is_flag=True)
 def kod_build_command(kitti_root: Path, out_root: Path, depth_root: Path | None, mapping_dir: Path | None,

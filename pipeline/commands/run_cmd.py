@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kitti.errors import KittiFormatError
 from pipeline.commands.cache_cmd import workdir_option
 
 _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
@@ -13,15 +14,20 @@ _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 
 def _common(f):
     f = click.option("--set", "overrides", multiple=True, metavar="STAGE.FIELD=VALUE",
-                     help="Override one setting of a stage's preset (depth, pseudolidar, detect), "
+                     help="Override one setting of a stage's preset (depth, pseudolidar, detect, detect2d), "
                           "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5.")(f)
     f = click.option("--clouds", default=",".join(_CLOUDS), show_default=True,
                      help="Report rows to build (lidar, oracle, baseline, foresee).")(f)
-    f = click.option("--boxes2d", default="simulated", show_default=True,
-                     help="2D boxes at test time: 'simulated' (embedded benchmark) or a detection file/folder.")(f)
+    f = click.option("--boxes2d", default="detector", show_default=True,
+                     help="2D boxes at test time: 'detector' (the detect2d stage, trained on the train "
+                          "split), 'simulated' / 'gt' (from the val labels), or a detection file/folder.")(f)
     f = click.option("--detector", type=click.Choice(["fpointnet", "avod", "both"]), default="fpointnet",
                      show_default=True, help="3D detector(s): F-PointNet, AVOD, or both (one row each).")(f)
     f = click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default="cpu-small", show_default=True)(f)
+    f = click.option("--depth-val-split", default=None,
+                     help="Frames with depth ground truth for Table 2 [the val split]; KOD: kod_val.")(f)
+    f = click.option("--depth-train-split", default=None,
+                     help="Frames with depth ground truth for depth training [the train split]; KOD: kod_train.")(f)
     f = click.option("--val-split", default="val", show_default=True)(f)
     f = click.option("--train-split", default="train", show_default=True)(f)
     f = click.option("--data", "data_root", type=click.Path(path_type=Path), required=True,
@@ -48,7 +54,8 @@ def _parse_overrides(items) -> dict:
     return out
 
 
-def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=()):
+def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=(),
+            depth_train_split=None, depth_val_split=None):
     from pipeline.chain import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
@@ -57,14 +64,17 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
         raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(_CLOUDS)}", param_hint="--clouds")
     cfg = RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
                     detector="fpointnet,avod" if detector == "both" else detector, clouds=names, boxes2d=boxes2d,
-                    overrides=_parse_overrides(overrides))
+                    overrides=_parse_overrides(overrides), depth_train_split=depth_train_split,
+                    depth_val_split=depth_val_split)
     from pipeline.chain import build_chain
 
     try:
-        build_chain(cfg)  # settings and data are checked here, before any work
+        specs = build_chain(cfg)  # settings and data are checked here, before any work
+    except KittiFormatError:
+        raise
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    return cfg
+    return cfg, specs
 
 
 @click.command("run")
@@ -74,8 +84,8 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
               help="Render the embedded benchmark into --data first when it does not exist.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
-def run_command(workdir, data_root, train_split, val_split, preset, detector, boxes2d, clouds,
-                overrides, dry_run, synth_if_missing, report_dir):
+def run_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset, detector,
+                boxes2d, clouds, overrides, dry_run, synth_if_missing, report_dir):
     """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
     from pipeline.run import run_chain
 
@@ -83,18 +93,20 @@ def run_command(workdir, data_root, train_split, val_split, preset, detector, bo
         from pipeline.run import synth_default
 
         synth_default(Path(data_root), preset)
-    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides)
-    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir)
+    cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
+                         depth_train_split, depth_val_split)
+    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
 
 
 @click.command("table4")
 @_common
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
-def table4_command(workdir, data_root, train_split, val_split, preset, detector, boxes2d, clouds,
-                   overrides, report_dir):
+def table4_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset,
+                   detector, boxes2d, clouds, overrides, report_dir):
     """Write Table 4 (and Table 2) from a finished run's cached evaluations."""
     from pipeline.run import write_reports
 
-    cfg = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides)
+    cfg, _ = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
+                     depth_train_split, depth_val_split)
     write_reports(cfg, Path(workdir), report_dir=report_dir)

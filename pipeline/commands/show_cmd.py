@@ -2,6 +2,7 @@
 
 A cloud is a cache reference (``stage/key``, key prefix or artifact folder, whose ``.bin`` are in
 ``velodyne/``), a plain folder of ``NNNNNN.bin``, or ``lidar`` for the root's own velodyne scan.
+``--html`` writes one self-contained 3D page (:mod:`pseudolidar.html_view`) to open in a browser.
 """
 
 from __future__ import annotations
@@ -56,12 +57,18 @@ def _cloud_source(ref: str, cache, root) -> tuple[Path, str, str]:
               help="Front view: the first cloud on image_2, coloured by depth.")
 @click.option("--ply", "ply_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="All clouds as one coloured PLY.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Self-contained 3D page (no network needed to open it): clouds, boxes, ego car, "
+                   "grid, layer toggles, BEV / driver's-view cameras.")
+@click.option("--max-points", type=click.IntRange(min=1), default=200_000, show_default=True,
+              help="--html: at most this many points per cloud (random subset of those in --range).")
 @click.option("--open3d", "use_open3d", is_flag=True, help="Open the interactive open3d viewer.")
 @workdir_option
 def show_command(artifact: str, frame: str, data_root: Path, others: tuple[str, ...], colors: str | None,
                  dets_dir: Path | None, no_gt: bool, range_m: str, px_per_m: float, png_path: Path | None,
-                 front_path: Path | None, ply_path: Path | None, use_open3d: bool, workdir: Path) -> None:
-    """Render one FRAME of a cloud ARTIFACT (and --with others): BEV / front view / PLY / open3d."""
+                 front_path: Path | None, ply_path: Path | None, html_path: Path | None, max_points: int,
+                 use_open3d: bool, workdir: Path) -> None:
+    """Render one FRAME of a cloud ARTIFACT (and --with others): BEV / front view / PLY / 3D page / open3d."""
     from kitti import KittiRoot, read_label_file, read_velodyne
     from pipeline.cache import ArtifactCache
     from pseudolidar import viz
@@ -94,7 +101,9 @@ def show_command(artifact: str, frame: str, data_root: Path, others: tuple[str, 
     if dets_dir is not None and (dets_dir / "data").is_dir():
         dets_dir = dets_dir / "data"
     dets = read_label_file(dets_dir / f"{frame}.txt") if dets_dir is not None else []
-    if not (png_path or front_path or ply_path or use_open3d):
+    boxes = ([viz.box_layer(gt, viz.GT_BOX_RGB, "ground truth")] if gt else []) + (
+        [viz.box_layer(dets, viz.DET_BOX_RGB, "detections")] if dets_dir is not None else [])
+    if not (png_path or front_path or ply_path or html_path or use_open3d):
         png_path = Path(f"{frame}_bev.png")
     written = []
     if png_path:
@@ -108,13 +117,15 @@ def show_command(artifact: str, frame: str, data_root: Path, others: tuple[str, 
     if ply_path:
         viz.write_ply(ply_path, clouds)
         written.append(str(ply_path))
+    if html_path:
+        from kitti import atomic_write_text
+        from pseudolidar.html_view import HtmlView, build_page
+
+        html_view = HtmlView(view.x_range_m, view.y_range_m, max_points=max_points)
+        atomic_write_text(html_path, build_page(clouds, boxes, calib, view=html_view, title=f"frame {frame}"))
+        written.append(str(html_path))
     n = ", ".join(f"{c.label} {len(c.points_velo)} pts" for c in clouds)
     if written:
         click.echo(f"frame {frame}: {n}; wrote {', '.join(written)}")
     if use_open3d:
-        boxes = []
-        if gt:
-            boxes.append(viz.BoxLayer(viz.objects_to_boxes(gt), viz.GT_BOX_RGB, "ground truth"))
-        if dets:
-            boxes.append(viz.BoxLayer(viz.objects_to_boxes(dets), viz.DET_BOX_RGB, "detections"))
         viz.open3d_view(clouds, boxes, calib=calib, title=f"foresee show {frame}")

@@ -83,3 +83,45 @@ def test_build_kod_rejects_completion_map_of_another_size(sample_root, tmp_path)
     write_depth_png(p, np.ones((10, 10), np.float32))
     with pytest.raises(KittiFormatError, match="0000000007.png.*10x10"):
         build_kod(sample_root, tmp_path / "kod", depth_root=depth_root, mapping_dir=mapping, frame_ids=("000002",))
+
+
+def test_build_kod_finds_devkit_object_mapping_and_writes_both_splits(sample_root, tmp_path):
+    """The README's layout (KITTI/devkit_object/mapping), the full split for detection and the
+    depth-ground-truth split for depth training and Table 2."""
+    import shutil
+
+    mapping, depth_root = _completion_tree(tmp_path, sample_root)
+    kitti = tmp_path / "kitti"
+    shutil.copytree(sample_root / "training", kitti / "training")
+    shutil.copytree(mapping, kitti / "devkit_object" / "mapping")
+    (kitti / "devkit_object" / "mapping" / "train_rand.txt").write_text("1,1,2,2\n")
+    (kitti / "ImageSets").mkdir()
+    (kitti / "ImageSets" / "train.txt").write_text("000001\n000002\n")
+    (kitti / "ImageSets" / "val.txt").write_text("000003\n")
+    ids = ("000001", "000002", "000003")
+    s = build_kod(kitti, tmp_path / "kod", depth_root=depth_root, frame_ids=ids)
+    out = KittiRoot(tmp_path / "kod")
+    # 000002 and 000003 have a completion map (drive 0002), 000001 has none (drive 0001)
+    assert out.split("train") == ("000001", "000002") and out.split("val") == ("000003",)
+    assert out.split("kod_train") == ("000002",) and out.split("kod_val") == ("000003",)
+    assert (s.train, s.val, s.kod_train, s.kod_val) == (2, 1, 1, 1) and not s.cached
+    # built again from the same sources: the existing root is kept
+    again = build_kod(kitti, tmp_path / "kod", depth_root=depth_root, frame_ids=ids)
+    assert again.cached and (again.kod_train, again.kod_val) == (1, 1)
+    # from other sources into the same folder: refused
+    with pytest.raises(KittiFormatError, match="not a KOD root built from these sources"):
+        build_kod(kitti, tmp_path / "kod", from_velodyne=True, frame_ids=("000000",))
+
+
+def test_build_kod_is_atomic(sample_root, tmp_path):
+    """An error half-way leaves neither a root nor debris (it used to leave depth_2 PNGs and no
+    ImageSets)."""
+    mapping, depth_root = _completion_tree(tmp_path, sample_root)
+    (mapping / "train_rand.txt").write_text("2,2,2,2,2,2,2\n")  # every frame -> the same map
+    p = next(depth_root.rglob("*.png"))
+    write_depth_png(p, np.ones(KittiRoot(sample_root).image_hw("000001"), np.float32))  # 375x1242
+    # 000001..000005 are 1242x375 and get written; 000006 is 1238x374: the build fails there
+    with pytest.raises(KittiFormatError, match="1242x375 but image_2/000006.png is 1238x374"):
+        build_kod(sample_root, tmp_path / "kod", depth_root=depth_root, mapping_dir=mapping,
+                  frame_ids=("000001", "000002", "000003", "000004", "000005", "000006"))
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith("kod")]

@@ -33,7 +33,7 @@ def test_evaluate_folders_golden_case_matches_devkit(case):
         for metric, recalls in metrics.items():
             assert got[cls][metric].keys() == recalls.keys()
             for recall, values in recalls.items():
-                np.testing.assert_allclose(got[cls][metric][recall], values, rtol=0, atol=1e-6,
+                np.testing.assert_allclose(got[cls][metric][recall], values, rtol=0, atol=1e-9,
                                            err_msg=f"{case} {cls} {metric} {recall}")
 
 
@@ -192,4 +192,4 @@ def test_reference_port_matches_devkit_on_tiny_case():
                     continue
                 for r in (11, 40):
                     got = [average_precision(np.array(c[k]), r) for c in curves]
-                    np.testing.assert_allclose(got, expected[cls][name][f"R{r}"], atol=1e-6)
+                    np.testing.assert_allclose(got, expected[cls][name][f"R{r}"], atol=1e-9)

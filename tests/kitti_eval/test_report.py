@@ -62,7 +62,7 @@ def test_eval_command_writes_json_equal_to_devkit(tmp_path):
     for c in expected:
         for m in expected[c]:
             for r in expected[c][m]:
-                assert got[c][m][r] == pytest.approx(expected[c][m][r], abs=1e-6)
+                assert got[c][m][r] == pytest.approx(expected[c][m][r], abs=1e-9)
     assert len(pd.read_csv(csv)) == 24
 
 

@@ -110,4 +110,43 @@ def test_run_chain_full_with_depth_models(tmp_path):
     cfg = RunConfig(data_root=root, overrides={"detect": TINY_DETECT, "depth": {"max_steps": 2}})
     summary = run_chain(cfg, tmp_path / "work")
     assert "depth-train/foresee" in summary["stages"]
-    assert (tmp_path / "work" / "report" / "table2.md").is_file()
+    table2 = (tmp_path / "work" / "report" / "table2.md").read_text()
+    # Table 2 equals an independent float64 computation on the chain's own depth maps
+    for variant in ("baseline", "foresee"):
+        maps = Path(summary["stages"][f"depth-infer/{variant}"]["path"]) / "depth"
+        expected = _table2_reference(root, maps)
+        got = json.loads((Path(summary["stages"][f"depth-eval/{variant}"]["path"]) / "depth_metrics.json")
+                         .read_text())["pooled"]
+        for region, (absrel, silog) in expected.items():
+            assert got[region]["absrel"] == pytest.approx(absrel, rel=1e-9), (variant, region)
+            assert got[region]["silog"] == pytest.approx(silog, rel=1e-9), (variant, region)
+        assert f"{expected['fg'][0]:.3f} / {expected['fg'][1]:.3f}" in table2
+
+
+def _table2_reference(root: Path, maps: Path) -> dict[str, tuple[float, float]]:
+    """Pooled absRel and SILog (docs/paper.md) per region, from the files, in float64."""
+    import cv2
+    import numpy as np
+
+    fg_classes = {"Car", "Van", "Truck", "Pedestrian", "Cyclist", "Tram"}
+    acc = {r: [] for r in ("fg", "bg", "global")}
+    for f in (root / "ImageSets" / "val.txt").read_text().split():
+        gt = cv2.imread(str(root / "training" / "depth_2" / f"{f}.png"), cv2.IMREAD_UNCHANGED).astype(np.float64) / 256
+        with np.load(maps / f"{f}.npz") as z:
+            pred = np.maximum(z["depth_m"].astype(np.float64), 1e-3)
+        fg = np.zeros(gt.shape, bool)
+        for line in (root / "training" / "label_2" / f"{f}.txt").read_text().splitlines():
+            t = line.split()
+            if t and t[0] in fg_classes:
+                x1, y1, x2, y2 = (float(v) for v in t[4:8])
+                fg[max(int(np.floor(y1)), 0):int(np.floor(y2)) + 1, max(int(np.floor(x1)), 0):int(np.floor(x2)) + 1] = True
+        valid = gt > 0
+        for region, m in (("fg", valid & fg), ("bg", valid & ~fg), ("global", valid)):
+            acc[region].append((pred[m], gt[m]))
+    out = {}
+    for region, pairs in acc.items():
+        p = np.concatenate([a for a, _ in pairs])
+        g = np.concatenate([b for _, b in pairs])
+        d = np.log(p) - np.log(g)
+        out[region] = (float(np.mean(np.abs(p - g) / g)), float(np.sqrt(np.mean(d ** 2) - np.mean(d) ** 2)))
+    return out

@@ -128,10 +128,10 @@ def test_dry_run_prints_every_node_and_key(root, tmp_path):
     r = CliRunner().invoke(main, ["run", "--data", str(root), "--clouds", "lidar", "--dry-run",
                                   "--workdir", str(tmp_path / "w")])
     assert r.exit_code == 0, r.output
-    specs = _specs(root)
+    specs = _specs(root, boxes2d="detector")  # foresee run's default 2D boxes: the detect2d stage
     for name, spec in specs.items():
         assert f"{spec.stage}/{_key(spec)}" in r.output and name in r.output
-    assert "3 stages, 0 cached, 3 to run" in r.output
+    assert "5 stages, 0 cached, 5 to run" in r.output
 
 
 def test_fingerprint_names_the_missing_file(root):

@@ -41,9 +41,9 @@ def test_run_paper_dry_run_plans_every_stage(paper_root, tmp_path):
     r = CliRunner().invoke(main, ["run", "--data", str(paper_root), "--preset", "paper", "--dry-run",
                                   "--workdir", str(tmp_path / "work")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "preset paper" in r.output and "23 stages, 0 cached, 23 to run" in r.output
+    assert "preset paper" in r.output and "25 stages, 0 cached, 25 to run" in r.output
     planned = {line.split()[0] for line in r.output.splitlines()[1:] if line.startswith("  ")}
-    expected = {"depth-gt", *(f"{s}/{v}" for s in ("depth-train", "depth-infer") for v in ("baseline", "foresee")),
+    expected = {"depth-gt", "detect2d-train", "detect2d-infer", *(f"{s}/{v}" for s in ("depth-train", "depth-infer") for v in ("baseline", "foresee")),
                 *(f"pseudolidar/{c}" for c in ("oracle", "baseline", "foresee")),
                 *(f"depth-eval/{c}" for c in ("oracle", "baseline", "foresee")),
                 *(f"{s}/fpointnet/{c}" for s in ("detect-train", "detect-infer", "eval")

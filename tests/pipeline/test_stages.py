@@ -61,3 +61,23 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     calls.clear()
     execute(_chain(calls), cache, log=lambda s: None)
     assert calls == ["det", "eval"]
+
+
+def test_a_cached_run_checks_each_artifact_once(tmp_path, monkeypatch):
+    """plan checks every hit (stat); execute takes the plan's hits without checking them again."""
+    cache = ArtifactCache(tmp_path)
+    execute(_chain([]), cache, log=lambda s: None)
+    checked: list[Path] = []
+    real = ArtifactCache._checked
+    monkeypatch.setattr(ArtifactCache, "_checked", lambda self, p, v: checked.append(p) or real(self, p, v))
+    specs = _chain([])
+    planned = plan(specs, ArtifactCache(tmp_path))
+    assert len(checked) == len(specs) and all(p.cached for p in planned)
+    results = execute(specs, ArtifactCache(tmp_path), log=lambda s: None, planned=planned)
+    assert len(checked) == len(specs) and all(a.cached for a, _ in results.values())
+    # after a crash the plan is not trusted: every hit is checked again, by hash
+    (tmp_path / ".runs").mkdir(exist_ok=True)
+    (tmp_path / ".runs" / "999999999").write_text("")
+    checked.clear()
+    execute(specs, ArtifactCache(tmp_path), log=lambda s: None, planned=planned)
+    assert len(checked) == len(specs)

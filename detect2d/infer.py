@@ -1,0 +1,120 @@
+"""Inference of the 2D detector: one KITTI result file per frame.
+
+Each line is a label_2 line plus score, with the 3D fields the devkit expects of a 2D-only
+detection (F-PointNet's ``rgb_detection`` files convert to the same)::
+
+    Car -1 -1 -10 x1 y1 x2 y2 -1 -1 -1 -1000 -1000 -1000 -10 score
+
+(truncation -1, occlusion -1, alpha -10, box in full-resolution image_2 pixels, h w l -1,
+location -1000, rotation_y -10). An empty file is a frame without detections. The evaluator
+(``kitti_eval``, metric ``2d``) and ``detection.frustum_pointnet.boxes2d.read_kitti_2d_folder``
+read these folders.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kitti.labels import Object3d, write_label_file
+from kitti.layout import KittiRoot
+
+from detect2d.data import check_image, scale_image
+from detect2d.model import build_detector
+from detect2d.settings import Detect2DSettings
+from detect2d.train import select_device
+
+
+def detection_object(kind: str, box: Sequence[float], score: float) -> Object3d:
+    """The KITTI result record of one 2D detection (3D fields -1 / -1000, alpha -10)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return Object3d(kind, -1.0, -1, -10.0, x1, y1, x2, y2, -1.0, -1.0, -1.0,
+                    -1000.0, -1000.0, -1000.0, -10.0, float(score))
+
+
+def load_model(path: Path, device: torch.device, *, encoder: torch.nn.Module | None = None
+               ) -> tuple[torch.nn.Module, Detect2DSettings, tuple[int, int]]:
+    """(model in eval mode, its settings, the reference image (H, W)) from a ``model.pt``."""
+    ck = torch.load(path, map_location=device, weights_only=False)
+    settings = Detect2DSettings.from_dict(ck["settings"])
+    # the trained weights replace the encoder's, so never look for ImageNet weights here
+    model = build_detector(settings.with_(encoder_weights="none"), encoder=encoder)
+    model.load_state_dict(ck["state_dict"])
+    model.to(device).eval()
+    return model, settings, tuple(ck["reference_hw"])
+
+
+@torch.no_grad()
+def detect_image(model: torch.nn.Module, image: np.ndarray, scale: float, device: torch.device
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections of one (H, W, 3) uint8 RGB image: (boxes (N, 4) in its full-resolution
+    pixels, clipped to it, float64; scores (N,); labels (N,) indices into the classes)."""
+    h, w = image.shape[:2]
+    small = scale_image(image, scale)
+    x = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float().div_(255.0).to(device)
+    out = model([x])[0]
+    boxes = out["boxes"].double().cpu().numpy()
+    sy, sx = h / small.shape[0], w / small.shape[1]
+    boxes = boxes * np.array([sx, sy, sx, sy])
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0.0, w - 1.0)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0.0, h - 1.0)
+    return boxes, out["scores"].double().cpu().numpy(), out["labels"].cpu().numpy()
+
+
+def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, out_dir: Path, *,
+                   device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
+                   progress: bool = True, encoder: torch.nn.Module | None = None) -> dict:
+    """Write ``out_dir/NNNNNN.txt`` (KITTI 2D results) for every frame.
+
+    Args:
+        data_root: KITTI-format root (image_2 and calib are read).
+        frame_ids: frames to detect on.
+        model_path: a ``model.pt`` of :func:`detect2d.train.train_detector`.
+        out_dir: output folder (created).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        num_threads: torch CPU threads (0 = leave torch's default).
+        score_thresh: overrides the model's score threshold.
+        progress: show a progress bar.
+        encoder: an encoder module of the model's architecture (tests).
+
+    Returns:
+        Summary: frames, detections per class, seconds, ``cpu_seconds``, frames/s (wall, model
+        loading excluded).
+
+    Raises:
+        KittiFormatError: a missing image or calib, or an image refused by
+        :func:`detect2d.data.check_image` (named).
+    """
+    dev = select_device(device)
+    if num_threads and dev.type == "cpu":
+        torch.set_num_threads(num_threads)
+    root = KittiRoot(data_root)
+    frame_ids = tuple(frame_ids)
+    root.check(frame_ids, ("image_2", "calib"))
+    model, settings, reference_hw = load_model(Path(model_path), dev, encoder=encoder)
+    if score_thresh is not None:
+        model.score_thresh = score_thresh
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in frame_ids:  # refuse a bad image before any work
+        check_image(root.path("image_2", f), root.image_hw(f), reference_hw, settings.size_tolerance,
+                    root.calib(f))
+    t0, cpu0 = time.time(), time.process_time()
+    per_class = {c: 0 for c in settings.classes}
+    for f in tqdm(frame_ids, desc="detect 2D", disable=not progress, unit="frame"):
+        boxes, scores, labels = detect_image(model, root.image(f), settings.image_scale, dev)
+        objs = [detection_object(settings.classes[int(k)], b, s) for b, s, k in zip(boxes, scores, labels)]
+        for o in objs:
+            per_class[o.type] += 1
+        write_label_file(out_dir / f"{f}.txt", objs)
+    seconds = time.time() - t0
+    return {"frames": len(frame_ids), "detections": per_class, "seconds": round(seconds, 2),
+            "cpu_seconds": round(time.process_time() - cpu0, 2),
+            "frames_per_s": round(len(frame_ids) / max(seconds, 1e-9), 2),
+            "classes": list(settings.classes), "architecture": settings.architecture,
+            "encoder": settings.encoder, "image_scale": settings.image_scale}

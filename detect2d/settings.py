@@ -1,0 +1,163 @@
+"""Frozen settings of the 2D detector stage, with the presets ``cpu-small`` and ``paper``.
+
+``cpu-small`` trains on a few hundred frames in minutes on 2 CPU cores: FCOS, images at half width
+and height, a pretrained EfficientNet-Lite0 encoder, a 64-channel FPN, 2 convs per head branch,
+300 steps of 4 images. ``paper`` is sized for a GPU: FCOS at full resolution, a 256-channel FPN,
+torchvision's 4-conv heads, 20k steps of 8 images.
+The measurements behind the ``cpu-small`` choices are in ``docs/detect2d.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+#: Detector architectures (torchvision.models.detection).
+ARCHITECTURES: tuple[str, ...] = ("retinanet", "fcos")
+
+
+@dataclass(frozen=True)
+class Detect2DSettings:
+    """Everything that decides a trained 2D detector or its detections.
+
+    Attributes:
+        classes: classes detected, in output-label order (label i <-> ``classes[i]``).
+        ignore_classes: label types whose boxes are regions that are neither positive nor negative
+            (``DontCare``, and the devkit's neighbour classes ``Van`` / ``Person_sitting``, which
+            the evaluator neither rewards nor punishes): an anchor (RetinaNet) or point (FCOS)
+            whose centre lies inside one and that is not assigned to an object gets no
+            classification loss. Other KITTI types (Truck, Tram, Misc) are background.
+        architecture: ``retinanet`` or ``fcos`` (torchvision's models, losses, box coders and NMS).
+        encoder: the timm name of the pretrained image encoder (``backbones`` package).
+        encoder_weights: ``auto`` (the registry's ImageNet weights), ``none`` (random init), or a
+            path to a state dict.
+        feature_levels: encoder feature indices fed to the FPN (timm ``out_indices``; index i has
+            stride 2**(i+1)).
+        extra_levels: extra FPN levels computed from the last one by stride-2 convs (P6, P7).
+        fpn_channels: FPN and head channels.
+        head_convs: conv layers of each head branch (FCOS only; torchvision's RetinaNet head has 4).
+        anchor_base_px: RetinaNet's anchor size (px, in the scaled image) of the first FPN level,
+            doubled per level. FCOS ignores it: its point size is each level's stride
+            (torchvision's rule: a level takes objects of 4-8x that size).
+        anchor_scales: sizes per octave of each level's anchors (RetinaNet: 1, 2^(1/3), 2^(2/3)).
+        aspect_ratios: anchor height / width (RetinaNet).
+        image_scale: images are resized by this factor (both axes) for training and inference;
+            boxes are written at full resolution.
+        size_tolerance: an image may differ from the reference size (the first training image)
+            by at most this fraction in each axis (KITTI drives differ by ~1.5 %); larger
+            differences are refused with the image's name.
+        batch_size: images per optimiser step.
+        max_steps: optimiser steps.
+        learning_rate: peak AdamW learning rate (linear warm-up, then cosine to 0).
+        warmup_steps: steps of linear warm-up.
+        weight_decay: AdamW weight decay.
+        hflip: mirror training images with p = 0.5.
+        freeze_encoder_bn: keep the encoder's batch-norm statistics fixed (small batches).
+        score_thresh: detections below this score are dropped before NMS.
+        nms_thresh: IoU of torchvision's per-class NMS.
+        detections_per_img: at most this many detections per image (after NMS).
+        topk_candidates: candidates per level before NMS.
+        min_train_height_px: ground-truth boxes lower than this (full-resolution pixels) are
+            ignored regions instead of positives.
+        checkpoint_every_steps: a resumable checkpoint is written every so many steps.
+        seed: seeds initialisation, shuffling and augmentation.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        num_threads: torch CPU threads (0 = torch's default).
+    """
+
+    classes: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist")
+    ignore_classes: tuple[str, ...] = ("DontCare", "Van", "Person_sitting")
+    architecture: str = "fcos"
+    encoder: str = "tf_efficientnet_lite0"
+    encoder_weights: str = "auto"
+    feature_levels: tuple[int, ...] = (2, 3, 4)
+    extra_levels: int = 2
+    fpn_channels: int = 256
+    head_convs: int = 4
+    anchor_base_px: float = 32.0
+    anchor_scales: tuple[float, ...] = (1.0, 2 ** (1 / 3), 2 ** (2 / 3))
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    image_scale: float = 1.0
+    size_tolerance: float = 0.05
+    batch_size: int = 8
+    max_steps: int = 20_000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 500
+    weight_decay: float = 1e-4
+    hflip: bool = True
+    freeze_encoder_bn: bool = False
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    detections_per_img: int = 100
+    topk_candidates: int = 1000
+    min_train_height_px: float = 0.0
+    checkpoint_every_steps: int = 500
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("classes", "ignore_classes", "feature_levels", "anchor_scales", "aspect_ratios"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"Detect2DSettings.classes: expected distinct class names, got {self.classes}")
+        if set(self.classes) & set(self.ignore_classes):
+            raise ValueError("Detect2DSettings: a class cannot be both detected and ignored")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"Detect2DSettings.architecture: expected one of {ARCHITECTURES}, "
+                             f"got {self.architecture!r}")
+        if not self.feature_levels or list(self.feature_levels) != sorted(set(self.feature_levels)):
+            raise ValueError(f"Detect2DSettings.feature_levels: expected increasing indices, "
+                             f"got {self.feature_levels}")
+        for name in ("fpn_channels", "head_convs", "batch_size", "max_steps", "detections_per_img",
+                     "topk_candidates", "checkpoint_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Detect2DSettings.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.extra_levels not in (0, 1, 2):
+            raise ValueError(f"Detect2DSettings.extra_levels: expected 0, 1 or 2, got {self.extra_levels}")
+        if not 0.0 < self.image_scale <= 4.0:
+            raise ValueError(f"Detect2DSettings.image_scale: expected (0, 4], got {self.image_scale}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"Detect2DSettings.device: expected auto, cpu or cuda, got {self.device!r}")
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.feature_levels) + self.extra_levels
+
+    def with_(self, **changes: Any) -> "Detect2DSettings":
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Detect2DSettings":
+        """Settings from :func:`dataclasses.asdict` output (unknown keys are an error)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"Detect2DSettings: unknown fields {unknown}")
+        return cls(**values)
+
+
+PRESETS: tuple[str, ...] = ("paper", "cpu-small")
+
+
+def preset(name: str) -> Detect2DSettings:
+    """The named settings preset.
+
+    Args:
+        name: ``paper`` (GPU-sized: full resolution, 256-channel FPN, 20k steps of batch 8) or
+            ``cpu-small`` (half resolution, 64-channel FPN, 300 steps: minutes on 2 CPU cores).
+
+    >>> preset("cpu-small").image_scale
+    0.5
+    """
+    if name == "paper":
+        return Detect2DSettings()
+    if name == "cpu-small":
+        return Detect2DSettings(
+            architecture="fcos", head_convs=2,
+            fpn_channels=64, image_scale=0.5, anchor_base_px=16.0, batch_size=4, max_steps=300,
+            learning_rate=1e-3, warmup_steps=50, freeze_encoder_bn=True,
+            checkpoint_every_steps=50, num_threads=2,
+        )
+    raise ValueError(f"unknown preset {name!r} (expected one of {', '.join(PRESETS)})")
