@@ -151,6 +151,8 @@ class Detector:
             -> summary``; writes one KITTI result file per frame into ``out_dir``.
         model_file: the file of the detect-train artifact that infer loads.
         label: the report's row prefix (``F-PN``).
+        uses_boxes2d: infer reads 2D boxes (F-PointNet); AVOD does not, so it never waits for
+            the 2D detector stage.
     """
 
     preset: Callable[[str], Any]
@@ -158,6 +160,7 @@ class Detector:
     infer: Callable[..., Mapping[str, Any]]
     model_file: str = "model.pt"
     label: str = ""
+    uses_boxes2d: bool = True
 
 
 def _fpn_preset(name: str) -> Any:
@@ -206,7 +209,7 @@ def _avod_infer(data_root: Path, points_dir: Path, frames, model: Path, settings
 #: 3D detectors by name (``foresee run --detector``).
 DETECTORS: dict[str, Detector] = {
     "fpointnet": Detector(_fpn_preset, _fpn_train, _fpn_infer, "model.pt", "F-PN"),
-    "avod": Detector(_avod_preset, _avod_train, _avod_infer, "model.pt", "AVOD"),
+    "avod": Detector(_avod_preset, _avod_train, _avod_infer, "model.pt", "AVOD", uses_boxes2d=False),
 }
 
 
@@ -269,7 +272,7 @@ def chain_nodes(cfg: RunConfig) -> list[Node]:
             nodes.append(Node(_name("pseudolidar", c, seed=s), "pseudolidar", {"cloud": c, **_seed_tags(s)},
                               {"depth": depth_source(c, s)}))
     boxes2d = {}
-    if cfg.boxes2d == BOXES2D_DETECTOR:
+    if cfg.boxes2d == BOXES2D_DETECTOR and any(DETECTORS[d].uses_boxes2d for d in cfg.detectors if d in DETECTORS):
         nodes.append(Node("detect2d-train", "detect2d-train"))
         nodes.append(Node("detect2d-infer", "detect2d-infer", {}, {"model": "detect2d-train"}))
         boxes2d = {"boxes2d": "detect2d-infer"}
@@ -282,7 +285,8 @@ def chain_nodes(cfg: RunConfig) -> list[Node]:
                 train = _name("detect-train", det, c, seed=s)
                 infer = _name("detect-infer", det, c, seed=s)
                 nodes.append(Node(train, "detect-train", tags, points))
-                nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **boxes2d}))
+                uses = boxes2d if det not in DETECTORS or DETECTORS[det].uses_boxes2d else {}
+                nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **uses}))
                 nodes.append(Node(_name("eval", det, c, seed=s), "eval", tags, {"results": infer}))
     for c in pl_clouds:
         for s in cloud_seeds(c):

@@ -104,3 +104,19 @@ def test_fcos_ignored_points_have_no_loss_and_no_gradient():
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
     grad = logits.grad[0, :, 0].numpy()
     assert np.all(grad[ignored] == 0.0) and np.all(grad[~ignored] != 0.0)
+
+
+@pytest.mark.parametrize("name, convs, channels, scale", [("paper", 4, 256, 1.0), ("cpu-small", 2, 64, 0.5)])
+def test_presets_build_torchvision_fcos_and_detect(name, convs, channels, scale):
+    from torchvision.models.detection import FCOS
+
+    from detect2d.settings import preset
+
+    s = preset(name).with_(encoder_weights="none")
+    model = build_detector(s).eval()
+    assert isinstance(model, FCOS) and s.image_scale == scale
+    assert len(model.head.classification_head.conv) == 3 * convs  # conv, GroupNorm, ReLU per layer
+    assert model.backbone.out_channels == channels
+    with torch.no_grad():
+        out = model([torch.rand(3, 64, 192)])[0]
+    assert set(out) == {"boxes", "scores", "labels"} and out["boxes"].shape[1] == 4

@@ -88,3 +88,16 @@ def test_table4_has_avod_rows(tmp_path):
     assert "| F-PN, LiDAR (ours) | R40 | 60.0 / 30.0 | 50.0 / 20.0 | 40.0 / 10.0 |" in md
     assert "AVOD, LiDAR (ours)" in (tmp_path / "table4_iou05.md").read_text()
     assert json.loads((tmp_path / "evals.json").read_text())["lidar"]["Car"]["bev"]["R40"] == [60.0, 50.0, 40.0]
+
+
+def test_avod_never_waits_for_the_2d_detector(root):
+    from pipeline.chain import chain_nodes
+
+    alone = {n.name: n for n in chain_nodes(RunConfig(data_root=root, clouds=("lidar",), detector="avod",
+                                                      boxes2d="detector"))}
+    assert not any(name.startswith("detect2d") for name in alone)
+    assert "boxes2d" not in alone["detect-infer/avod/lidar"].deps
+    both = {n.name: n for n in chain_nodes(RunConfig(data_root=root, clouds=("lidar",), detector="fpointnet,avod",
+                                                     boxes2d="detector"))}
+    assert both["detect-infer/fpointnet/lidar"].deps["boxes2d"] == "detect2d-infer"
+    assert "boxes2d" not in both["detect-infer/avod/lidar"].deps

@@ -40,7 +40,7 @@ def _legacy_chain_nodes(cfg: RunConfig) -> list[Node]:
     for c in pl_clouds:
         nodes.append(Node(name("pseudolidar", c), "pseudolidar", {"cloud": c}, {"depth": source(c)}))
     boxes2d = {}
-    if cfg.boxes2d == "detector":
+    if cfg.boxes2d == "detector" and any(chain_mod.DETECTORS[d].uses_boxes2d for d in cfg.detectors):
         nodes.append(Node("detect2d-train", "detect2d-train"))
         nodes.append(Node("detect2d-infer", "detect2d-infer", {}, {"model": "detect2d-train"}))
         boxes2d = {"boxes2d": "detect2d-infer"}
@@ -50,7 +50,8 @@ def _legacy_chain_nodes(cfg: RunConfig) -> list[Node]:
             points = {} if c == "lidar" else {"points": name("pseudolidar", c)}
             train, infer = name("detect-train", det, c), name("detect-infer", det, c)
             nodes.append(Node(train, "detect-train", tags, points))
-            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **boxes2d}))
+            uses = boxes2d if chain_mod.DETECTORS[det].uses_boxes2d else {}
+            nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **uses}))
             nodes.append(Node(name("eval", det, c), "eval", tags, {"results": infer}))
     for c in pl_clouds:
         nodes.append(Node(name("depth-eval", c), "depth-eval", {"cloud": c}, {"depth": source(c)}))
@@ -79,7 +80,7 @@ def _keys(specs) -> dict[str, str]:
     return {p.spec.name: f"{p.spec.stage}/{p.key}" for p in plan(specs, ArtifactCache(Path("/nonexistent-seeds")))}
 
 
-@pytest.mark.parametrize("boxes2d,detector", [("simulated", "fpointnet"), ("detector", "fpointnet,avod")])
+@pytest.mark.parametrize("boxes2d,detector", [("simulated", "fpointnet"), ("simulated", "fpointnet,avod"), ("detector", "fpointnet")])
 def test_one_seed_plan_is_the_chain_before_the_seed_axis(root, monkeypatch, boxes2d, detector):
     cfg = RunConfig(data_root=root, boxes2d=boxes2d, detector=detector,
                     overrides={"depth": {"max_steps": 3}, "pseudolidar": {"max_height_m": 1.5}})
