@@ -53,7 +53,8 @@ class DepthSettings:
         fg_train_classes: label types whose boxes make the training fg ("" types = all but
             DontCare).
         cache_images: keep the resized training set in memory.
-        amp: mixed precision on CUDA.
+        amp: mixed precision (float16) on CUDA.
+        cpu_bf16: bfloat16 autocast on the CPU (training and inference); see docs/depth-power.md.
         num_workers: DataLoader workers.
         checkpoint_every: save a resumable checkpoint every this many steps (0 = per epoch).
         seed: the one seed of the run.
@@ -92,6 +93,7 @@ class DepthSettings:
     fg_train_classes: tuple[str, ...] = ()
     cache_images: bool = False
     amp: bool = True
+    cpu_bf16: bool = False
     num_workers: int = 4
     checkpoint_every: int = 0
     seed: int = 0
