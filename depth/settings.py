@@ -145,7 +145,16 @@ class DepthSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DepthSettings":
-        """Inverse of :meth:`to_dict` (lists become tuples; unknown keys are an error)."""
+        """Inverse of :meth:`to_dict` (lists become tuples; unknown keys are an error).
+
+        Settings saved before ``decoder`` and ``encoder_weights`` existed (older checkpoints) read as
+        the light decoder they were trained with, and ``pretrained_path`` as ``encoder_weights``.
+        """
+        d = dict(d)
+        if "decoder" not in d:
+            d["decoder"] = "light"
+        if "pretrained_path" in d:
+            d.setdefault("encoder_weights", d.pop("pretrained_path") or "auto")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
