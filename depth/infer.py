@@ -61,7 +61,8 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
         fg_mask = torch.from_numpy(boxes_mask(hw, fg_boxes, hw[1] / full_hw[1]))[None].to(device)
     with torch.inference_mode():
         xt = torch.from_numpy(x)[None].to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda" and settings.amp):
+        with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                            enabled=settings.amp if device.type == "cuda" else settings.cpu_bf16):
             logits = model(xt)
         logits = tuple(lg[:, :, :hw[0], :hw[1]].float() for lg in logits)
         depth = soft_weighted_depth(merge_logits(logits, merge, fg_mask), bins_of(settings))[0]

@@ -7,20 +7,27 @@ mean(|log10 p − log10 g|); SILog = sqrt(mean(d²) − mean(d)²), d = ln p −
 boxes of Car, Van, Truck, Pedestrian, Cyclist, Tram. Per-image means (each image's metrics
 averaged over images that have pixels of the region) are reported as well, labelled as such.
 Predicted depths ≤ 0 are clamped to 1 mm.
+
+Per-object depth error (:func:`object_depth_errors`, not in the paper): for each labelled object of
+those classes, its pixels are the pixels inside its 2D box whose ground-truth depth, back-projected
+through P2 (pixel centre = integer column, row), lands inside its 3D box (see
+:func:`object_pixel_mask`); the object's error is ``median(pred) − median(gt)`` over those pixels,
+binned by the object's distance (label z, rect camera).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from depth.data import boxes_mask, eval_fg_boxes
-from kitti import KittiFormatError, KittiRoot, read_depth_npz
+from kitti import (DEPTH_FOREGROUND_CLASSES, Calibration, KittiFormatError, KittiRoot, Object3d, points_in_box_mask,
+                   read_depth_npz)
 
 REGIONS: tuple[str, ...] = ("fg", "bg", "global")
 METRICS: tuple[str, ...] = ("absrel", "sqrel", "silog", "log10", "d1", "d2", "d3")
@@ -86,20 +93,26 @@ class DepthEvalResult:
             "per-image mean" wherever shown).
         pixels: region -> number of pixels with ground truth.
         frames: number of frames evaluated.
+        objects: per-object depth errors (:class:`ObjectDepthErrors`), when labels and calib were
+            given (:func:`evaluate_depth_dir` always gives them).
     """
 
     pooled: Mapping[str, Mapping[str, float]]
     per_image: Mapping[str, Mapping[str, float]]
     pixels: Mapping[str, int]
     frames: int
+    objects: ObjectDepthErrors | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict (NaN written as null)."""
         def clean(t: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float | None]]:
             return {r: {m: (None if v != v else float(v)) for m, v in t[r].items()} for r in t}
 
-        return {"pooled": clean(self.pooled), "per_image": clean(self.per_image),
-                "pixels": {r: int(n) for r, n in self.pixels.items()}, "frames": int(self.frames)}
+        out = {"pooled": clean(self.pooled), "per_image": clean(self.per_image),
+               "pixels": {r: int(n) for r, n in self.pixels.items()}, "frames": int(self.frames)}
+        if self.objects is not None:
+            out["objects"] = self.objects.to_json()
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "DepthEvalResult":
@@ -108,7 +121,7 @@ class DepthEvalResult:
             return {r: {m: float("nan") if v is None else float(v) for m, v in t[r].items()} for r in t}
 
         return cls(load(d["pooled"]), load(d["per_image"]), {r: int(n) for r, n in d["pixels"].items()},
-                   int(d["frames"]))
+                   int(d["frames"]), ObjectDepthErrors.from_json(d["objects"]) if d.get("objects") else None)
 
 
 def evaluate_depth_maps(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
@@ -132,28 +145,181 @@ def evaluate_depth_maps(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
         pixels={r: pooled[r].n for r in REGIONS}, frames=len(preds))
 
 
+def _read_pair(root: KittiRoot, depth_dir: Path, fid: str) -> tuple[np.ndarray, np.ndarray]:
+    """A prediction ``depth_dir/fid.npz`` and its ground truth, checked for size and finiteness."""
+    path = Path(depth_dir) / f"{fid}.npz"
+    pred = read_depth_npz(path)
+    gt = root.depth(fid)
+    if pred.shape != gt.shape:
+        raise KittiFormatError(path, None, f"prediction is {pred.shape[1]}x{pred.shape[0]}, ground truth "
+                               f"depth_2/{fid}.png is {gt.shape[1]}x{gt.shape[0]}")
+    if not np.all(np.isfinite(pred)):
+        raise KittiFormatError(path, None, "prediction has NaN/inf depths")
+    return pred, gt
+
+
 def evaluate_depth_dir(data_root: Path, frame_ids: Sequence[str], depth_dir: Path) -> DepthEvalResult:
-    """Evaluate ``depth_dir/NNNNNN.npz`` against ``data_root``'s depth_2 with fg from label_2.
+    """Evaluate ``depth_dir/NNNNNN.npz`` against ``data_root``'s depth_2 with fg from label_2, and the
+    per-object errors (label_2, calib; :func:`object_depth_errors`).
 
     Raises:
         KittiFormatError: a missing prediction or ground truth, or a map whose size differs.
     """
     root = KittiRoot(Path(data_root))
-    root.check(tuple(frame_ids), ("depth_2", "label_2"))
-    preds, gts, fgs = [], [], []
+    root.check(tuple(frame_ids), ("depth_2", "label_2", "calib"))
+    preds, gts, fgs, labels = [], [], [], []
     for fid in frame_ids:
-        path = Path(depth_dir) / f"{fid}.npz"
-        pred = read_depth_npz(path)
-        gt = root.depth(fid)
-        if pred.shape != gt.shape:
-            raise KittiFormatError(path, None, f"prediction is {pred.shape[1]}x{pred.shape[0]}, ground truth "
-                                   f"depth_2/{fid}.png is {gt.shape[1]}x{gt.shape[0]}")
-        if not np.all(np.isfinite(pred)):
-            raise KittiFormatError(path, None, "prediction has NaN/inf depths")
+        pred, gt = _read_pair(root, Path(depth_dir), fid)
         preds.append(pred)
         gts.append(gt)
-        fgs.append(boxes_mask(gt.shape, eval_fg_boxes(root.labels(fid))))
-    return evaluate_depth_maps(preds, gts, fgs)
+        labels.append(root.labels(fid))
+        fgs.append(boxes_mask(gt.shape, eval_fg_boxes(labels[-1])))
+    objects = object_depth_errors(preds, gts, labels, [root.calib(f) for f in frame_ids], frame_ids)
+    return replace(evaluate_depth_maps(preds, gts, fgs), objects=objects)
+
+
+# ---------------------------------------------------------------------------- per-object error
+#: Distance bins (metres, label z) of the per-object table; the last is open-ended.
+DISTANCE_BINS_M: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 40.0, float("inf"))
+#: An object's pixels start this far above its box's bottom face (drops the road it stands on).
+OBJECT_BOTTOM_MARGIN_M = 0.05
+#: Tolerance on the other faces (ground truth stored in 1/256 m steps, meshes touch the faces).
+OBJECT_FACE_MARGIN_M = 0.02
+#: Objects with fewer pixels are left out of the per-object table.
+OBJECT_MIN_PIXELS = 10
+
+
+def object_pixel_mask(gt_depth_m: np.ndarray, obj: Object3d, calib: Calibration) -> np.ndarray:
+    """(H, W) bool: the pixels of ``obj`` — inside its 2D box (``boxes_mask`` convention), with ground
+    truth, whose ground-truth point (``calib.img_to_rect`` of column, row, depth) lies in its 3D box.
+
+    The box is the label's (bottom centre ``x, y, z``, ``h, w, l``, yaw ``ry`` about camera y),
+    its bottom raised by :data:`OBJECT_BOTTOM_MARGIN_M` and its other faces moved out by
+    :data:`OBJECT_FACE_MARGIN_M`. Occluders in front and background behind fall outside the box.
+    """
+    in_box2d = boxes_mask(gt_depth_m.shape, np.array([[obj.x1, obj.y1, obj.x2, obj.y2]])) & (gt_depth_m > 0)
+    rows, cols = np.nonzero(in_box2d)
+    out = np.zeros(gt_depth_m.shape, dtype=bool)
+    if rows.size == 0:
+        return out
+    pts = calib.img_to_rect(np.stack([cols, rows], axis=1).astype(np.float64), gt_depth_m[rows, cols])
+    m, top = OBJECT_FACE_MARGIN_M, OBJECT_BOTTOM_MARGIN_M
+    loc = np.array([obj.x, obj.y - top, obj.z])
+    hwl = np.array([obj.h - top + m, obj.w + 2 * m, obj.l + 2 * m])
+    inside = points_in_box_mask(pts, loc, hwl, obj.ry)
+    out[rows[inside], cols[inside]] = True
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectDepthErrors:
+    """Per-object depth errors of one method: one entry per object (arrays of equal length).
+
+    Attributes:
+        frame_ids, types: the object's frame and class.
+        distance_m: label z (rect camera), which bins the object.
+        gt_median_m, pred_median_m: medians of ground truth and prediction over its pixels.
+        pixels: how many pixels the object has.
+    """
+
+    frame_ids: tuple[str, ...]
+    types: tuple[str, ...]
+    distance_m: np.ndarray
+    gt_median_m: np.ndarray
+    pred_median_m: np.ndarray
+    pixels: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectDepthErrors):
+            return NotImplemented
+        return (self.frame_ids, self.types) == (other.frame_ids, other.types) and all(
+            np.array_equal(getattr(self, k), getattr(other, k))
+            for k in ("distance_m", "gt_median_m", "pred_median_m", "pixels"))
+
+    @property
+    def error_m(self) -> np.ndarray:
+        """Signed error ``median(pred) − median(gt)`` per object (metres; > 0 = too far)."""
+        return self.pred_median_m - self.gt_median_m
+
+    @property
+    def rel_error(self) -> np.ndarray:
+        """``|median(pred) − median(gt)| / median(gt)`` per object."""
+        return np.abs(self.error_m) / self.gt_median_m
+
+    def by_distance(self, edges: Sequence[float] = DISTANCE_BINS_M) -> list[dict[str, Any]]:
+        """One row per bin ``[lo, hi)``: objects, mean and median relative error, median |error| and
+        mean signed error (metres); NaN for an empty bin. A last row ``all`` covers every object."""
+        rows = []
+        bins = [(f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+", (self.distance_m >= lo) & (self.distance_m < hi))
+                for lo, hi in zip(edges[:-1], edges[1:])]
+        for label, sel in bins + [("all", np.ones(len(self.distance_m), dtype=bool))]:
+            n = int(sel.sum())
+            nan = float("nan")
+            rows.append({"bin_m": label, "objects": n,
+                         "mean_rel": float(self.rel_error[sel].mean()) if n else nan,
+                         "median_rel": float(np.median(self.rel_error[sel])) if n else nan,
+                         "median_abs_m": float(np.median(np.abs(self.error_m[sel]))) if n else nan,
+                         "mean_signed_m": float(self.error_m[sel].mean()) if n else nan})
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict: the binned table and the per-object values."""
+        def clean(v: float) -> float | None:
+            return None if v != v else v
+
+        return {"definition": "median(pred) - median(gt) over the object's pixels (2D box, GT point in its 3D box)",
+                "by_distance": [{k: (clean(v) if isinstance(v, float) else v) for k, v in r.items()}
+                                for r in self.by_distance()],
+                "objects": {"frame_ids": list(self.frame_ids), "types": list(self.types),
+                            "distance_m": self.distance_m.tolist(), "gt_median_m": self.gt_median_m.tolist(),
+                            "pred_median_m": self.pred_median_m.tolist(), "pixels": self.pixels.tolist()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ObjectDepthErrors":
+        """Inverse of :meth:`to_json`."""
+        o = d["objects"]
+        return cls(tuple(o["frame_ids"]), tuple(o["types"]), np.asarray(o["distance_m"], dtype=np.float64),
+                   np.asarray(o["gt_median_m"], dtype=np.float64), np.asarray(o["pred_median_m"], dtype=np.float64),
+                   np.asarray(o["pixels"], dtype=np.int64))
+
+
+def object_depth_errors(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
+                        labels: Sequence[Sequence[Object3d]], calibs: Sequence[Calibration],
+                        frame_ids: Sequence[str] | None = None,
+                        classes: Sequence[str] = DEPTH_FOREGROUND_CLASSES) -> ObjectDepthErrors:
+    """Per-object errors of predicted vs ground-truth (H, W) depth maps (metres) over frames.
+
+    Objects of ``classes`` with at least :data:`OBJECT_MIN_PIXELS` pixels (:func:`object_pixel_mask`)
+    count; predictions ≤ 0 are clamped to 1 mm as in the pooled metrics.
+    """
+    ids = list(frame_ids) if frame_ids is not None else [str(i) for i in range(len(preds))]
+    cols: dict[str, list[Any]] = {k: [] for k in ("fid", "type", "dist", "gt", "pred", "n")}
+    for fid, pred, gt, objs, calib in zip(ids, preds, gts, labels, calibs, strict=True):
+        for obj in objs:
+            if obj.type not in classes:
+                continue
+            mask = object_pixel_mask(gt, obj, calib)
+            n = int(mask.sum())
+            if n < OBJECT_MIN_PIXELS:
+                continue
+            for key, val in (("fid", fid), ("type", obj.type), ("dist", obj.z), ("n", n),
+                             ("gt", float(np.median(gt[mask].astype(np.float64)))),
+                             ("pred", float(np.median(np.maximum(pred[mask].astype(np.float64), MIN_PRED_M))))):
+                cols[key].append(val)
+    return ObjectDepthErrors(tuple(cols["fid"]), tuple(cols["type"]), np.asarray(cols["dist"], dtype=np.float64),
+                             np.asarray(cols["gt"], dtype=np.float64), np.asarray(cols["pred"], dtype=np.float64),
+                             np.asarray(cols["n"], dtype=np.int64))
+
+
+def format_object_table(rows: Mapping[str, ObjectDepthErrors]) -> str:
+    """Markdown: per method and distance bin, objects and mean relative / median absolute error."""
+    lines = ["| method | distance (m) | objects | mean rel. error | median rel. error | median abs. error (m) | "
+             "mean signed error (m) |", "|---|---|---|---|---|---|---|"]
+    for name, res in rows.items():
+        for r in res.by_distance():
+            lines.append(f"| {name} | {r['bin_m']} | {r['objects']} | {_fmt(r['mean_rel'])} | {_fmt(r['median_rel'])} "
+                         f"| {_fmt(r['median_abs_m'])} | {_fmt(r['mean_signed_m'])} |")
+    return "\n".join(lines)
 
 
 def _fmt(v: float) -> str:

@@ -1,4 +1,4 @@
-"""The depth network: a timm encoder (output stride 16), an ASPP-like neck, a lateral pyramid and
+"""The depth network: a timm encoder (output stride 16), an ASPP neck, a lateral pyramid and
 one or two decoders of identical structure producing ``n_bins`` logits at input resolution.
 
 Layout (VNL / ForeSeE)::
@@ -7,6 +7,18 @@ Layout (VNL / ForeSeE)::
                  │            │           │            ├─► ASPP neck (dil 2/4/6) ─► top
                  └ lateral ─► └ lateral ─► └ lateral ─► └ lateral
     decoder:  top ⊕ lat5 ─► ⊕ lat4 ─► ↑ ⊕ lat3 ─► ↑ ⊕ lat2 ─► ↑ 1/2 block ─► 3x3 conv ─► ↑ logits
+
+Two decoder designs (``DepthSettings.decoder``):
+
+* ``vnl`` — the authors' network (YvanYin/VNL, WXinlong/ForeSeE ``lateral_net.py``): laterals are
+  feature-transfer blocks (:class:`FTB`: 1x1 conv, then a residual pair of dilated 3x3 convs);
+  the ASPP branches (BatchNorm, no ReLU) are concatenated and reduced by a shared 1x1 conv + BN
+  ("top"); each decoder fuses top and lateral by adaptive feature aggregation (:class:`AFA`:
+  a squeeze-excitation weight on the lateral, plus the top) followed by an FTB, four times, then
+  an FTB at 1/2 resolution and a dilated 3x3 conv to the logits at full resolution. With the
+  paper's widths: ~97 M parameters with ResNeXt-101 32x4d, ~6.7 M per decoder.
+* ``light`` — the cheaper design of the cpu-small preset: 1x1 conv-BN-ReLU laterals, an ASPP
+  with ReLU and a 1x1 fuse, decoders that concatenate, reduce and refine (:class:`FuseRefine`).
 
 With two decoders the first is the foreground decoder, the second the background decoder.
 Checkpoints (``save_checkpoint``/``load_checkpoint``) carry the weights, the settings and the bins;
@@ -33,7 +45,7 @@ from kitti.fileio import atomic_write_bytes
 CHECKPOINT_FORMAT = "foresee-depth"
 #: Settings fields that change the network or its classes: a checkpoint must agree on them.
 ARCH_FIELDS: tuple[str, ...] = (
-    "variant", "encoder", "neck_channels", "aspp_dilations", "lateral_channels",
+    "variant", "encoder", "decoder", "neck_channels", "aspp_dilations", "lateral_channels",
     "decoder_channels", "n_bins", "bin_min_norm", "bin_max_norm", "depth_max_m",
 )
 
@@ -108,6 +120,79 @@ class Decoder(nn.Module):
         return F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False)
 
 
+class FTB(nn.Module):
+    """Feature transfer block: 1x1 conv to ``cout``, then ``relu(x + conv(relu(bn(conv(x)))))`` with
+    3x3 convs of dilation 2 (the authors' ``FTB_block``)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=2, dilation=2, bias=True)
+        self.bn = nn.BatchNorm2d(cout)
+        self.conv3 = nn.Conv2d(cout, cout, 3, padding=2, dilation=2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        return F.relu(x + self.conv3(F.relu(self.bn(self.conv2(x)))))
+
+
+class AFA(nn.Module):
+    """Adaptive feature aggregation: ``sigmoid(W2 relu(W1 pool([lateral, top]))) · lateral + top``
+    (channel reduction 8; the authors' ``AFA_block``)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(2 * dim, dim // 8, 1, bias=False),
+                                    nn.ReLU(inplace=True), nn.Conv2d(dim // 8, dim, 1, bias=False), nn.Sigmoid())
+
+    def forward(self, lateral: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+        return self.weight(torch.cat([lateral, top], dim=1)) * lateral + top
+
+
+class VnlAspp(nn.Module):
+    """The authors' ASPP on res5 and the shared top: 1x1, three dilated 3x3 and an image-pool branch,
+    each conv + BN (no ReLU), concatenated, then 1x1 conv + BN to ``cout``."""
+
+    def __init__(self, cin: int, cout: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        def conv_bn(k: int, d: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, k, padding=d * (k // 2), dilation=d, bias=False),
+                                 nn.BatchNorm2d(cout))
+        self.branches = nn.ModuleList([conv_bn(1)] + [conv_bn(3, d) for d in dilations])
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.top = nn.Sequential(nn.Conv2d(cout * (len(dilations) + 2), cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [b(x) for b in self.branches]
+        outs.append(F.interpolate(self.pool(x), size=x.shape[-2:], mode="bilinear", align_corners=True))
+        return self.top(torch.cat(outs, dim=1))
+
+
+class VnlDecoder(nn.Module):
+    """Four AFA + FTB stages up the lateral pyramid, an FTB at 1/2 resolution, a dilated 3x3 conv to
+    the logits (the authors' ``fcn_topdown`` branch). Needs lateral widths equal to the incoming
+    widths: lat5 = top, lat4 = d5, lat3 = d4, lat2 = d3 (checked by :class:`DepthSettings`)."""
+
+    def __init__(self, neck_channels: int, decoder_channels: tuple[int, int, int, int, int], n_bins: int) -> None:
+        super().__init__()
+        d5, d4, d3, d2, dh = decoder_channels
+        self.stages = nn.ModuleList([nn.ModuleDict({"afa": AFA(cin), "ftb": FTB(cin, cout)})
+                                     for cin, cout in ((neck_channels, d5), (d5, d4), (d4, d3), (d3, d2))])
+        self.half_res = FTB(d2, dh)
+        self.head = nn.Conv2d(dh, n_bins, 3, padding=2, dilation=2)
+
+    def forward(self, top: torch.Tensor, laterals: list[torch.Tensor], out_hw: tuple[int, int]) -> torch.Tensor:
+        x = top
+        for stage, lateral in zip(self.stages, reversed(laterals)):
+            if x.shape[-2:] != lateral.shape[-2:]:
+                x = F.interpolate(x, size=lateral.shape[-2:], mode="bilinear", align_corners=True)
+            x = stage["ftb"](stage["afa"](lateral, x))
+        half = (-(-out_hw[0] // 2), -(-out_hw[1] // 2))
+        x = self.half_res(F.interpolate(x, size=half, mode="bilinear", align_corners=True))
+        x = F.interpolate(x, size=out_hw, mode="bilinear", align_corners=True)
+        return self.head(x)
+
+
 class DepthNet(nn.Module):
     """Encoder + neck + lateral pyramid shared by ``n_decoders`` identical decoders.
 
@@ -125,11 +210,17 @@ class DepthNet(nn.Module):
         # checkpoint brings its own
         self.encoder = create_encoder(settings.encoder, weights="none", output_stride=16, out_indices=(1, 2, 3, 4))
         chans = self.encoder.feature_info.channels()
-        self.laterals = nn.ModuleList([_conv_bn_relu(c, w, 1) for c, w in zip(chans, settings.lateral_channels)])
-        self.neck = AsppNeck(chans[3], settings.neck_channels, settings.aspp_dilations)
-        self.decoders = nn.ModuleList([
-            Decoder(settings.neck_channels, settings.lateral_channels, settings.decoder_channels, settings.n_bins)
-            for _ in range(settings.n_decoders)])
+        if settings.decoder == "vnl":
+            self.laterals = nn.ModuleList([FTB(c, w) for c, w in zip(chans, settings.lateral_channels)])
+            self.neck: nn.Module = VnlAspp(chans[3], settings.neck_channels, settings.aspp_dilations)
+            self.decoders = nn.ModuleList([VnlDecoder(settings.neck_channels, settings.decoder_channels, settings.n_bins)
+                                           for _ in range(settings.n_decoders)])
+        else:
+            self.laterals = nn.ModuleList([_conv_bn_relu(c, w, 1) for c, w in zip(chans, settings.lateral_channels)])
+            self.neck = AsppNeck(chans[3], settings.neck_channels, settings.aspp_dilations)
+            self.decoders = nn.ModuleList([
+                Decoder(settings.neck_channels, settings.lateral_channels, settings.decoder_channels, settings.n_bins)
+                for _ in range(settings.n_decoders)])
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feats = self.encoder(image)

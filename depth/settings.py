@@ -18,6 +18,7 @@ from typing import Any, Mapping
 VARIANTS: tuple[str, ...] = ("baseline", "so", "so-sd", "foresee")
 PRESETS: tuple[str, ...] = ("paper", "cpu-small")
 MERGES: tuple[str, ...] = ("max", "mask", "fg", "bg")
+DECODERS: tuple[str, ...] = ("vnl", "light")
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,12 @@ class DepthSettings:
         encoder_weights: the encoder's ImageNet weights: ``auto`` (the backbones registry's
             installed package, else timm's local cache; none found is an error), ``none`` (random
             init) or a state-dict file (see docs/backbones.md; nothing is ever downloaded).
-        neck_channels: width of the ASPP-like neck (the shared top of the pyramid).
+        decoder: ``vnl`` (the authors' network: FTB laterals, ASPP + top, AFA + FTB decoder
+            stages) or ``light`` (1x1 laterals, concatenate-and-refine stages); see depth.model.
+        neck_channels: width of the ASPP branches and of the shared top of the pyramid.
         aspp_dilations: dilations of the neck's 3x3 branches.
-        lateral_channels: widths of the lateral 1x1 blocks on res2, res3, res4, res5.
+        lateral_channels: widths of the lateral blocks on res2, res3, res4, res5 (``vnl``: res5's
+            equals ``neck_channels`` and res4, res3, res2 equal the first three decoder widths).
         decoder_channels: widths of a decoder's stages (res5, res4, res3, res2, 1/2 resolution).
         n_bins, bin_min_norm, bin_max_norm, depth_max_m: the depth classes (see depth.bins).
         soft_label_coeff: target ∝ exp(−coeff·(i − j)²) over bins i for ground-truth bin j.
@@ -53,7 +57,8 @@ class DepthSettings:
         fg_train_classes: label types whose boxes make the training fg ("" types = all but
             DontCare).
         cache_images: keep the resized training set in memory.
-        amp: mixed precision on CUDA.
+        amp: mixed precision (float16) on CUDA.
+        cpu_bf16: bfloat16 autocast on the CPU (training and inference); see docs/depth-power.md.
         num_workers: DataLoader workers.
         checkpoint_every: save a resumable checkpoint every this many steps (0 = per epoch).
         seed: the one seed of the run.
@@ -62,10 +67,11 @@ class DepthSettings:
     variant: str = "foresee"
     encoder: str = "resnext101_32x4d"
     encoder_weights: str = "auto"
+    decoder: str = "vnl"
     neck_channels: int = 512
     aspp_dilations: tuple[int, ...] = (2, 4, 6)
-    lateral_channels: tuple[int, int, int, int] = (256, 256, 512, 512)
-    decoder_channels: tuple[int, int, int, int, int] = (512, 256, 256, 128, 64)
+    lateral_channels: tuple[int, int, int, int] = (256, 256, 256, 512)
+    decoder_channels: tuple[int, int, int, int, int] = (256, 256, 256, 256, 256)
     n_bins: int = 100
     bin_min_norm: float = 0.015
     bin_max_norm: float = 1.0
@@ -92,6 +98,7 @@ class DepthSettings:
     fg_train_classes: tuple[str, ...] = ()
     cache_images: bool = False
     amp: bool = True
+    cpu_bf16: bool = False
     num_workers: int = 4
     checkpoint_every: int = 0
     seed: int = 0
@@ -109,6 +116,16 @@ class DepthSettings:
             raise ValueError("own_weight and other_weight must be >= 0")
         if len(self.lateral_channels) != 4 or len(self.decoder_channels) != 5:
             raise ValueError("lateral_channels needs 4 widths and decoder_channels 5")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if self.decoder == "vnl":
+            l2, l3, l4, l5 = self.lateral_channels
+            d5, d4, d3 = self.decoder_channels[:3]
+            if (l5, l4, l3, l2) != (self.neck_channels, d5, d4, d3) or min(self.neck_channels, d5, d4, d3) < 8:
+                raise ValueError("decoder 'vnl' adds each lateral to the incoming features: lateral_channels "
+                                 "(res2, res3, res4, res5) must equal (decoder_channels[2], [1], [0], neck_channels), "
+                                 f"each >= 8; got {self.lateral_channels} with neck {self.neck_channels} and "
+                                 f"decoder {self.decoder_channels}")
         if min(self.crop_hw) < 16 or not self.scales or min(self.scales) <= 0:
             raise ValueError("crop_hw must be >= 16 px and scales positive")
         if self.batch_size < 1 or self.epochs < 1 or self.max_steps < 0:
@@ -128,7 +145,16 @@ class DepthSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DepthSettings":
-        """Inverse of :meth:`to_dict` (lists become tuples; unknown keys are an error)."""
+        """Inverse of :meth:`to_dict` (lists become tuples; unknown keys are an error).
+
+        Settings saved before ``decoder`` and ``encoder_weights`` existed (older checkpoints) read as
+        the light decoder they were trained with, and ``pretrained_path`` as ``encoder_weights``.
+        """
+        d = dict(d)
+        if "decoder" not in d:
+            d["decoder"] = "light"
+        if "pretrained_path" in d:
+            d.setdefault("encoder_weights", d.pop("pretrained_path") or "auto")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -146,6 +172,7 @@ _PAPER = DepthSettings()
 _CPU_SMALL = replace(
     _PAPER,
     encoder="tf_efficientnet_lite0",
+    decoder="light",
     neck_channels=96,
     lateral_channels=(24, 32, 48, 64),
     decoder_channels=(96, 64, 48, 32, 24),
@@ -154,7 +181,7 @@ _CPU_SMALL = replace(
     weight_decay=0.0,
     batch_size=4,
     epochs=100,
-    max_steps=300,
+    max_steps=500,
     resize_factor=0.25,
     crop_hw=(80, 256),
     crop_top_skip=0,

@@ -96,7 +96,8 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    use_amp = settings.amp and device.type == "cuda"
+    use_amp = settings.amp if device.type == "cuda" else settings.cpu_bf16
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     torch.manual_seed(settings.seed + rank)
     bins = bins_of(settings)
 
@@ -119,7 +120,7 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None)
     optimizer = _make_optimizer(model, settings)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
     soft_targets = soft_target_matrix(settings.n_bins, settings.soft_label_coeff, device)
 
     sampler = None
@@ -178,7 +179,7 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
             image = batch["image"].to(device, non_blocking=True)
             target = batch["target_bin"].to(device, non_blocking=True)
             fg = batch["fg_mask"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = ddp_model(image)
             terms = variant_loss(logits, target, fg, settings, soft_targets)
             loss_value = float(terms.total.detach())

@@ -48,6 +48,7 @@ def test_depth_train_infer_eval_stats_commands(cli, synthetic_root, tmp_path):
     table = cli("depth", "eval", *common, "--depth", f"foresee={pred}", "--depth", f"oracle={gt}",
                 "--csv", tmp_path / "t.csv")
     assert "| oracle (measured) | 0.000 / 0.000 |" in table and "(paper, KOD val)" in table
+    assert "Per-object depth error" in table and re.search(r"\| oracle \| all \| \d+ \| (0\.000|–) \|", table)
     assert (tmp_path / "t.csv").read_text().startswith("method,averaging,region")
     stats = cli("depth", "stats", "--data", synthetic_root, "--png", tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000 and "| fg |" in stats

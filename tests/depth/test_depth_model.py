@@ -103,3 +103,52 @@ def test_checkpoint_round_trip_and_mismatch_errors(tmp_path: Path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointMismatchError, match="bad.pt"):
         load_checkpoint(bad)
+
+
+def _ftb(cin: int, cout: int) -> int:
+    """Parameters of a feature-transfer block: 1x1 (no bias), dilated 3x3 (bias), BN, dilated 3x3."""
+    return cin * cout + (9 * cout * cout + cout) + 2 * cout + 9 * cout * cout
+
+
+def _afa(dim: int) -> int:
+    return 2 * dim * (dim // 8) + (dim // 8) * dim
+
+
+def test_paper_preset_is_the_authors_network_97m_parameters():
+    """Counts of the authors' lateral_net.py with ResNeXt-101 32x4d, computed block by block."""
+    import timm
+
+    from depth.model import count_parameters
+    from depth.settings import preset
+
+    with torch.device("meta"):
+        model = DepthNet(preset("paper", "foresee", encoder_weights="none"))
+        encoder = timm.create_model("resnext101_32x4d", features_only=True, out_indices=(1, 2, 3, 4))
+    n_bins = 100
+    decoder = (_afa(512) + _ftb(512, 256) + 3 * (_afa(256) + _ftb(256, 256)) + _ftb(256, 256)
+               + 9 * 256 * n_bins + n_bins)
+    laterals = _ftb(256, 256) + _ftb(512, 256) + _ftb(1024, 256) + _ftb(2048, 512)
+    aspp_top = 2048 * 512 * (1 + 9 * 3 + 1) + 5 * 2 * 512 + 5 * 512 * 512 + 2 * 512
+    assert [count_parameters(d) for d in model.decoders] == [decoder, decoder] and decoder == 6_697_828
+    assert count_parameters(model.laterals) == laterals and count_parameters(model.neck) == aspp_top
+    total = count_parameters(encoder) + laterals + aspp_top + 2 * decoder
+    assert count_parameters(model) == total and round(total / 1e6, 1) == 97.0
+
+
+def test_vnl_decoder_shapes_gradients_and_width_rule():
+    from depth.settings import preset
+
+    settings = tiny_settings("foresee", decoder="vnl", neck_channels=16, lateral_channels=(8, 8, 8, 16),
+                             decoder_channels=(8, 8, 8, 8, 8))
+    torch.manual_seed(0)
+    model = DepthNet(settings)
+    out = model(torch.randn(2, 3, 40, 72))
+    assert [tuple(o.shape) for o in out] == [(2, settings.n_bins, 40, 72)] * 2
+    sum(o.mean() for o in out).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (
+        model.decoders[0].stages[0]["afa"].weight[1].weight, model.decoders[1].head.weight,
+        model.laterals[0].conv1.weight, model.neck.top[0].weight))
+    with pytest.raises(ValueError, match="decoder 'vnl' adds each lateral"):
+        preset("paper", "baseline", lateral_channels=(256, 256, 512, 512))
+    with pytest.raises(ValueError, match="decoder must be one of vnl, light"):
+        preset("paper", "baseline", decoder="unet")

@@ -33,3 +33,12 @@ def test_depth_settings_dict_round_trip_and_unknown_key():
     assert DepthSettings.from_dict(d) == s
     with pytest.raises(ValueError, match="unknown depth settings: colour"):
         DepthSettings.from_dict({**d, "colour": 1})
+
+
+def test_settings_of_older_checkpoints_read_as_the_light_decoder():
+    old = preset("cpu-small", "foresee").to_dict()
+    del old["decoder"], old["encoder_weights"]
+    old["pretrained_path"] = "/w/r18.pth"
+    s = DepthSettings.from_dict(old)
+    assert (s.decoder, s.encoder_weights) == ("light", "/w/r18.pth")
+    assert DepthSettings.from_dict(preset("paper").to_dict()).decoder == "vnl"

@@ -174,3 +174,66 @@ def test_infer_trivial_baseline_skips_and_counts_low_2d_boxes(tmp_path, sample_r
     s = infer_trivial_baseline(sample_root, sample_root / "training/velodyne", ("000001",), TINY,
                                tmp_path / "res", boxes2d=det, progress=False)
     assert s["skipped_small"] == 1 and s["boxes_3d"] == 1
+
+
+def test_evaluate_frustums_values_from_constructed_predictions(sample_root, sample_ids, monkeypatch):
+    """``evaluate_frustums`` against values known without it: a model that calls every point
+    background scores the share of background points; boxes equal to the ground truth give 3D IoU
+    1; boxes slid by half their length along their heading give exactly 1/3 (intersection L/2·W·H,
+    union 1.5·L·W·H) and BEV IoU 1/3."""
+    from detection.frustum_pointnet import train as tr
+    from detection.frustum_pointnet.infer import BoxEstimate
+    from kitti import KittiRoot
+
+    settings = TINY.with_(holdout_fraction=0.0)
+    frustums = tr.collect_frustums(KittiRoot(sample_root), sample_root / "training/velodyne", sample_ids,
+                                   settings, np.random.default_rng(0), progress=False)
+    assert len(frustums) >= 4
+    model = tr.build_model(settings)
+
+    class AllBackground(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, pts, oh, generator=None):
+            out = self.inner(pts, oh, generator=generator)
+            logits = torch.zeros_like(out.seg_logits)
+            logits[:, :, 0] = 10.0
+            return out._replace(seg_logits=logits)
+
+    # the share of background points in the evaluated samples, drawn as evaluate_frustums draws them
+    rng = np.random.default_rng([settings.seed, 11])
+    bg = total = 0
+    for start in range(0, len(frustums), settings.batch_size):
+        _, _, tgt, _ = tr.make_batch(frustums[start:start + settings.batch_size], settings, rng,
+                                     torch.device("cpu"), augment=False)
+        bg += int((tgt.seg == 0).sum())
+        total += int(tgt.seg.numel())
+    frames = {id(f): f for f in frustums}
+
+    def gt_boxes(shift_lengths: float):
+        def fake_decode(out, rots):
+            n = out.center.shape[0]
+            chunk = fake_decode.queue[:n]
+            del fake_decode.queue[:n]
+            boxes = []
+            for fr in chunk:
+                l, w, h = fr.size_lwh
+                heading = np.array([np.cos(fr.ry), 0.0, -np.sin(fr.ry)])
+                loc = fr.center_rect + np.array([0.0, h / 2.0, 0.0]) + shift_lengths * l * heading
+                boxes.append(BoxEstimate(loc, np.array([h, w, l]), float(fr.ry), 0.0))
+            return boxes
+        fake_decode.queue = list(frames.values())
+        return fake_decode
+
+    m = tr.evaluate_frustums(AllBackground(), frustums, settings, torch.device("cpu"))
+    assert m["seg_accuracy"] == pytest.approx(bg / total, abs=1e-12)
+    monkeypatch.setattr(tr, "decode", gt_boxes(0.0))
+    m = tr.evaluate_frustums(model, frustums, settings, torch.device("cpu"))
+    assert m["mean_iou_3d"] == pytest.approx(1.0, abs=1e-9) and m["iou3d_at_0.7"] == 1.0
+    monkeypatch.setattr(tr, "decode", gt_boxes(0.5))
+    m = tr.evaluate_frustums(model, frustums, settings, torch.device("cpu"))
+    assert m["mean_iou_3d"] == pytest.approx(1.0 / 3.0, abs=1e-9)
+    assert m["mean_iou_bev"] == pytest.approx(1.0 / 3.0, abs=1e-9)
+    assert m["iou3d_at_0.5"] == 0.0

@@ -1,0 +1,137 @@
+"""Accuracy per CPU-second of depth settings (the measurements of docs/depth-power.md).
+
+Two measurements, each printing one JSON line per case (and appending it to ``--jsonl``):
+
+* ``step`` — CPU seconds per training step (forward, loss, backward, Adam on a random batch of the
+  preset's crop) and per inference frame (1242x375 at the preset's resize), no data needed::
+
+      python -m depth.power step --case lite0 baseline '{}' --case lite0-bf16 baseline '{"cpu_bf16": true}'
+
+* ``accuracy`` — train on a KITTI-format root's train split, infer its val split, evaluate
+  (pooled fg / bg / global absRel and the per-object table)::
+
+      python -m depth.power accuracy --data data/embedded --work /tmp/power \\
+          --case lite0_500_s0 baseline '{"max_steps": 500}'
+
+A case is ``TAG VARIANT OVERRIDES`` with OVERRIDES a JSON object of ``DepthSettings`` fields on top
+of the ``--preset`` (default cpu-small). CPU time is the process's user + system time
+(``resource.getrusage``); the torch thread count is ``--threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from depth.settings import DepthSettings, preset
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _settings(preset_name: str, variant: str, overrides: dict[str, Any]) -> DepthSettings:
+    return preset(preset_name, variant, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+
+def step_cost(settings: DepthSettings, steps: int = 7, warmup: int = 2,
+              image_hw: tuple[int, int] = (375, 1242)) -> dict[str, float]:
+    """CPU seconds per training step (mean after ``warmup``) and per inference frame."""
+    from depth.loss import soft_target_matrix, variant_loss
+    from depth.model import DepthNet, count_parameters
+
+    torch.manual_seed(0)
+    model = DepthNet(settings).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    soft = soft_target_matrix(settings.n_bins, settings.soft_label_coeff, torch.device("cpu"))
+    b, (h, w) = settings.batch_size, settings.crop_hw
+    x, target = torch.randn(b, 3, h, w), torch.randint(0, settings.n_bins, (b, h, w))
+    fg = torch.rand(b, h, w) < 0.2
+    times = []
+    for _ in range(steps):
+        c0 = cpu_seconds()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.cpu_bf16):
+            logits = model(x)
+        loss = variant_loss(logits, target, fg, settings, soft).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(cpu_seconds() - c0)
+    model.eval()
+    ih, iw = (-(-round(s * settings.resize_factor) // 16) * 16 for s in image_hw)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.cpu_bf16):
+        xi = torch.randn(1, 3, ih, iw)
+        c0 = cpu_seconds()
+        for _ in range(3):
+            model(xi)
+        infer = (cpu_seconds() - c0) / 3
+    return {"params": count_parameters(model), "cpu_s_per_step": sum(times[warmup:]) / len(times[warmup:]),
+            "cpu_s_per_infer_frame": infer}
+
+
+def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, frames: int = 0) -> dict[str, Any]:
+    """Train ``settings`` on the train split (its first ``frames`` frames when > 0), infer and
+    evaluate the val split; CPU and wall seconds of each part."""
+    from depth.infer import infer_depth
+    from depth.metrics import evaluate_depth_dir
+    from depth.train import train_depth
+    from kitti import KittiRoot
+
+    root = KittiRoot(data_root)
+    train_ids, val_ids = root.split("train"), root.split("val")
+    if frames:
+        train_ids = train_ids[:frames]
+    out = Path(work) / tag
+    c0, w0 = cpu_seconds(), time.time()
+    info = train_depth(data_root, train_ids, settings, out / "train", progress=False)
+    c1, w1 = cpu_seconds(), time.time()
+    infer_depth(data_root, val_ids, out / "train" / "checkpoint.pt", out / "depth", progress=False)
+    c2, w2 = cpu_seconds(), time.time()
+    res = evaluate_depth_dir(data_root, val_ids, out / "depth")
+    return {"frames": len(train_ids), "steps": info["steps"], "params": info["parameters"],
+            "train_cpu_s": round(c1 - c0, 1), "train_wall_s": round(w1 - w0, 1),
+            "infer_cpu_s": round(c2 - c1, 1), "infer_wall_s": round(w2 - w1, 1),
+            "absrel": {r: round(res.pooled[r]["absrel"], 4) for r in ("fg", "bg", "global")},
+            "objects": res.objects.by_distance() if res.objects is not None else None}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["step", "accuracy"])
+    p.add_argument("--case", nargs=3, action="append", required=True, metavar=("TAG", "VARIANT", "OVERRIDES"))
+    p.add_argument("--preset", default="cpu-small")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--frames", type=int, default=0, help="accuracy: train on the first N train frames (0 = all)")
+    p.add_argument("--data", type=Path)
+    p.add_argument("--work", type=Path, default=Path("power"))
+    p.add_argument("--jsonl", type=Path, default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for tag, variant, overrides in args.case:
+        ov = json.loads(overrides)
+        if args.what == "step":
+            ov.setdefault("encoder_weights", "none")
+            row = step_cost(_settings(args.preset, variant, ov))
+        else:
+            if args.data is None:
+                p.error("accuracy needs --data")
+            row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames)
+        row = {"tag": tag, "variant": variant, "overrides": ov, "threads": args.threads, **row,
+               "load": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None}
+        line = json.dumps(row)
+        print(line, flush=True)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
