@@ -431,7 +431,10 @@ def _produce_detect_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
 
 
 def _key_detect_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
-    boxes = ids["boxes2d"] if "boxes2d" in ids else keys.boxes2d_id(ctx.cfg.boxes2d)
+    if not DETECTORS[node.tags["detector"]].uses_boxes2d:  # AVOD: no 2D boxes in its key
+        boxes = keys.NO_BOXES2D
+    else:
+        boxes = ids["boxes2d"] if "boxes2d" in ids else keys.boxes2d_id(ctx.cfg.boxes2d)
     return keys.detect_infer(ctx.root, ctx.val, ctx.settings("detect", node), ctx.points_id(node, ids, ctx.val),
                              ids["model"], boxes, detector=node.tags["detector"])
 

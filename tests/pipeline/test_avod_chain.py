@@ -101,3 +101,12 @@ def test_avod_never_waits_for_the_2d_detector(root):
                                                      boxes2d="detector"))}
     assert both["detect-infer/fpointnet/lidar"].deps["boxes2d"] == "detect2d-infer"
     assert "boxes2d" not in both["detect-infer/avod/lidar"].deps
+
+
+@pytest.mark.parametrize("detector", ["avod", "fpointnet,avod"])
+def test_avod_keys_build_with_the_2d_detector_default(root, detector):
+    """``foresee run --detector avod|both`` with the default ``--boxes2d detector``: AVOD's
+    detect-infer key has no 2D-box input and equals its key under ``--boxes2d simulated``."""
+    with_detector = _specs(root, detector=detector, boxes2d="detector")
+    with_simulated = _specs(root, detector=detector, boxes2d="simulated")
+    assert _key(with_detector["detect-infer/avod/lidar"]) == _key(with_simulated["detect-infer/avod/lidar"])
