@@ -88,9 +88,13 @@ def test_missing_manifest_is_not_a_hit(tmp_path):
 
 
 _WRITER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     from pipeline.cache import ArtifactCache
+
+    # a process started in the background (nohup, CI runners) inherits SIGINT ignored: restore
+    # Python's KeyboardInterrupt so the test sends the Ctrl-C a user would
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def produce(out: Path):
         for i in range(1000):
