@@ -118,7 +118,7 @@ def test_depth_training_under_torchrun_resumes(tmp_path):
     root = tmp_path / "root"
     ids = write_synthetic_root(root, n_frames=4)
     (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
-    sets = {"encoder": "test_resnet", "neck_channels": 16, "lateral_channels": [8, 8, 8, 8],
+    sets = {"encoder": "test_resnet", "encoder_weights": "none", "neck_channels": 16, "lateral_channels": [8, 8, 8, 8],
             "decoder_channels": [16, 8, 8, 8, 8], "crop_hw": [32, 64], "resize_factor": 1.0, "scales": [1.0],
             "batch_size": 2, "epochs": 10, "lr": 0.002, "seed": 0, "num_workers": 0}
 
