@@ -9,15 +9,16 @@ The measurements behind the ``cpu-small`` choices are in ``docs/detect2d.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+
+from kitti.settings import SettingsRecord
 
 #: Detector architectures (torchvision.models.detection).
 ARCHITECTURES: tuple[str, ...] = ("retinanet", "fcos")
 
 
 @dataclass(frozen=True)
-class Detect2DSettings:
+class Detect2DSettings(SettingsRecord):
     """Everything that decides a trained 2D detector or its detections.
 
     Attributes:
@@ -124,18 +125,6 @@ class Detect2DSettings:
     def num_levels(self) -> int:
         return len(self.feature_levels) + self.extra_levels
 
-    def with_(self, **changes: Any) -> "Detect2DSettings":
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Detect2DSettings":
-        """Settings from :func:`dataclasses.asdict` output (unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"Detect2DSettings: unknown fields {unknown}")
-        return cls(**values)
 
 
 PRESETS: tuple[str, ...] = ("paper", "cpu-small")

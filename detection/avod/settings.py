@@ -12,12 +12,13 @@ a pre-NMS top-k, one torch thread, 2000 steps) are the measured ones of docs/avo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+
+from kitti.settings import SettingsRecord
 
 
 @dataclass(frozen=True)
-class AvodSettings:
+class AvodSettings(SettingsRecord):
     """Everything that decides a trained AVOD network or its results.
 
     Attributes:
@@ -156,18 +157,6 @@ class AvodSettings:
         cols = int(round((self.x_range_m[1] - self.x_range_m[0]) / self.cell_m))
         return rows, cols
 
-    def with_(self, **changes: Any) -> "AvodSettings":
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AvodSettings":
-        """Settings from :func:`dataclasses.asdict` output (unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"AvodSettings: unknown fields {unknown}")
-        return cls(**values)
 
 
 PRESETS: tuple[str, ...] = ("paper", "cpu-small")

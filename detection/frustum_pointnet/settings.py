@@ -10,17 +10,18 @@ in about 2-3 minutes on 2 CPU cores: **Car only**, 256 points, channel widths ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from kitti.classes import MEAN_SIZE_LWH
+from kitti.settings import SettingsRecord
 
 #: The classes the network's one-hot vector encodes, in F-PointNet's order (``g_type2onehotclass``).
 ONEHOT_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist")
 
 
 @dataclass(frozen=True)
-class FPointNetSettings:
+class FPointNetSettings(SettingsRecord):
     """Everything that decides a trained F-PointNet or its results.
 
     Attributes:
@@ -126,18 +127,6 @@ class FPointNetSettings:
         so that training-only fields (epochs, learning rate, ...) do not split its cache."""
         return {name: getattr(self, name) for name in INFERENCE_FIELDS}
 
-    def with_(self, **changes: Any) -> "FPointNetSettings":
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "FPointNetSettings":
-        """Settings from :func:`dataclasses.asdict` output (unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"FPointNetSettings: unknown fields {unknown}")
-        return cls(**values)
 
 
 #: The settings :func:`detection.frustum_pointnet.infer.infer_fpointnet` reads.
