@@ -14,6 +14,8 @@ inside the functions that need it.
 
 from __future__ import annotations
 
+import datetime
+
 import os
 from dataclasses import dataclass
 from typing import Sequence, TypeVar
@@ -106,17 +108,21 @@ def init_distributed(use_cuda: bool) -> DistContext:
 
     owns = not td.is_initialized()
     if owns:
-        td.init_process_group("nccl" if use_cuda else "gloo")
+        # a long timeout: the ranks meet once more at the end (close_distributed) while rank 0
+        # evaluates and writes, which can take longer than the default 30 minutes at KITTI scale
+        td.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=6))
     return DistContext(td.get_rank(), local_rank(), td.get_world_size(), owns)
 
 
 def close_distributed(ctx: DistContext) -> None:
-    """Destroy the group if :func:`init_distributed` created it. No barrier: after its last
-    collective a rank may leave while rank 0 still evaluates and writes (a barrier there would
-    wait out the collective timeout on a long evaluation); torchrun waits for every rank."""
+    """Destroy the group if :func:`init_distributed` created it, after a barrier: every rank
+    waits there until rank 0 has evaluated and written (the group's timeout is long for that).
+    Without it a rank tearing down its gloo connections while a peer still holds them can abort
+    ("terminate called without an active exception"), seen on the 2-rank CPU test."""
     if ctx.world > 1 and ctx.owns_group:
         import torch.distributed as td
 
+        td.barrier()
         td.destroy_process_group()
 
 
