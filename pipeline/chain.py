@@ -118,7 +118,9 @@ class RunConfig:
 
 
 #: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
-OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d")
+#: ``detect`` reaches every 3D detector of the run that has the field (an error when none has it);
+#: a detector's own name (``fpointnet``, ``avod``) reaches that detector only and is applied after.
+OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d", "fpointnet", "avod")
 
 #: settings that ``--seeds N`` (N > 1) sets per seed: the seed of depth and 3D-detector training.
 SEEDED_STAGES = ("depth", "detect")
@@ -354,7 +356,14 @@ class Ctx:
             base = preset(self.cfg.preset)
         else:
             raise KeyError(stage)
-        settings = apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
+        if stage == "detect":
+            det = node.tags["detector"]
+            names = {f.name for f in fields(base)}
+            shared = {k: v for k, v in self.cfg.overrides.get("detect", {}).items() if k in names}
+            settings = apply_overrides(apply_overrides(base, shared, "detect"),
+                                       self.cfg.overrides.get(det, {}), det)
+        else:
+            settings = apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
         if "seed" in node.tags and node.kind in ("depth-train", "detect-train"):
             settings = replace(settings, seed=int(node.tags["seed"]))
         return settings
@@ -547,13 +556,23 @@ def _check_config(cfg: RunConfig) -> None:
     bad = [d for d in cfg.detectors if d not in DETECTORS]
     if bad or not cfg.detectors:
         raise ValueError(f"unknown detector(s) {bad}; known: {sorted(DETECTORS)}")
+    unused = sorted(set(cfg.overrides) & set(DETECTORS) - set(cfg.detectors))
+    if unused:
+        raise ValueError(f"overrides for {unused}, which this run does not use (--detector "
+                         f"{'/'.join(cfg.detectors)})")
+    if cfg.overrides.get("detect"):
+        known = set().union(*({f.name for f in fields(DETECTORS[d].preset(cfg.preset))} for d in cfg.detectors))
+        unknown = sorted(set(cfg.overrides["detect"]) - known)
+        if unknown:
+            raise ValueError(f"unknown detect setting(s) {unknown} for {'/'.join(cfg.detectors)}; "
+                             f"known: {sorted(known)}")
     bad = [c for c in cfg.clouds if c not in CLOUDS]
     if bad:
         raise ValueError(f"unknown cloud(s) {bad}; known: {list(CLOUDS)}")
     if not isinstance(cfg.seeds, int) or cfg.seeds < 1:
         raise ValueError(f"seeds must be a whole number >= 1, got {cfg.seeds!r}")
     if cfg.seeds > 1:
-        fixed = [f"{st}.seed" for st in SEEDED_STAGES if "seed" in cfg.overrides.get(st, {})]
+        fixed = [f"{st}.seed" for st in SEEDED_STAGES + tuple(DETECTORS) if "seed" in cfg.overrides.get(st, {})]
         if fixed:
             raise ValueError(f"--seeds {cfg.seeds} sets the seeds 0..{cfg.seeds - 1} itself; drop --set {', '.join(fixed)}")
 

@@ -15,7 +15,8 @@ _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 def _common(f):
     f = click.option("--set", "overrides", multiple=True, metavar="STAGE.FIELD=VALUE",
                      help="Override one setting of a stage's preset (depth, pseudolidar, detect, detect2d), "
-                          "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5.")(f)
+                          "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5; detect.X "
+                          "reaches every 3D detector that has X, fpointnet.X / avod.X one detector.")(f)
     f = click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Training seeds 0..N-1 (depth training and 3D-detector training); the render, "
                           "depth ground truth and 2D boxes are shared. 1: the one-seed chain.")(f)

@@ -150,6 +150,23 @@ def test_cli_seeds_option(root, tmp_path):
     assert fixed.exit_code == 2 and "drop --set detect.seed" in fixed.output
 
 
+def test_detect_overrides_reach_the_detectors_that_have_the_field(root):
+    """``detect.X`` reaches every detector with field X; ``avod.X`` / ``fpointnet.X`` one detector."""
+    cfg = RunConfig(data_root=root, boxes2d="simulated", detector="fpointnet,avod", clouds=("lidar",),
+                    overrides={"detect": {"epochs": 1, "learning_rate": 0.25},
+                               "avod": {"steps": 7, "learning_rate": 0.5}})
+    got = {s.name: s.settings for s in build_chain(cfg) if s.stage == "detect-train"}
+    fpn, avod = got["detect-train/fpointnet/lidar"], got["detect-train/avod/lidar"]
+    assert (fpn.epochs, fpn.learning_rate) == (1, 0.25)   # F-PointNet only field, shared field
+    assert (avod.steps, avod.learning_rate) == (7, 0.5)   # AVOD's own override applied after detect.X
+    with pytest.raises(ValueError, match=r"unknown detect setting\(s\) \['no_such'\]"):
+        build_chain(RunConfig(data_root=root, boxes2d="simulated", overrides={"detect": {"no_such": 1}}))
+    with pytest.raises(ValueError, match=r"overrides for \['avod'\], which this run does not use"):
+        build_chain(RunConfig(data_root=root, boxes2d="simulated", overrides={"avod": {"steps": 1}}))
+    with pytest.raises(ValueError, match="unknown avod setting"):
+        build_chain(RunConfig(data_root=root, boxes2d="simulated", detector="avod", overrides={"avod": {"epochs": 1}}))
+
+
 # ---------------------------------------------------------------------------- the spread report
 def _depth_json(fg_abs, bg_abs, gl_abs, fg_si, bg_si, gl_si) -> dict:
     pooled = {"fg": {"absrel": fg_abs, "silog": fg_si}, "bg": {"absrel": bg_abs, "silog": bg_si},
