@@ -20,14 +20,16 @@ import numpy as np
 from kitti import KittiRoot, box_corners_rect, read_label_file, read_velodyne
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Artifact
+from pseudolidar.viz import COLORS, DET_BOX_RGB, GT_BOX_RGB, colors_for_roles
 
-#: RGB colours per cloud (paper Fig. 6: ground truth blue, baseline red, ForeSeE yellow).
-CLOUD_RGB = {"oracle": (40, 110, 255), "baseline": (235, 50, 40), "foresee": (250, 210, 0),
-             "lidar": (200, 200, 200)}
-GT_RGB = (40, 200, 60)
+_ROLES = ("oracle", "baseline", "foresee")
+#: RGB colours per cloud, the viewer's role colours (paper Fig. 6: ground truth blue, baseline red,
+#: ForeSeE yellow); the LiDAR scan, drawn beside the oracle, is gray.
+CLOUD_RGB = {**dict(zip(_ROLES, colors_for_roles(_ROLES))), "lidar": COLORS["gray"]}
+GT_RGB = GT_BOX_RGB
 #: Detections of each cloud in the 3D page (ForeSeE's magenta, as in fig6).
-DET_RGB = {"foresee": (230, 60, 230), "baseline": (255, 140, 0), "oracle": (0, 220, 220),
-           "lidar": (255, 255, 255)}
+DET_RGB = {"foresee": DET_BOX_RGB, "baseline": COLORS["orange"], "oracle": COLORS["cyan"],
+           "lidar": COLORS["white"]}
 # box edges by corner index (kitti.boxes order: 0-3 bottom, 4-7 top)
 _EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
