@@ -129,11 +129,16 @@ SEEDED_STAGES = ("depth", "detect")
 BOXES2D_DETECTOR = "detector"
 
 
+def setting_names(settings: Any) -> set[str]:
+    """The field names of a frozen settings dataclass."""
+    return {f.name for f in fields(settings)}
+
+
 def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> Any:
     """``dataclasses.replace`` with a clear error for an unknown field."""
     if not overrides:
         return settings
-    names = {f.name for f in fields(settings)}
+    names = setting_names(settings)
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown {stage} setting(s) {unknown}; known: {sorted(names)}")
@@ -358,7 +363,7 @@ class Ctx:
             raise KeyError(stage)
         if stage == "detect":
             det = node.tags["detector"]
-            names = {f.name for f in fields(base)}
+            names = setting_names(base)
             shared = {k: v for k, v in self.cfg.overrides.get("detect", {}).items() if k in names}
             settings = apply_overrides(apply_overrides(base, shared, "detect"),
                                        self.cfg.overrides.get(det, {}), det)
@@ -561,7 +566,7 @@ def _check_config(cfg: RunConfig) -> None:
         raise ValueError(f"overrides for {unused}, which this run does not use (--detector "
                          f"{'/'.join(cfg.detectors)})")
     if cfg.overrides.get("detect"):
-        known = set().union(*({f.name for f in fields(DETECTORS[d].preset(cfg.preset))} for d in cfg.detectors))
+        known = set().union(*(setting_names(DETECTORS[d].preset(cfg.preset)) for d in cfg.detectors))
         unknown = sorted(set(cfg.overrides["detect"]) - known)
         if unknown:
             raise ValueError(f"unknown detect setting(s) {unknown} for {'/'.join(cfg.detectors)}; "
