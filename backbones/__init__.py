@@ -24,7 +24,7 @@ from backbones.weights import (BackboneWeightsError, load_into, map_in_order, pa
 
 __all__ = ["BACKBONES", "Backbone", "BackboneWeightsError", "PackageFile", "create_encoder", "normalisation",
            "weights_source", "sha256_of", "verify_sha256", "load_weights", "backbone", "timm_cache_file",
-           "package_file"]
+           "package_file", "freeze_early_layers"]
 
 
 def normalisation(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -120,3 +120,69 @@ def create_encoder(name: str, *, weights: str | os.PathLike[str] = "auto", featu
     if log is not None:
         log(f"{name}: ImageNet weights from {src} ({n} tensors)")
     return model
+
+
+def _stages(encoder: nn.Module) -> list[nn.Module]:
+    """The encoder's top-level children in order, a ``blocks`` / ``stages`` sequence expanded."""
+    out: list[nn.Module] = []
+    for name, child in encoder.named_children():
+        if name in ("blocks", "stages") and isinstance(child, nn.Sequential):
+            out.extend(child.children())
+        else:
+            out.append(child)
+    return out
+
+
+def freeze_early_layers(encoder: nn.Module, max_stride: int, *, probe_hw: tuple[int, int] = (64, 64)) -> int:
+    """Keep the encoder's first layers at their (ImageNet) values: no gradient, nothing to update.
+
+    Walks the encoder's stages in forward order (its top-level children, ``blocks`` expanded:
+    EfficientNet / MobileNet ``conv_stem, bn1, blocks.0 …``, ResNet ``conv1, bn1, …, layer1 …``)
+    and freezes the leading stages whose output stride is at most ``max_stride``: 2 freezes the
+    stem, 4 the stem and the stride-4 stages (Detectron2's ``FREEZE_AT=2``). Freezing them
+    removes their share of the backward pass; a batch norm in them keeps training its running
+    statistics unless the caller also puts it in eval mode.
+
+    Args:
+        encoder: a timm model (``features_only`` or not).
+        max_stride: 0 freezes nothing.
+        probe_hw: size of the zero image used once to read each stage's stride.
+
+    Returns:
+        The number of parameters frozen.
+
+    >>> enc = create_encoder("resnet18", weights="none", out_indices=(1, 2, 3, 4))
+    >>> freeze_early_layers(enc, 4)  # conv1, bn1 and layer1
+    157504
+    """
+    import torch
+
+    if max_stride <= 0:
+        return 0
+    stages = _stages(encoder)
+    strides: dict[int, int] = {}
+    def record(i: int):
+        def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
+            strides.setdefault(i, probe_hw[1] // out.shape[-1] if torch.is_tensor(out) and out.dim() == 4 else -1)
+        return hook
+
+    hooks = [m.register_forward_hook(record(i)) for i, m in enumerate(stages)]
+    was_training = encoder.training
+    try:
+        encoder.eval()
+        with torch.no_grad():
+            encoder(torch.zeros(1, 3, *probe_hw))
+    finally:
+        for h in hooks:
+            h.remove()
+        encoder.train(was_training)
+    frozen = 0
+    for i, stage in enumerate(stages):
+        s = strides.get(i, -1)
+        if s < 0 or s > max_stride:
+            break
+        for p in stage.parameters():
+            if p.requires_grad:
+                p.requires_grad_(False)
+                frozen += p.numel()
+    return frozen

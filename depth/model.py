@@ -203,12 +203,13 @@ class DepthNet(nn.Module):
 
     def __init__(self, settings: DepthSettings) -> None:
         super().__init__()
-        from backbones import create_encoder
+        from backbones import create_encoder, freeze_early_layers
 
         self.settings = settings
         # random init here; train.py loads the ImageNet weights (load_encoder_weights), a
         # checkpoint brings its own
         self.encoder = create_encoder(settings.encoder, weights="none", output_stride=16, out_indices=(1, 2, 3, 4))
+        freeze_early_layers(self.encoder, settings.freeze_encoder_stride)  # flags survive the weight loading
         chans = self.encoder.feature_info.channels()
         if settings.decoder == "vnl":
             self.laterals = nn.ModuleList([FTB(c, w) for c, w in zip(chans, settings.lateral_channels)])

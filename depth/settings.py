@@ -59,6 +59,9 @@ class DepthSettings:
         cache_images: keep the resized training set in memory.
         amp: mixed precision (float16) on CUDA.
         cpu_bf16: bfloat16 autocast on the CPU (training and inference); see docs/depth-power.md.
+        freeze_encoder_stride: the encoder's leading layers whose output stride is at most this
+            keep their ImageNet weights (``backbones.freeze_early_layers``; 0 = train them all, as
+            the paper does); see docs/depth-power.md.
         num_workers: DataLoader workers.
         checkpoint_every: save a resumable checkpoint every this many steps (0 = per epoch).
         seed: the one seed of the run.
@@ -99,6 +102,7 @@ class DepthSettings:
     cache_images: bool = False
     amp: bool = True
     cpu_bf16: bool = False
+    freeze_encoder_stride: int = 0
     num_workers: int = 4
     checkpoint_every: int = 0
     seed: int = 0
@@ -110,6 +114,8 @@ class DepthSettings:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if not 0.0 < self.bin_min_norm < self.bin_max_norm or self.n_bins < 2:
             raise ValueError("bins need 0 < bin_min_norm < bin_max_norm and n_bins >= 2")
+        if self.freeze_encoder_stride < 0:
+            raise ValueError(f"freeze_encoder_stride must be >= 0, got {self.freeze_encoder_stride}")
         if not 0.0 <= self.so_lambda <= 1.0:
             raise ValueError(f"so_lambda must be in [0, 1], got {self.so_lambda}")
         if self.own_weight < 0 or self.other_weight < 0:
@@ -189,6 +195,7 @@ _CPU_SMALL = replace(
     fg_min_area_px2=3600.0,
     cache_images=True,
     amp=False,
+    freeze_encoder_stride=4,
     num_workers=0,
 )
 

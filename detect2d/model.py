@@ -158,6 +158,7 @@ def build_detector(settings: Detect2DSettings, *, encoder: nn.Module | None = No
     """
     if encoder is None:
         encoder = create_encoder(settings.encoder, settings.encoder_weights, settings.feature_levels)
+    backbones.freeze_early_layers(encoder, settings.freeze_encoder_stride)
     backbone = EncoderFPN(encoder, settings.fpn_channels, settings.extra_levels, settings.freeze_encoder_bn)
     mean, std = backbones.normalisation(settings.encoder)
     n_cls = len(settings.classes)

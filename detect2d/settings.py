@@ -54,6 +54,9 @@ class Detect2DSettings(SettingsRecord):
         weight_decay: AdamW weight decay.
         hflip: mirror training images with p = 0.5.
         freeze_encoder_bn: keep the encoder's batch-norm statistics fixed (small batches).
+        freeze_encoder_stride: the encoder's leading layers whose output stride is at most this
+            keep their ImageNet weights (no gradient; ``backbones.freeze_early_layers``): 0 none,
+            2 the stem, 4 the stem and the stride-4 blocks (Detectron2's ``FREEZE_AT=2``).
         score_thresh: detections below this score are dropped before NMS.
         nms_thresh: IoU of torchvision's per-class NMS.
         detections_per_img: at most this many detections per image (after NMS).
@@ -87,6 +90,7 @@ class Detect2DSettings(SettingsRecord):
     weight_decay: float = 1e-4
     hflip: bool = True
     freeze_encoder_bn: bool = False
+    freeze_encoder_stride: int = 0
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
     detections_per_img: int = 100
@@ -114,6 +118,8 @@ class Detect2DSettings(SettingsRecord):
                      "topk_candidates", "checkpoint_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Detect2DSettings.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.freeze_encoder_stride < 0:
+            raise ValueError(f"Detect2DSettings.freeze_encoder_stride: expected >= 0, got {self.freeze_encoder_stride}")
         if self.extra_levels not in (0, 1, 2):
             raise ValueError(f"Detect2DSettings.extra_levels: expected 0, 1 or 2, got {self.extra_levels}")
         if not 0.0 < self.image_scale <= 4.0:
@@ -144,8 +150,8 @@ def preset(name: str) -> Detect2DSettings:
         return Detect2DSettings()
     if name == "cpu-small":
         return Detect2DSettings(
-            architecture="fcos", head_convs=2,
-            fpn_channels=64, image_scale=0.5, anchor_base_px=16.0, batch_size=4, max_steps=300,
+            architecture="fcos", head_convs=2, feature_levels=(1, 2, 3, 4), freeze_encoder_stride=4,
+            fpn_channels=64, image_scale=0.5, anchor_base_px=8.0, batch_size=4, max_steps=300,
             learning_rate=1e-3, warmup_steps=50, freeze_encoder_bn=True,
             checkpoint_every_steps=50, num_threads=2,
         )

@@ -198,3 +198,50 @@ def test_timm_caches_are_found(tmp_path, monkeypatch):
     save_file({k: v.contiguous() for k, v in sd.items()}, str(snap / "model.safetensors"))
     assert weights_source("resnet18") == snap / "model.safetensors"
     assert create_encoder("resnet18").weights_source == str(snap / "model.safetensors")
+
+
+# The stride at which each stage ends, from the architectures' definitions (not from the code under
+# test): ResNet's conv1 /2, maxpool /4, layer1 /4, layer2 /8; EfficientNet-Lite0's stem /2, then
+# seven block stages with strides 1, 2, 2, 2, 1, 2, 1 (Tan & Le 2019, table 1).
+FROZEN_PREFIXES = {
+    ("resnet18", 2): ("conv1.", "bn1."),
+    ("resnet18", 4): ("conv1.", "bn1.", "layer1."),
+    ("resnet18", 8): ("conv1.", "bn1.", "layer1.", "layer2."),
+    ("tf_efficientnet_lite0", 2): ("conv_stem.", "bn1.", "blocks.0."),
+    ("tf_efficientnet_lite0", 4): ("conv_stem.", "bn1.", "blocks.0.", "blocks.1."),
+    ("tf_efficientnet_lite0", 8): ("conv_stem.", "bn1.", "blocks.0.", "blocks.1.", "blocks.2."),
+}
+
+
+@pytest.mark.parametrize("name,stride", sorted(FROZEN_PREFIXES))
+def test_freeze_early_layers_freezes_exactly_the_leading_stages(name, stride):
+    enc = create_encoder(name, weights="none", out_indices=(1, 2, 3, 4))
+    n = backbones.freeze_early_layers(enc, stride)
+    prefixes = FROZEN_PREFIXES[(name, stride)]
+    expected = {k for k, _ in enc.named_parameters() if k.startswith(prefixes)}
+    frozen = {k for k, p in enc.named_parameters() if not p.requires_grad}
+    assert frozen == expected
+    assert n == sum(p.numel() for k, p in enc.named_parameters() if k in expected)
+    assert backbones.freeze_early_layers(enc, stride) == 0  # nothing left to freeze
+    assert enc.training  # the probe forward leaves the mode as it was
+
+
+def test_frozen_layers_do_not_move_in_training_and_the_rest_does():
+    torch.manual_seed(0)
+    enc = create_encoder("tf_efficientnet_lite0", weights="none", out_indices=(2, 3, 4))
+    assert backbones.freeze_early_layers(enc, 0) == 0
+    backbones.freeze_early_layers(enc, 4)
+    before = {k: p.detach().clone() for k, p in enc.named_parameters()}
+    opt = torch.optim.Adam([p for p in enc.parameters() if p.requires_grad], lr=0.01)
+    loss = sum(f.square().mean() for f in enc(torch.randn(2, 3, 64, 96)))
+    loss.backward()
+    opt.step()
+    for k, p in enc.named_parameters():
+        moved = not torch.equal(p.detach(), before[k])
+        if k.startswith(FROZEN_PREFIXES[("tf_efficientnet_lite0", 4)]):
+            assert not p.requires_grad and p.grad is None and not moved, k
+        else:
+            assert p.requires_grad and p.grad is not None, k
+            assert moved == bool(p.grad.abs().sum() > 0), k
+    # the first trainable stage right after the frozen ones does learn
+    assert all(p.grad.abs().sum() > 0 for k, p in enc.named_parameters() if k.startswith("blocks.2.0.conv"))

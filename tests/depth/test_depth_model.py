@@ -152,3 +152,16 @@ def test_vnl_decoder_shapes_gradients_and_width_rule():
         preset("paper", "baseline", lateral_channels=(256, 256, 512, 512))
     with pytest.raises(ValueError, match="decoder must be one of vnl, light"):
         preset("paper", "baseline", decoder="unet")
+
+
+def test_freeze_encoder_stride_freezes_the_stem_and_stride_4_stage_only():
+    model = DepthNet(tiny_settings("foresee", freeze_encoder_stride=4))
+    # timm's test_resnet: conv1 (stride 2), bn1, maxpool (4), layer1 (4), layer2 (8) ...
+    expected = {k for k, _ in model.named_parameters() if k.startswith(("encoder.conv1.", "encoder.bn1.", "encoder.layer1."))}
+    assert expected and {k for k, p in model.named_parameters() if not p.requires_grad} == expected
+    out = model(torch.randn(1, 3, 32, 64))
+    (out[0].mean() + out[1].mean()).backward()
+    assert all(p.grad is None for k, p in model.named_parameters() if k in expected)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.layer2.parameters())
+    with pytest.raises(ValueError, match="freeze_encoder_stride"):
+        tiny_settings("foresee", freeze_encoder_stride=-2)

@@ -120,3 +120,17 @@ def test_presets_build_torchvision_fcos_and_detect(name, convs, channels, scale)
     with torch.no_grad():
         out = model([torch.rand(3, 64, 192)])[0]
     assert set(out) == {"boxes", "scores", "labels"} and out["boxes"].shape[1] == 4
+
+
+def test_freeze_encoder_stride_keeps_the_stem_and_stride_4_blocks_fixed():
+    from detect2d.settings import Detect2DSettings, preset
+
+    s = preset("cpu-small").with_(encoder_weights="none", freeze_encoder_stride=4)
+    model = build_detector(s)
+    frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
+    # EfficientNet-Lite0: stem /2, blocks.0 /2, blocks.1 /4, blocks.2 /8
+    assert frozen == {k for k, _ in model.named_parameters()
+                      if k.startswith(tuple(f"backbone.encoder.{m}." for m in ("conv_stem", "bn1", "blocks.0", "blocks.1")))}
+    assert not {k for k, p in build_detector(s.with_(freeze_encoder_stride=0)).named_parameters() if not p.requires_grad}
+    with pytest.raises(ValueError, match="freeze_encoder_stride"):
+        Detect2DSettings(freeze_encoder_stride=-1)
