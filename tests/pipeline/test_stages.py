@@ -81,3 +81,69 @@ def test_a_cached_run_checks_each_artifact_once(tmp_path, monkeypatch):
     checked.clear()
     execute(specs, ArtifactCache(tmp_path), log=lambda s: None, planned=planned)
     assert len(checked) == len(specs)
+
+
+# ------------------------------------------------------------------ jobs > 1: nodes run beside
+# produce functions at module level: a worker process (spawn) unpickles them by name
+def _timed(name: str, seconds: float, out: Path, deps) -> dict:
+    import os
+    import time
+
+    from pipeline import stages
+
+    t0 = time.time()
+    time.sleep(seconds)
+    text = name + "".join((d.path / "out.txt").read_text() for d in sorted(deps.values(), key=lambda a: a.stage))
+    (out / "out.txt").write_text(text)
+    (out / "ran.json").write_text(__import__("json").dumps(
+        {"pid": os.getpid(), "threads": stages.worker_threads, "t0": t0, "t1": time.time()}))
+    return {"n": len(text)}
+
+
+def _fails(out: Path, deps) -> dict:
+    raise ValueError("detector exploded on frame 000007")
+
+
+def _beside_chain(fail: bool = False) -> list[StageSpec]:
+    from functools import partial
+
+    return [
+        StageSpec("depth", "depth", "1", {}, (), ("data:abc",), partial(_timed, "depth", 0.0)),
+        StageSpec("det/a", "detect", "1", {"c": "a"}, ("depth",), (), partial(_timed, "a", 1.0), beside=True),
+        StageSpec("det/b", "detect", "1", {"c": "b"}, ("depth",), (), _fails if fail else partial(_timed, "b", 1.0),
+                  beside=True),
+        StageSpec("det/c", "detect", "1", {"c": "c"}, (), ("data:abc",), partial(_timed, "c", 0.2), beside=True),
+        StageSpec("report", "eval", "1", {}, ("det/a", "det/b", "det/c"), (), partial(_timed, "report", 0.0)),
+    ]
+
+
+def test_jobs_run_beside_nodes_two_at_a_time_in_workers_and_the_rest_alone(tmp_path):
+    import json
+    import os
+
+    one = execute(_beside_chain(), ArtifactCache(tmp_path / "one"), log=lambda s: None)
+    two = execute(_beside_chain(), ArtifactCache(tmp_path / "two"), log=lambda s: None, jobs=2, cores=4)
+    assert list(two) == list(one)  # every node, in the chain's order
+    for name in one:  # same keys and the same files as one job
+        assert two[name][0].key == one[name][0].key, name
+        assert (two[name][0].path / "out.txt").read_text() == (one[name][0].path / "out.txt").read_text()
+    ran = {name: json.loads((art.path / "ran.json").read_text()) for name, (art, _) in two.items()}
+    for name in ("depth", "report"):  # alone, in this process, all threads
+        assert ran[name]["pid"] == os.getpid() and ran[name]["threads"] is None
+    for name in ("det/a", "det/b", "det/c"):  # in a worker, on cores / jobs threads
+        assert ran[name]["pid"] != os.getpid() and ran[name]["threads"] == 2
+    a, b = ran["det/a"], ran["det/b"]
+    assert a["t0"] < b["t1"] and b["t0"] < a["t1"]  # a and b overlapped
+    assert ran["depth"]["t1"] <= min(r["t0"] for r in (a, b)) and ran["report"]["t0"] >= max(a["t1"], b["t1"])
+    # a second run finds everything cached, jobs or not
+    again = execute(_beside_chain(), ArtifactCache(tmp_path / "two"), log=lambda s: None, jobs=2, cores=4)
+    assert all(art.cached for art, _ in again.values())
+
+
+def test_jobs_a_failing_worker_node_raises_its_error_after_the_others_finish(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    with pytest.raises(ValueError, match="exploded on frame 000007"):
+        execute(_beside_chain(fail=True), cache, log=lambda s: None, jobs=2, cores=2)
+    built = {r["label"] for r in cache.ls()}
+    assert {"depth", "det/a"} <= built and "det/b" not in built and "report" not in built
+    assert not list((tmp_path / "detect").glob("*.tmp-*"))  # nothing half-written left
