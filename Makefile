@@ -7,8 +7,6 @@ STAMP := $(VENV)/.foresee-setup
 WORKDIR ?= work
 DATA ?= data/embedded
 KITTI ?=
-# 3D-detector and evaluation stages run two at a time (foresee run --jobs; docs/pipeline.md)
-JOBS ?= 2
 
 .PHONY: setup test test-slow demo reproduce all bench gpu-check clean help
 
@@ -47,14 +45,14 @@ test-slow: setup
 	$(VENV)/bin/pytest -q -m "slow"
 
 demo: setup
-	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing --jobs $(JOBS)
+	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing
 
 # Three seeds on the embedded benchmark with longer CPU training than the demo (depth 1500 steps,
 # detect2d 600 steps; F-PointNet keeps cpu-small's 640): every seed's Table 2 / Table 4, mean ± std
 # and ForeSeE − baseline against the spread in $(WORKDIR)/report-reproduce (docs/reproduce.md).
 SEEDS ?= 3
 reproduce: setup
-	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing --jobs $(JOBS) \
+	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing \
 	  --seeds $(SEEDS) --set depth.max_steps=1500 --set detect2d.max_steps=600 --report $(WORKDIR)/report-reproduce
 
 # Real KITTI (GPU): KOD ground truth first (depth completion maps through the devkit mapping when

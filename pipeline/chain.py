@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kitti import KittiFormatError, KittiRoot
-from pipeline import keys, stages
+from pipeline import keys
 from pipeline.cache import Artifact
 from pipeline.stages import StageSpec
 
@@ -371,9 +371,6 @@ class Ctx:
             settings = apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
         if "seed" in node.tags and node.kind in ("depth-train", "detect-train"):
             settings = replace(settings, seed=int(node.tags["seed"]))
-        if stages.worker_threads and "num_threads" in setting_names(settings):
-            # a worker of ``execute(jobs > 1)``: this node shares the cores (not part of any key)
-            settings = replace(settings, num_threads=stages.worker_threads)
         return settings
 
     def points_dir(self, node: Node, deps: Mapping[str, Artifact]) -> Path:
@@ -507,10 +504,6 @@ class Kind:
     key: Callable[[Ctx, Node, Ids], keys.StageKey]
     produce: Callable[[Ctx, Node, Path, Deps], Mapping[str, Any] | None]
     est_bytes: Callable[[Ctx], int]
-    #: may run beside another such node on a share of the cores (``foresee run --jobs``): the
-    #: 3D detectors' small networks and the evaluations use a second core poorly
-    #: (F-PointNet training: 1.6x faster on 2 threads than on 1, depth training 1.9x)
-    beside: bool = False
 
 
 def _maps_bytes(ctx: Ctx) -> int:
@@ -522,12 +515,12 @@ KINDS: dict[str, Kind] = {
     "depth-infer": Kind(_key_depth_infer, _produce_depth_infer, _maps_bytes),
     "depth-gt": Kind(_key_depth_gt, _produce_depth_gt, _maps_bytes),
     "pseudolidar": Kind(_key_pseudolidar, _produce_pseudolidar, lambda c: 2 * _maps_bytes(c)),
-    "detect-train": Kind(_key_detect_train, _produce_detect_train, lambda c: 10_000_000, beside=True),
-    "detect-infer": Kind(_key_detect_infer, _produce_detect_infer, lambda c: len(c.val) * 500, beside=True),
+    "detect-train": Kind(_key_detect_train, _produce_detect_train, lambda c: 10_000_000),
+    "detect-infer": Kind(_key_detect_infer, _produce_detect_infer, lambda c: len(c.val) * 500),
     "detect2d-train": Kind(_key_detect2d_train, _produce_detect2d_train, lambda c: 20_000_000),
     "detect2d-infer": Kind(_key_detect2d_infer, _produce_detect2d_infer, lambda c: len(c.val) * 1_000),
-    "eval": Kind(_key_eval, _produce_eval, lambda c: 20_000, beside=True),
-    "depth-eval": Kind(_key_depth_eval, _produce_depth_eval, lambda c: 10_000, beside=True),
+    "eval": Kind(_key_eval, _produce_eval, lambda c: 20_000),
+    "depth-eval": Kind(_key_depth_eval, _produce_depth_eval, lambda c: 10_000),
 }
 
 
@@ -604,15 +597,14 @@ def build_chain(cfg: RunConfig) -> list[StageSpec]:
         k = kind.key(ctx, node, ids)
         refs[node.name] = k.ref
         specs.append(StageSpec(node.name, k.stage, k.code_version, k.settings, tuple(node.deps.values()), (),
-                               partial(_produce, node.kind, ctx, node), est_bytes=kind.est_bytes(ctx),
-                               inputs=k.inputs, node=node, beside=kind.beside))
+                               partial(_produce, kind, ctx, node), est_bytes=kind.est_bytes(ctx),
+                               inputs=k.inputs, node=node))
     return specs
 
 
-def _produce(kind: str, ctx: Ctx, node: Node, out: Path, deps: Mapping[str, Artifact]):
-    # the kind by name: a worker process of ``execute(jobs > 1)`` unpickles this partial
+def _produce(kind: Kind, ctx: Ctx, node: Node, out: Path, deps: Mapping[str, Artifact]):
     by_role = {role: deps[dep] for role, dep in node.deps.items()}
-    return KINDS[kind].produce(ctx, node, out, by_role)
+    return kind.produce(ctx, node, out, by_role)
 
 
 # ---------------------------------------------------------------------------- evaluation stages

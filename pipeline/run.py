@@ -53,12 +53,11 @@ def print_plan(cfg: RunConfig, cache: ArtifactCache, specs: list | None = None) 
 
 
 def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
-              report_dir: Path | None = None, specs: list | None = None, jobs: int = 1) -> dict:
+              report_dir: Path | None = None, specs: list | None = None) -> dict:
     """Plan, then run or reuse every stage, then write the reports; returns the run summary.
 
     The chain is built (raw data fingerprinted) once, unless ``specs`` of ``cfg`` are given, and
-    every artifact is checked once: the plan's stat check is what execution and the report use.
-    ``jobs``: see :func:`pipeline.stages.execute`."""
+    every artifact is checked once: the plan's stat check is what execution and the report use."""
     cache = ArtifactCache(workdir)
     specs = build_chain(cfg) if specs is None else specs
     planned = print_plan(cfg, cache, specs)
@@ -68,13 +67,13 @@ def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
     from kitti import KittiRoot
 
     root = KittiRoot(cfg.data_root)
-    results = execute(specs, cache, log=click.echo, planned=planned, jobs=jobs, cores=_cpu_count(),
+    results = execute(specs, cache, log=click.echo, planned=planned,
                       extra_manifest={"dataset_id": root.dataset_id(), "data_root": str(root.root.resolve())})
     total = time.time() - t0
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     summary = {
-        "data": str(cfg.data_root), "preset": cfg.preset, "seconds_total": round(total, 1), "jobs": jobs,
+        "data": str(cfg.data_root), "preset": cfg.preset, "seconds_total": round(total, 1),
         "peak_rss_mb": round(max(peak_self, peak_children), 1),
         "machine": f"{platform.node()} {platform.machine()} ({_cpu_count()} cores)",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

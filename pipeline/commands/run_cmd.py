@@ -88,12 +88,8 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
               help="Render the embedded benchmark into --data first when it does not exist.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Run up to N 3D-detector / evaluation stages at a time, each in a worker process "
-                   "on cores/N threads (depth and 2D-detector training always run alone on every core). "
-                   "Same artifacts and keys as --jobs 1.")
 def run_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset, detector,
-                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir, jobs):
+                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir):
     """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
     from pipeline.run import run_chain
 
@@ -103,7 +99,7 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
         synth_default(Path(data_root), preset)
     cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
                          depth_train_split, depth_val_split, seeds)
-    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs, jobs=jobs)
+    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
 
 
 @click.command("table4")
