@@ -161,6 +161,7 @@ def freeze_early_layers(encoder: nn.Module, max_stride: int, *, probe_hw: tuple[
         return 0
     stages = _stages(encoder)
     strides: dict[int, int] = {}
+
     def record(i: int):
         def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
             strides.setdefault(i, probe_hw[1] // out.shape[-1] if torch.is_tensor(out) and out.dim() == 4 else -1)
