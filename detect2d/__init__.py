@@ -9,4 +9,4 @@ Library entry points: :func:`detect2d.train.train_detector`, :func:`detect2d.inf
 """
 
 #: Bump when the stage's outputs change for the same inputs and settings.
-CODE_VERSION = "detect2d-1"
+CODE_VERSION = "detect2d-2"

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torchvision.ops import batched_nms, box_iou
 from tqdm import tqdm
 
 from kitti.labels import Object3d, write_label_file
@@ -49,26 +50,76 @@ def load_model(path: Path, device: torch.device, *, encoder: torch.nn.Module | N
     return model, settings, tuple(ck["reference_hw"])
 
 
+def merge_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, *,
+                     nms_thresh: float, vote_iou: float, max_detections: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class NMS (torchvision's ``batched_nms``) of candidate boxes, then box voting.
+
+    Box voting (Gidaris & Komodakis 2015): each kept box becomes the score-weighted mean of the
+    candidates of its class whose IoU with it is at least ``vote_iou`` (itself included); its
+    score is unchanged. ``vote_iou`` 0 turns voting off (NMS only).
+
+    Args:
+        boxes: (N, 4) x1, y1, x2, y2; scores: (N,); labels: (N,) class indices.
+        nms_thresh: IoU of the NMS; max_detections: at most this many kept, best first.
+
+    Returns:
+        (boxes, scores, labels) of the kept detections, by decreasing score.
+    """
+    keep = batched_nms(boxes, scores, labels, nms_thresh)[:max_detections]
+    kept = boxes[keep]
+    if vote_iou > 0.0 and len(keep):
+        iou = torch.nan_to_num(box_iou(kept, boxes))                  # (K, N); degenerate boxes 0
+        members = (iou >= vote_iou) & (labels[keep][:, None] == labels[None, :])
+        members[torch.arange(len(keep)), keep] = True
+        weights = members.to(boxes.dtype) * scores[None, :]
+        kept = weights @ boxes / weights.sum(1, keepdim=True)
+    return kept, scores[keep], labels[keep]
+
+
 @torch.no_grad()
-def detect_image(model: torch.nn.Module, image: np.ndarray, scale: float, device: torch.device
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def detect_image(model: torch.nn.Module, image: np.ndarray, scales: float | Sequence[float],
+                 device: torch.device, *, nms_thresh: float = 0.5, vote_iou: float = 0.0,
+                 max_detections: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections of one (H, W, 3) uint8 RGB image: (boxes (N, 4) in its full-resolution
-    pixels, clipped to it, float64; scores (N,); labels (N,) indices into the classes)."""
+    pixels, clipped to it, float64; scores (N,); labels (N,) indices into the classes).
+
+    The model detects the image resized by each of ``scales``. With one scale and no voting its
+    own NMS gives the detections. Otherwise its NMS is skipped (threshold 1: every candidate above
+    the score threshold is kept) and the candidates of all scales, mapped back to full
+    resolution, are merged by :func:`merge_detections`, so that voting averages every candidate
+    box, not just the survivors of each scale's NMS."""
     h, w = image.shape[:2]
-    small = scale_image(image, scale)
-    x = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float().div_(255.0).to(device)
-    out = model([x])[0]
-    boxes = out["boxes"].double().cpu().numpy()
-    sy, sx = h / small.shape[0], w / small.shape[1]
-    boxes = boxes * np.array([sx, sy, sx, sy])
+    scales = (scales,) if isinstance(scales, (int, float)) else tuple(scales)
+    merge = len(scales) > 1 or vote_iou > 0.0
+    saved = model.nms_thresh, model.detections_per_img
+    if merge:
+        model.nms_thresh, model.detections_per_img = 1.0, 10 ** 6
+    parts = []
+    try:
+        for scale in scales:
+            small = scale_image(image, scale)
+            x = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float().div_(255.0).to(device)
+            out = model([x])[0]
+            sy, sx = h / small.shape[0], w / small.shape[1]
+            boxes = out["boxes"].double().cpu() * torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
+            parts.append((boxes, out["scores"].double().cpu(), out["labels"].cpu()))
+    finally:
+        model.nms_thresh, model.detections_per_img = saved
+    boxes, scores, labels = (torch.cat(t) for t in zip(*parts))
+    if merge:
+        boxes, scores, labels = merge_detections(boxes, scores, labels, nms_thresh=nms_thresh,
+                                                 vote_iou=vote_iou, max_detections=max_detections)
+    boxes = boxes.numpy().copy()
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0.0, w - 1.0)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0.0, h - 1.0)
-    return boxes, out["scores"].double().cpu().numpy(), out["labels"].cpu().numpy()
+    return boxes, scores.numpy(), labels.numpy()
 
 
 def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, out_dir: Path, *,
                    device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
-                   progress: bool = True, encoder: torch.nn.Module | None = None) -> dict:
+                   progress: bool = True, encoder: torch.nn.Module | None = None,
+                   options: dict | None = None) -> dict:
     """Write ``out_dir/NNNNNN.txt`` (KITTI 2D results) for every frame.
 
     Args:
@@ -81,6 +132,8 @@ def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, 
         score_thresh: overrides the model's score threshold.
         progress: show a progress bar.
         encoder: an encoder module of the model's architecture (tests).
+        options: inference fields replacing the model's (``Detect2DSettings.inference_options``:
+            score and NMS thresholds, ``test_scale_factors``, ``box_vote_iou``); None keeps the model's.
 
     Returns:
         Summary: frames, detections per class, seconds, ``cpu_seconds``, frames/s (wall, model
@@ -97,8 +150,11 @@ def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, 
     frame_ids = tuple(frame_ids)
     root.check(frame_ids, ("image_2", "calib"))
     model, settings, reference_hw = load_model(Path(model_path), dev, encoder=encoder)
+    settings = settings.with_(**(options or {}))
     if score_thresh is not None:
-        model.score_thresh = score_thresh
+        settings = settings.with_(score_thresh=score_thresh)
+    model.score_thresh, model.nms_thresh = settings.score_thresh, settings.nms_thresh
+    model.detections_per_img, model.topk_candidates = settings.detections_per_img, settings.topk_candidates
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in frame_ids:  # refuse a bad image before any work
@@ -107,7 +163,9 @@ def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, 
     t0, cpu0 = time.time(), time.process_time()
     per_class = {c: 0 for c in settings.classes}
     for f in tqdm(frame_ids, desc="detect 2D", disable=not progress, unit="frame"):
-        boxes, scores, labels = detect_image(model, root.image(f), settings.image_scale, dev)
+        boxes, scores, labels = detect_image(model, root.image(f), settings.inference_scales, dev,
+                                             nms_thresh=settings.nms_thresh, vote_iou=settings.box_vote_iou,
+                                             max_detections=settings.detections_per_img)
         objs = [detection_object(settings.classes[int(k)], b, s) for b, s, k in zip(boxes, scores, labels)]
         for o in objs:
             per_class[o.type] += 1
@@ -117,4 +175,5 @@ def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, 
             "cpu_seconds": round(time.process_time() - cpu0, 2),
             "frames_per_s": round(len(frame_ids) / max(seconds, 1e-9), 2),
             "classes": list(settings.classes), "architecture": settings.architecture,
-            "encoder": settings.encoder, "image_scale": settings.image_scale}
+            "encoder": settings.encoder, "image_scale": settings.image_scale,
+            "test_scales": list(settings.inference_scales), "box_vote_iou": settings.box_vote_iou}

@@ -2,7 +2,7 @@
 
 ``cpu-small`` trains on a few hundred frames in minutes on 2 CPU cores: FCOS, images at half width
 and height, a pretrained EfficientNet-Lite0 encoder, a 64-channel FPN, 2 convs per head branch,
-300 steps of 4 images. ``paper`` is sized for a GPU: FCOS at full resolution, a 256-channel FPN,
+300 steps of 4 images; it detects at two scales (x0.5 and x0.75) merged by box voting. ``paper`` is sized for a GPU: FCOS at full resolution, a 256-channel FPN,
 torchvision's 4-conv heads, 20k steps of 8 images.
 The measurements behind the ``cpu-small`` choices are in ``docs/detect2d.md``.
 """
@@ -61,6 +61,12 @@ class Detect2DSettings(SettingsRecord):
         nms_thresh: IoU of torchvision's per-class NMS.
         detections_per_img: at most this many detections per image (after NMS).
         topk_candidates: candidates per level before NMS.
+        test_scale_factors: inference detects the image at ``image_scale`` times each of these
+            (``(1.0,)``: the training scale only). With several, each scale is detected (its own
+            NMS) and the union, mapped back to full resolution, is merged by NMS and box voting.
+        box_vote_iou: box voting (0 = off): every box kept by the final NMS is replaced by the
+            score-weighted mean of the same class's candidate boxes that overlap it by at least
+            this IoU (its score is kept). ``detect2d.infer.merge_detections``.
         min_train_height_px: ground-truth boxes lower than this (full-resolution pixels) are
             ignored regions instead of positives.
         checkpoint_every_steps: a resumable checkpoint is written every so many steps.
@@ -95,6 +101,8 @@ class Detect2DSettings(SettingsRecord):
     nms_thresh: float = 0.5
     detections_per_img: int = 100
     topk_candidates: int = 1000
+    test_scale_factors: tuple[float, ...] = (1.0,)
+    box_vote_iou: float = 0.0
     min_train_height_px: float = 0.0
     checkpoint_every_steps: int = 500
     seed: int = 0
@@ -102,7 +110,8 @@ class Detect2DSettings(SettingsRecord):
     num_threads: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("classes", "ignore_classes", "feature_levels", "anchor_scales", "aspect_ratios"):
+        for name in ("classes", "ignore_classes", "feature_levels", "anchor_scales", "aspect_ratios",
+                     "test_scale_factors"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.classes or len(set(self.classes)) != len(self.classes):
             raise ValueError(f"Detect2DSettings.classes: expected distinct class names, got {self.classes}")
@@ -124,12 +133,37 @@ class Detect2DSettings(SettingsRecord):
             raise ValueError(f"Detect2DSettings.extra_levels: expected 0, 1 or 2, got {self.extra_levels}")
         if not 0.0 < self.image_scale <= 4.0:
             raise ValueError(f"Detect2DSettings.image_scale: expected (0, 4], got {self.image_scale}")
+        if not self.test_scale_factors or any(not 0.0 < t <= 4.0 for t in self.test_scale_factors):
+            raise ValueError(f"Detect2DSettings.test_scale_factors: expected factors in (0, 4], "
+                             f"got {self.test_scale_factors}")
+        if not 0.0 <= self.box_vote_iou <= 1.0:
+            raise ValueError(f"Detect2DSettings.box_vote_iou: expected [0, 1], got {self.box_vote_iou}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"Detect2DSettings.device: expected auto, cpu or cuda, got {self.device!r}")
 
     @property
     def num_levels(self) -> int:
         return len(self.feature_levels) + self.extra_levels
+
+    @property
+    def inference_scales(self) -> tuple[float, ...]:
+        """The image scales detected at inference: ``image_scale`` times ``test_scale_factors``."""
+        return tuple(self.image_scale * t for t in self.test_scale_factors)
+
+    def inference_options(self) -> dict:
+        """The fields that change detections but not training (the ``detect2d-infer`` key)."""
+        return {name: getattr(self, name) for name in INFERENCE_FIELDS}
+
+    def training_key(self) -> "Detect2DSettings":
+        """These settings with the inference-only fields and the thread count at their defaults:
+        what decides a trained model (the ``detect2d-train`` key)."""
+        defaults = Detect2DSettings()
+        return self.with_(num_threads=0, **{name: getattr(defaults, name) for name in INFERENCE_FIELDS})
+
+
+#: Fields used only at inference (post-processing): changing them never retrains.
+INFERENCE_FIELDS: tuple[str, ...] = ("score_thresh", "nms_thresh", "detections_per_img", "topk_candidates",
+                                     "test_scale_factors", "box_vote_iou")
 
 
 
@@ -153,6 +187,6 @@ def preset(name: str) -> Detect2DSettings:
             architecture="fcos", head_convs=2, feature_levels=(1, 2, 3, 4), freeze_encoder_stride=4,
             fpn_channels=64, image_scale=0.5, anchor_base_px=8.0, batch_size=4, max_steps=300,
             learning_rate=1e-3, warmup_steps=50, freeze_encoder_bn=True,
-            checkpoint_every_steps=50, num_threads=2,
+            checkpoint_every_steps=50, num_threads=2, test_scale_factors=(1.0, 1.5), box_vote_iou=0.65,
         )
     raise ValueError(f"unknown preset {name!r} (expected one of {', '.join(PRESETS)})")

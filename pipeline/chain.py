@@ -472,13 +472,14 @@ def _produce_detect2d_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
 
 
 def _key_detect2d_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
-    return keys.detect2d_infer(ctx.root, ctx.val, ids["model"])
+    options = ctx.settings("detect2d", node).inference_options()
+    return keys.detect2d_infer(ctx.root, ctx.val, ids["model"], options=options)
 
 
 def _produce_detect2d_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
-    num_threads = ctx.settings("detect2d", node).num_threads
+    settings = ctx.settings("detect2d", node)
     return detect2d_results(ctx.root, ctx.val, deps["model"].path / "model.pt", out,
-                            num_threads=num_threads)
+                            num_threads=settings.num_threads, options=settings.inference_options())
 
 
 def _key_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -624,7 +625,7 @@ def evaluate_results(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: 
 
 def detect2d_results(root: KittiRoot, frames: tuple[str, ...], model_path: Path, out: Path, *,
                      device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
-                     evaluate: bool = True, progress: bool = True) -> dict:
+                     evaluate: bool = True, progress: bool = True, options: dict | None = None) -> dict:
     """The detect2d-infer artifact: ``data/NNNNNN.txt`` (KITTI 2D results) and, with ``evaluate``
     (the frames must have labels), ``ap2d.json`` / ``ap2d.md`` (AP_2D, R11 / R40) with the AP in
     the summary (``ap2d``: class -> R11/R40 -> [easy, moderate, hard])."""
@@ -633,7 +634,8 @@ def detect2d_results(root: KittiRoot, frames: tuple[str, ...], model_path: Path,
     from kitti_eval import evaluate_folders
 
     summary = infer_detector(root.root, frames, model_path, out / "data", device=device,
-                             num_threads=num_threads, score_thresh=score_thresh, progress=progress)
+                             num_threads=num_threads, score_thresh=score_thresh, progress=progress,
+                             options=options)
     if evaluate:
         res = evaluate_folders(root.folder("label_2"), out / "data", frames, metrics=("2d",))
         atomic_write_text(out / "ap2d.json", res.to_json() + "\n")

@@ -216,19 +216,23 @@ def detect2d_train(root: KittiRoot, frames: Frames, settings: Any) -> StageKey:
     """detect2d-train: the frames' images, labels and calibration (its image checks read it)."""
     import detect2d
 
-    return StageKey("detect2d-train", detect2d.CODE_VERSION, detect_key_settings(settings),
+    return StageKey("detect2d-train", detect2d.CODE_VERSION, settings.training_key(),
                     (data_id(root, frames, ("image_2", "label_2", "calib")),))
 
 
 def detect2d_infer(root: KittiRoot, frames: Frames, model: str, *, device: str = "auto",
-                   score_thresh: float | None = None, evaluate: bool = True) -> StageKey:
+                   score_thresh: float | None = None, evaluate: bool = True,
+                   options: dict | None = None) -> StageKey:
     """detect2d-infer: a detect2d-train artifact on the frames' images; with ``evaluate`` the
-    artifact also holds AP_2D against the frames' labels."""
+    artifact also holds AP_2D against the frames' labels. ``options``: inference fields that
+    replace the model's (``Detect2DSettings.inference_options``); None keeps the model's."""
     import detect2d
 
     kinds = ("image_2", "calib") + (("label_2",) if evaluate else ())
+    extra = {} if options is None else {"options": {k: list(v) if isinstance(v, tuple) else v
+                                                    for k, v in sorted(options.items())}}
     return StageKey("detect2d-infer", detect2d.CODE_VERSION,
-                    {"device": device, "score_thresh": score_thresh, "evaluate": evaluate},
+                    {"device": device, "score_thresh": score_thresh, "evaluate": evaluate, **extra},
                     (model, data_id(root, frames, kinds)))
 
 

@@ -63,17 +63,19 @@ def train_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, 
 
 def infer_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, ...], model_art, *,
                    device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
-                   evaluate: bool = True, progress: bool = True):
-    """Build (or find) the ``detect2d-infer`` artifact (``pipeline.chain.detect2d_results``)."""
+                   evaluate: bool = True, progress: bool = True, options: dict | None = None):
+    """Build (or find) the ``detect2d-infer`` artifact (``pipeline.chain.detect2d_results``);
+    ``options`` replace the model's inference fields (None keeps them)."""
     from pipeline.chain import detect2d_results
 
     check_same_dataset(model_art, root, "2D detector")
     evaluate = evaluate and root.has("label_2")
     k = keys.detect2d_infer(root, frame_ids, model_art.ref, device=device, score_thresh=score_thresh,
-                            evaluate=evaluate)
+                            evaluate=evaluate, options=options or None)
     return k.build(cache, lambda tmp: detect2d_results(
         root, frame_ids, model_art.path / "model.pt", tmp, device=device, num_threads=num_threads,
-        score_thresh=score_thresh, evaluate=evaluate, progress=progress), extra_manifest=dataset_fields(root))
+        score_thresh=score_thresh, evaluate=evaluate, progress=progress, options=options or None),
+        extra_manifest=dataset_fields(root))
 
 
 def _common(f):
@@ -134,11 +136,16 @@ def train_command(workdir: Path, data_root: Path, split: str, preset_name: str, 
 @click.option("--model", "model_ref", required=True, help="A detect2d-train artifact (stage/key or key prefix).")
 @click.option("--split", default="val", show_default=True, help="Split name (ImageSets/<name>.txt) or file.")
 @click.option("--score-thresh", type=float, default=None, help="Score threshold (default: the model's, 0.05).")
+@click.option("--test-scale-factors", default=None,
+              help="Comma-separated factors of the model's image scale to detect at, merged by NMS "
+                   "and box voting (default: the model's; cpu-small 1,1.5).")
+@click.option("--box-vote-iou", type=float, default=None,
+              help="Box-voting IoU, 0 = off (default: the model's; cpu-small 0.65).")
 @click.option("--eval/--no-eval", "evaluate", default=True, show_default=True,
               help="Evaluate AP_2D with kitti_eval when the split has labels.")
 def infer_command(workdir: Path, data_root: Path, device: str | None, num_threads: int | None,
                   quiet: bool, model_ref: str, split: str, score_thresh: float | None,
-                  evaluate: bool) -> None:
+                  test_scale_factors: str | None, box_vote_iou: float | None, evaluate: bool) -> None:
     """Write one KITTI 2D result file per frame of a split (default split: val)."""
     cache = ArtifactCache(workdir)
     root = KittiRoot(data_root)
@@ -147,9 +154,20 @@ def infer_command(workdir: Path, data_root: Path, device: str | None, num_thread
     if not (model_art.path / "model.pt").is_file():
         raise click.BadParameter(f"{model_art.path}: not a detect2d-train artifact (no model.pt)",
                                  param_hint="--model")
+    options = {}
+    if test_scale_factors is not None:
+        try:
+            options["test_scale_factors"] = tuple(float(v) for v in test_scale_factors.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"{test_scale_factors!r}: expected numbers separated by commas",
+                                     param_hint="--test-scale-factors") from None
+    if box_vote_iou is not None:
+        options["box_vote_iou"] = box_vote_iou
+    detect2d_settings("paper", **options)  # a bad value: one usage-error line
     art = infer_artifact(cache, root, frame_ids, model_art, device=device or "auto",
                          num_threads=num_threads if num_threads is not None else 2,
-                         score_thresh=score_thresh, evaluate=evaluate, progress=not quiet)
+                         score_thresh=score_thresh, evaluate=evaluate, progress=not quiet,
+                         options=options)
     s = art.manifest.get("summary", {})
     state = "cached" if art.cached else "built"
     ap = s.get("ap2d", {})
