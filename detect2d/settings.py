@@ -53,6 +53,9 @@ class Detect2DSettings(SettingsRecord):
         warmup_steps: steps of linear warm-up.
         weight_decay: AdamW weight decay.
         hflip: mirror training images with p = 0.5.
+        train_crop_width: > 0: each training image is cut to a random window of this many columns
+            (scaled pixels; full height) after the flip, boxes clipped to it (dropped when less
+            than half is left); 0 trains on whole images.
         freeze_encoder_bn: keep the encoder's batch-norm statistics fixed (small batches).
         freeze_encoder_stride: the encoder's leading layers whose output stride is at most this
             keep their ImageNet weights (no gradient; ``backbones.freeze_early_layers``): 0 none,
@@ -95,6 +98,7 @@ class Detect2DSettings(SettingsRecord):
     warmup_steps: int = 500
     weight_decay: float = 1e-4
     hflip: bool = True
+    train_crop_width: int = 0
     freeze_encoder_bn: bool = False
     freeze_encoder_stride: int = 0
     score_thresh: float = 0.05
@@ -127,6 +131,8 @@ class Detect2DSettings(SettingsRecord):
                      "topk_candidates", "checkpoint_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Detect2DSettings.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.train_crop_width < 0:
+            raise ValueError(f"Detect2DSettings.train_crop_width: expected >= 0, got {self.train_crop_width}")
         if self.freeze_encoder_stride < 0:
             raise ValueError(f"Detect2DSettings.freeze_encoder_stride: expected >= 0, got {self.freeze_encoder_stride}")
         if self.extra_levels not in (0, 1, 2):

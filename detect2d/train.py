@@ -59,23 +59,46 @@ def batch_indices(step: int, n_frames: int, batch_size: int, seed: int) -> np.nd
     return np.array(out, dtype=np.int64)
 
 
-def make_batch(frames: Sequence[TrainFrame], flips: Sequence[bool], device: torch.device
+def crop_columns(boxes: torch.Tensor, x0: int, x1: int, min_width: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes (N, 4) in the column window [x0, x1) of an image: clipped to it and shifted by -x0;
+    returns (boxes, kept mask), keeping those at least ``min_width`` wide after clipping."""
+    out = boxes.clone()
+    out[:, [0, 2]] = out[:, [0, 2]].clamp(float(x0), float(x1)) - x0
+    keep = (out[:, 2] - out[:, 0]) >= min_width
+    return out[keep], keep
+
+
+def make_batch(frames: Sequence[TrainFrame], flips: Sequence[bool], device: torch.device,
+               crop_x0: Sequence[int] | None = None, crop_width: int = 0,
                ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Images (3, h, w) float in [0, 1] and torchvision targets (``boxes``, ``labels``,
-    ``ignore_boxes``), each frame mirrored left-right when its flip is set."""
+    ``ignore_boxes``), each frame mirrored left-right when its flip is set, then (with
+    ``crop_width`` > 0) cut to the columns ``[crop_x0[i], crop_x0[i] + crop_width)``: boxes clipped
+    to the window, and dropped when less than 2 px or half their width is left (KITTI's own
+    truncated objects at the image border are labelled the same way, clipped)."""
     images, targets = [], []
-    for fr, flip in zip(frames, flips):
+    for i, (fr, flip) in enumerate(zip(frames, flips)):
         img = torch.from_numpy(np.ascontiguousarray(fr.image)).permute(2, 0, 1).float().div_(255.0)
         boxes = torch.from_numpy(fr.boxes.copy())
+        labels = torch.from_numpy(fr.labels)
         ignore = torch.from_numpy(fr.ignore_boxes.copy())
         if flip:
             w = img.shape[2]
             img = img.flip(2)
             boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
             ignore = torch.stack([w - ignore[:, 2], ignore[:, 1], w - ignore[:, 0], ignore[:, 3]], dim=1)
+        if crop_width > 0 and crop_width < img.shape[2]:
+            x0 = int(crop_x0[i])
+            x1 = x0 + crop_width
+            img = img[:, :, x0:x1]
+            widths = (boxes[:, 2] - boxes[:, 0]).reshape(-1)
+            boxes, keep = crop_columns(boxes.reshape(-1, 4), x0, x1, 2.0)
+            half = (boxes[:, 2] - boxes[:, 0]) >= 0.5 * widths[keep]
+            boxes, labels = boxes[half], labels[keep][half]
+            ignore, _ = crop_columns(ignore.reshape(-1, 4), x0, x1, 1.0)
         images.append(img.to(device))
         targets.append({"boxes": boxes.reshape(-1, 4).to(device),
-                        "labels": torch.from_numpy(fr.labels).to(device),
+                        "labels": labels.to(device),
                         "ignore_boxes": ignore.reshape(-1, 4).to(device)})
     return images, targets
 
@@ -165,7 +188,12 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     while step < settings.max_steps:
         idx = batch_indices(step, len(frames), settings.batch_size, settings.seed)
         flips = (np.random.default_rng([settings.seed, 1, step]).random(len(idx)) < 0.5) & settings.hflip
-        images, targets = make_batch([frames[i] for i in idx], flips.tolist(), device)
+        crop_x0 = None
+        if settings.train_crop_width:
+            room = max(frames[0].image.shape[1] - settings.train_crop_width, 0)
+            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, len(idx))
+        images, targets = make_batch([frames[i] for i in idx], flips.tolist(), device, crop_x0,
+                                     settings.train_crop_width)
         lr = learning_rate(settings, step)
         for g in opt.param_groups:
             g["lr"] = lr

@@ -111,6 +111,7 @@ def tiny_settings(**changes):
     base = dict(architecture="retinanet", image_scale=1.0, extra_levels=0, anchor_base_px=32.0, fpn_channels=32,
                 batch_size=2, max_steps=6, warmup_steps=2, checkpoint_every_steps=3,
                 encoder_weights="none", num_threads=1, device="cpu", classes=("Car", "Pedestrian"),
-                freeze_encoder_bn=False, feature_levels=(2, 3, 4), freeze_encoder_stride=0)
+                freeze_encoder_bn=False, feature_levels=(2, 3, 4), freeze_encoder_stride=0,
+                test_scale_factors=(1.0,), box_vote_iou=0.0)
     base.update(changes)
     return preset("cpu-small").with_(**base)

@@ -124,3 +124,35 @@ def test_a_repeated_scale_gives_the_single_scale_voted_detections(tiny_root, tmp
             assert a.bbox == pytest.approx(b.bbox, abs=0.01)
             n += 1
     assert n >= 20
+
+
+def test_training_crop_clips_shifts_and_drops_boxes():
+    from detect2d.data import TrainFrame
+    from detect2d.train import make_batch
+
+    image = np.arange(20 * 100 * 3, dtype=np.uint8).reshape(20, 100, 3)
+    boxes = np.array([[10, 2, 30, 12],    # inside the window [20, 70): clipped to 20..30, half left
+                      [40, 2, 50, 12],    # inside
+                      [60, 2, 90, 12],    # 10 of 30 px left: dropped
+                      [80, 2, 95, 12]], dtype=np.float32)  # outside: dropped
+    fr = TrainFrame("000000", image, boxes, np.array([0, 1, 0, 1]), np.array([[0, 0, 25, 5]], np.float32))
+    imgs, tg = make_batch([fr], [False], torch.device("cpu"), crop_x0=[20], crop_width=50)
+    assert imgs[0].shape == (3, 20, 50)
+    np.testing.assert_allclose(imgs[0].numpy(), image[:, 20:70].transpose(2, 0, 1) / 255.0, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(tg[0]["boxes"].numpy(), [[0, 2, 10, 12], [20, 2, 30, 12]])
+    assert tg[0]["labels"].tolist() == [0, 1]
+    np.testing.assert_allclose(tg[0]["ignore_boxes"].numpy(), [[0, 0, 5, 5]])
+    # flipped first (x -> 100 - x), then cut: [40, 50] -> [50, 60] -> [30, 40]; [60, 90] -> [10, 40],
+    # 20 of its 30 px in the window -> [0, 20]; the other two fall outside
+    _, tg = make_batch([fr], [True], torch.device("cpu"), crop_x0=[20], crop_width=50)
+    np.testing.assert_allclose(tg[0]["boxes"].numpy(), [[30, 2, 40, 12], [0, 2, 20, 12]])
+    assert tg[0]["labels"].tolist() == [1, 0]
+
+
+def test_training_on_crops_runs_with_empty_windows(tiny_root, tmp_path):
+    from d2d_fixtures import TINY_SCENES, TinyEncoder, tiny_settings
+    from detect2d.train import train_detector
+
+    s = tiny_settings(max_steps=4, train_crop_width=24, architecture="fcos")
+    summary = train_detector(tiny_root, tuple(TINY_SCENES), s, tmp_path, progress=False, encoder=TinyEncoder())
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
