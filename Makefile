@@ -48,12 +48,12 @@ demo: setup
 	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing
 
 # Three seeds on the embedded benchmark with longer CPU training than the demo (depth 1500 steps,
-# detect2d 600 steps; F-PointNet keeps cpu-small's 640): every seed's Table 2 / Table 4, mean ± std
+# detect2d 1200 steps; F-PointNet keeps cpu-small's 640): every seed's Table 2 / Table 4, mean ± std
 # and ForeSeE − baseline against the spread in $(WORKDIR)/report-reproduce (docs/reproduce.md).
 SEEDS ?= 3
 reproduce: setup
 	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing \
-	  --seeds $(SEEDS) --set depth.max_steps=1500 --set detect2d.max_steps=600 --report $(WORKDIR)/report-reproduce
+	  --seeds $(SEEDS) --set depth.max_steps=1500 --set detect2d.max_steps=1200 --report $(WORKDIR)/report-reproduce
 
 # Real KITTI (GPU): KOD ground truth first (depth completion maps through the devkit mapping when
 # DEPTH_ROOT is given, else each frame's own velodyne scan), then the whole chain, paper preset.

@@ -2,8 +2,8 @@
 
 ``cpu-small`` trains on a few hundred frames in minutes on 2 CPU cores: FCOS, images at half width
 and height, a pretrained EfficientNet-Lite0 encoder, a 64-channel FPN, 2 convs per head branch,
-300 steps of 4 images; it detects at two scales (x0.5 and x0.75) merged by box voting. ``paper`` is sized for a GPU: FCOS at full resolution, a 256-channel FPN,
-torchvision's 4-conv heads, 20k steps of 8 images.
+600 steps of 4 windows of 320 columns (whole images at inference). ``paper`` is sized for a GPU:
+FCOS at full resolution, a 256-channel FPN, torchvision's 4-conv heads, 20k steps of 8 images.
 The measurements behind the ``cpu-small`` choices are in ``docs/detect2d.md``.
 """
 
@@ -181,7 +181,7 @@ def preset(name: str) -> Detect2DSettings:
 
     Args:
         name: ``paper`` (GPU-sized: full resolution, 256-channel FPN, 20k steps of batch 8) or
-            ``cpu-small`` (half resolution, 64-channel FPN, 300 steps: minutes on 2 CPU cores).
+            ``cpu-small`` (half resolution, 64-channel FPN, 600 steps of 320-column windows: minutes on 2 CPU cores).
 
     >>> preset("cpu-small").image_scale
     0.5
@@ -191,8 +191,9 @@ def preset(name: str) -> Detect2DSettings:
     if name == "cpu-small":
         return Detect2DSettings(
             architecture="fcos", head_convs=2, feature_levels=(1, 2, 3, 4), freeze_encoder_stride=4,
-            fpn_channels=64, image_scale=0.5, anchor_base_px=8.0, batch_size=4, max_steps=300,
+            fpn_channels=64, image_scale=0.5, anchor_base_px=8.0, batch_size=4, max_steps=600,
+            train_crop_width=320,
             learning_rate=1e-3, warmup_steps=50, freeze_encoder_bn=True,
-            checkpoint_every_steps=50, num_threads=2, test_scale_factors=(1.0, 1.5), box_vote_iou=0.65,
+            checkpoint_every_steps=50, num_threads=2,
         )
     raise ValueError(f"unknown preset {name!r} (expected one of {', '.join(PRESETS)})")

@@ -138,9 +138,9 @@ def train_command(workdir: Path, data_root: Path, split: str, preset_name: str, 
 @click.option("--score-thresh", type=float, default=None, help="Score threshold (default: the model's, 0.05).")
 @click.option("--test-scale-factors", default=None,
               help="Comma-separated factors of the model's image scale to detect at, merged by NMS "
-                   "and box voting (default: the model's; cpu-small 1,1.5).")
+                   "and box voting (default: the model's, 1 = one scale; e.g. 1,1.5).")
 @click.option("--box-vote-iou", type=float, default=None,
-              help="Box-voting IoU, 0 = off (default: the model's; cpu-small 0.65).")
+              help="Box-voting IoU, 0 = off (default: the model's, 0; e.g. 0.65).")
 @click.option("--eval/--no-eval", "evaluate", default=True, show_default=True,
               help="Evaluate AP_2D with kitti_eval when the split has labels.")
 def infer_command(workdir: Path, data_root: Path, device: str | None, num_threads: int | None,
