@@ -65,8 +65,9 @@ class Detect2DSettings(SettingsRecord):
         detections_per_img: at most this many detections per image (after NMS).
         topk_candidates: candidates per level before NMS.
         test_scale_factors: inference detects the image at ``image_scale`` times each of these
-            (``(1.0,)``: the training scale only). With several, each scale is detected (its own
-            NMS) and the union, mapped back to full resolution, is merged by NMS and box voting.
+            (``(1.0,)``: the training scale only). With several, the candidates of every scale
+            (the model's own NMS skipped), mapped back to full resolution, are merged by one NMS
+            and box voting (``detect2d.infer.detect_image``).
         box_vote_iou: box voting (0 = off): every box kept by the final NMS is replaced by the
             score-weighted mean of the same class's candidate boxes that overlap it by at least
             this IoU (its score is kept). ``detect2d.infer.merge_detections``.
@@ -181,7 +182,8 @@ def preset(name: str) -> Detect2DSettings:
 
     Args:
         name: ``paper`` (GPU-sized: full resolution, 256-channel FPN, 20k steps of batch 8) or
-            ``cpu-small`` (half resolution, 64-channel FPN, 600 steps of 320-column windows: minutes on 2 CPU cores).
+            ``cpu-small`` (half resolution, 64-channel FPN, 600 steps of 320-column windows:
+            minutes on 2 CPU cores).
 
     >>> preset("cpu-small").image_scale
     0.5

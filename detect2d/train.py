@@ -59,12 +59,15 @@ def batch_indices(step: int, n_frames: int, batch_size: int, seed: int) -> np.nd
     return np.array(out, dtype=np.int64)
 
 
-def crop_columns(boxes: torch.Tensor, x0: int, x1: int, min_width: float) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_columns(boxes: torch.Tensor, x0: int, x1: int, min_width: float, min_fraction: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boxes (N, 4) in the column window [x0, x1) of an image: clipped to it and shifted by -x0;
-    returns (boxes, kept mask), keeping those at least ``min_width`` wide after clipping."""
+    returns (boxes, kept mask), keeping those at least ``min_width`` px and ``min_fraction`` of
+    their own width wide after clipping."""
     out = boxes.clone()
     out[:, [0, 2]] = out[:, [0, 2]].clamp(float(x0), float(x1)) - x0
-    keep = (out[:, 2] - out[:, 0]) >= min_width
+    width = out[:, 2] - out[:, 0]
+    keep = (width >= min_width) & (width >= min_fraction * (boxes[:, 2] - boxes[:, 0]))
     return out[keep], keep
 
 
@@ -91,10 +94,8 @@ def make_batch(frames: Sequence[TrainFrame], flips: Sequence[bool], device: torc
             x0 = int(crop_x0[i])
             x1 = x0 + crop_width
             img = img[:, :, x0:x1]
-            widths = (boxes[:, 2] - boxes[:, 0]).reshape(-1)
-            boxes, keep = crop_columns(boxes.reshape(-1, 4), x0, x1, 2.0)
-            half = (boxes[:, 2] - boxes[:, 0]) >= 0.5 * widths[keep]
-            boxes, labels = boxes[half], labels[keep][half]
+            boxes, keep = crop_columns(boxes.reshape(-1, 4), x0, x1, 2.0, 0.5)
+            labels = labels[keep]
             ignore, _ = crop_columns(ignore.reshape(-1, 4), x0, x1, 1.0)
         images.append(img.to(device))
         targets.append({"boxes": boxes.reshape(-1, 4).to(device),
