@@ -5,7 +5,9 @@ The image is resized by the checkpoint's ``resize_factor``, padded to a multiple
 whole (the authors' code stitches three crops; a fully convolutional pass over the padded image
 is the same network on the same pixels). The decoders' logits are merged (``max``: the paper's
 mask-free merge), decoded by the soft-weighted sum, and the depth is resized back to the image
-size bilinearly in log space.
+size bilinearly in log space. With ``flip`` the mirrored image goes through the network in the
+same batch; its logits are mirrored back and each decoder's two logit maps are averaged before
+the merge (test-time flip augmentation; docs/depth-power.md measures it).
 
 Speed and memory (``python -m depth.infer --bench PRESET``) are measured on a synthetic
 1242x375 image with random weights; run each preset in its own process for a clean peak.
@@ -37,7 +39,8 @@ def _device() -> torch.device:
 
 
 def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
-                  fg_boxes: np.ndarray | None = None, device: torch.device | None = None) -> np.ndarray:
+                  fg_boxes: np.ndarray | None = None, device: torch.device | None = None,
+                  flip: bool = False) -> np.ndarray:
     """Predict one (H, W) float32 depth map in metres for an (H, W, 3) uint8 RGB image.
 
     Args:
@@ -46,6 +49,8 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
         merge: see :func:`depth.model.merge_logits` (``max``, ``mask``, ``fg``, ``bg``).
         fg_boxes: (N, 4) boxes in full-resolution pixels for ``merge="mask"``.
         device: where the model is (default: the model's parameters' device).
+        flip: also run the horizontally mirrored image; each decoder's logits are the mean of
+            the plain pass and the mirrored pass mirrored back (columns of the unpadded image).
     """
     settings = model.settings
     device = device or next(model.parameters()).device
@@ -53,18 +58,21 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
     hw = resized_hw(full_hw, settings.resize_factor)
     x = normalize_image(resize_image(image, hw), settings.encoder)
     ph, pw = -(-hw[0] // 16) * 16, -(-hw[1] // 16) * 16
-    x = np.pad(x, ((0, 0), (0, ph - hw[0]), (0, pw - hw[1])))
+    batch = [x, x[:, :, ::-1]] if flip else [x]  # the mirror is padded on its right, like x
+    x = np.stack([np.pad(b, ((0, 0), (0, ph - hw[0]), (0, pw - hw[1]))) for b in batch])
     fg_mask = None
     if merge == "mask":
         if fg_boxes is None:
             raise ValueError("merge='mask' needs the foreground boxes")
         fg_mask = torch.from_numpy(boxes_mask(hw, fg_boxes, hw[1] / full_hw[1]))[None].to(device)
     with torch.inference_mode():
-        xt = torch.from_numpy(x)[None].to(device)
+        xt = torch.from_numpy(x).to(device)
         with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
                             enabled=settings.amp if device.type == "cuda" else settings.cpu_bf16):
             logits = model(xt)
         logits = tuple(lg[:, :, :hw[0], :hw[1]].float() for lg in logits)
+        if flip:
+            logits = tuple(((lg[0] + lg[1].flip(-1)) / 2)[None] for lg in logits)
         depth = soft_weighted_depth(merge_logits(logits, merge, fg_mask), bins_of(settings))[0]
         if hw != full_hw:
             log_d = torch.log(depth)[None, None]
@@ -73,7 +81,7 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
 
 
 def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out_dir: Path, *,
-                merge: str = "max", progress: bool = True) -> dict[str, Any]:
+                merge: str = "max", flip: bool = False, progress: bool = True) -> dict[str, Any]:
     """Write ``out_dir/NNNNNN.npz`` (float32 metres, full image resolution) for every frame.
 
     Args:
@@ -83,10 +91,11 @@ def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out
         out_dir: output folder (created).
         merge: ``max`` (mask-free, default), ``mask`` (fg decoder inside the eval boxes of the
             labels, bg decoder elsewhere), ``fg`` or ``bg``; one-decoder models accept ``max``/``fg``.
+        flip: test-time flip augmentation (:func:`predict_depth`).
         progress: tqdm bar.
 
     Returns:
-        ``{"frames", "seconds", "images_per_s", "device", "variant", "merge"}``.
+        ``{"frames", "seconds", "images_per_s", "device", "variant", "merge", "flip"}``.
     """
     from tqdm import tqdm
 
@@ -106,12 +115,12 @@ def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out
     for fid in tqdm(frame_ids, desc=f"depth {settings.variant}", disable=not progress, dynamic_ncols=True):
         frame = load_frame(root, fid, with_depth=False)
         boxes = eval_fg_boxes(frame.labels) if merge == "mask" else None
-        depth = predict_depth(model, frame.image, merge=merge, fg_boxes=boxes, device=device)
+        depth = predict_depth(model, frame.image, merge=merge, fg_boxes=boxes, device=device, flip=flip)
         write_depth_npz(out_dir / f"{fid}.npz", depth)
     seconds = time.time() - t0
     return {"frames": len(frame_ids), "seconds": round(seconds, 2),
             "images_per_s": round(len(frame_ids) / max(seconds, 1e-9), 3), "device": str(device),
-            "variant": settings.variant, "merge": merge}
+            "variant": settings.variant, "merge": merge, "flip": flip}
 
 
 def export_gt_depth(data_root: Path, frame_ids: Sequence[str], out_dir: Path) -> dict[str, Any]:

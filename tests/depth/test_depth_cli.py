@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kitti import KittiFormatError, KittiRoot
+from kitti import KittiFormatError, KittiRoot, read_depth_npz
 from pipeline.cli import _load_stage_commands, main
 
 
@@ -45,6 +46,11 @@ def test_depth_train_infer_eval_stats_commands(cli, synthetic_root, tmp_path):
                                                           "--quiet")).group(1)
     gt = re.search(r"(\S+/depth-gt/[0-9a-f]+)", cli("depth", "infer", *common, "--from-gt")).group(1)
     assert len(list((Path(pred) / "depth").glob("*.npz"))) == len(KittiRoot(synthetic_root).split("val"))
+    flipped = re.search(r"(\S+/depth-infer/[0-9a-f]+)", cli("depth", "infer", *common, "--checkpoint", ckpt,
+                                                             "--flip", "--quiet")).group(1)
+    assert flipped != pred  # its own key: a plain run's cache does not answer a --flip run
+    one = sorted((Path(pred) / "depth").glob("*.npz"))[0].name
+    assert not np.array_equal(read_depth_npz(Path(pred) / "depth" / one), read_depth_npz(Path(flipped) / "depth" / one))
     table = cli("depth", "eval", *common, "--depth", f"foresee={pred}", "--depth", f"oracle={gt}",
                 "--csv", tmp_path / "t.csv")
     assert "| oracle (measured) | 0.000 / 0.000 |" in table and "(paper, KOD val)" in table
