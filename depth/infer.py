@@ -74,10 +74,17 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
         if flip:
             logits = tuple(((lg[0] + lg[1].flip(-1)) / 2)[None] for lg in logits)
         depth = soft_weighted_depth(merge_logits(logits, merge, fg_mask), bins_of(settings))[0]
-        if hw != full_hw:
-            log_d = torch.log(depth)[None, None]
-            depth = torch.exp(F.interpolate(log_d, size=full_hw, mode="bilinear", align_corners=False))[0, 0]
+        depth = upsample_log_depth(depth, full_hw)
     return depth.cpu().numpy().astype(np.float32)
+
+
+def upsample_log_depth(depth_m: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Resize an (h, w) positive depth map to ``out_hw``, bilinearly in log depth (pixel centres
+    aligned, ``align_corners=False``); returned unchanged when already that size."""
+    if tuple(depth_m.shape) == tuple(out_hw):
+        return depth_m
+    log_d = torch.log(depth_m)[None, None]
+    return torch.exp(F.interpolate(log_d, size=tuple(out_hw), mode="bilinear", align_corners=False))[0, 0]
 
 
 def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out_dir: Path, *,

@@ -1,6 +1,6 @@
 """Accuracy per CPU-second of depth settings (the measurements of docs/depth-power.md).
 
-Two measurements, each printing one JSON line per case (and appending it to ``--jsonl``):
+Three measurements, each printing one JSON line per case (and appending it to ``--jsonl``):
 
 * ``step`` — CPU seconds per training step (forward, loss, backward, Adam on a random batch of the
   preset's crop) and per inference frame (1242x375 at the preset's resize), no data needed::
@@ -12,6 +12,13 @@ Two measurements, each printing one JSON line per case (and appending it to ``--
 
       python -m depth.power accuracy --data data/embedded --work /tmp/power \\
           --case lite0_500_s0 baseline '{"max_steps": 500}'
+
+* ``floor`` — the error that predicting at a reduced size costs by itself: each val ground truth
+  resized by ``--factors`` the way training targets are (``depth.data.resize_depth``), then
+  resized back as inference does (bilinear in log depth), against the ground truth; no network,
+  no ``--case``::
+
+      python -m depth.power floor --data data/embedded --factors 0.25,0.5
 
 A case is ``TAG VARIANT OVERRIDES`` with OVERRIDES a JSON object of ``DepthSettings`` fields on top
 of the ``--preset`` (default cpu-small). CPU time is the process's user + system time
@@ -27,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from depth.settings import DepthSettings, preset
@@ -103,10 +111,38 @@ def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, fra
             "objects": res.objects.by_distance() if res.objects is not None else None}
 
 
+def resolution_floor(data_root: Path, factor: float, split: str = "val") -> dict[str, Any]:
+    """absRel (pooled, fg / bg / global) of the split's ground truth after a round trip through
+    ``factor`` of its size: down as training targets (:func:`depth.data.resize_depth`; pixels
+    without ground truth become 80 m so the log is defined, and are not scored), up as
+    :func:`depth.infer.upsample_log_depth`. A network predicting at that size cannot do better
+    than this on these pixels, except by luck at depth edges."""
+    from depth.data import boxes_mask, eval_fg_boxes, resize_depth, resized_hw
+    from depth.infer import upsample_log_depth
+    from depth.metrics import evaluate_depth_maps
+    from kitti import KittiRoot
+
+    root = KittiRoot(Path(data_root))
+    ids = root.split(split)
+    root.check(tuple(ids), ("depth_2", "label_2"))
+    preds, gts, fgs = [], [], []
+    for fid in ids:
+        gt = root.depth(fid)
+        small = resize_depth(gt, resized_hw(gt.shape, factor))
+        small = np.where(small > 0, small, np.float32(80.0))
+        preds.append(upsample_log_depth(torch.from_numpy(small), gt.shape).numpy())
+        gts.append(gt)
+        fgs.append(boxes_mask(gt.shape, eval_fg_boxes(root.labels(fid))))
+    res = evaluate_depth_maps(preds, gts, fgs)
+    return {"factor": factor, "frames": len(ids), "absrel": {r: round(res.pooled[r]["absrel"], 4)
+                                                             for r in ("fg", "bg", "global")}}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["step", "accuracy"])
-    p.add_argument("--case", nargs=3, action="append", required=True, metavar=("TAG", "VARIANT", "OVERRIDES"))
+    p.add_argument("what", choices=["step", "accuracy", "floor"])
+    p.add_argument("--case", nargs=3, action="append", default=[], metavar=("TAG", "VARIANT", "OVERRIDES"))
+    p.add_argument("--factors", default="0.25,0.5", help="floor: resize factors, comma-separated")
     p.add_argument("--preset", default="cpu-small")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--frames", type=int, default=0, help="accuracy: train on the first N train frames (0 = all)")
@@ -115,6 +151,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--jsonl", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.what == "floor":
+        if args.data is None:
+            p.error("floor needs --data")
+        for factor in args.factors.split(","):
+            _emit(resolution_floor(args.data, float(factor)), args.jsonl)
+        return
+    if not args.case:
+        p.error(f"{args.what} needs at least one --case TAG VARIANT OVERRIDES")
     for tag, variant, overrides in args.case:
         ov = json.loads(overrides)
         if args.what == "step":
@@ -124,13 +168,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.data is None:
                 p.error("accuracy needs --data")
             row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames)
-        row = {"tag": tag, "variant": variant, "overrides": ov, "threads": args.threads, **row,
-               "load": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None}
-        line = json.dumps(row)
-        print(line, flush=True)
-        if args.jsonl:
-            with open(args.jsonl, "a") as f:
-                f.write(line + "\n")
+        _emit({"tag": tag, "variant": variant, "overrides": ov, "threads": args.threads, **row,
+               "load": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None},
+              args.jsonl)
+
+
+def _emit(row: dict[str, Any], jsonl: Path | None) -> None:
+    line = json.dumps(row)
+    print(line, flush=True)
+    if jsonl:
+        with open(jsonl, "a") as f:
+            f.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -23,3 +23,36 @@ def test_power_step_writes_one_json_line_per_case_for_the_settings_network(tmp_p
         assert row["cpu_s_per_step"] > 0 and row["cpu_s_per_infer_frame"] > 0
     assert rows[0]["overrides"]["encoder_weights"] == "none"
     assert capsys.readouterr().out.count("\n") == 2
+
+
+def test_power_floor_of_a_round_trip_through_a_smaller_size(tmp_path, capsys):
+    """The floor is what resizing alone costs: nothing at the full size, nothing on a map that is
+    constant, and on a step edge exactly the pixels that the 1/2-size map blurs."""
+    import numpy as np
+
+    from depth.power import resolution_floor
+    from kitti import KittiRoot
+    from kitti.depth_io import write_depth_png
+    from depth_fixtures import write_synthetic_root
+
+    write_synthetic_root(tmp_path / "d", n_frames=4)
+    root = KittiRoot(tmp_path / "d")
+    ids = root.split("val")
+    zero = resolution_floor(tmp_path / "d", 1.0)["absrel"]
+    assert zero == {"fg": 0.0, "bg": 0.0, "global": 0.0}
+    h, w = root.depth(ids[0]).shape
+    for fid in ids:  # constant 20 m: exact through any size
+        write_depth_png(root.root / "training" / "depth_2" / f"{fid}.png", np.full((h, w), 20.0, np.float32))
+    assert resolution_floor(tmp_path / "d", 0.5)["absrel"]["global"] == 0.0
+    # a vertical step 10 m | 40 m at an even column: the 1/2-size map keeps the two values, and the
+    # log-bilinear upsampling mixes them on the one column either side of the step:
+    # 10·4^(1/4) and 40·4^(-1/4), relative errors 4^(1/4) − 1 and 1 − 4^(-1/4)
+    step = np.full((h, w), 10.0, np.float32)
+    c = (w // 4) * 2
+    step[:, c:] = 40.0
+    for fid in ids:
+        write_depth_png(root.root / "training" / "depth_2" / f"{fid}.png", step)
+    want = ((4 ** 0.25 - 1) + (1 - 4 ** -0.25)) / w  # the two columns' errors averaged over the row
+    assert resolution_floor(tmp_path / "d", 0.5)["absrel"]["global"] == round(want, 4)  # reported to 4 places
+    main(["floor", "--data", str(tmp_path / "d"), "--factors", "1.0"])
+    assert json.loads(capsys.readouterr().out)["absrel"]["global"] == 0.0
