@@ -12,7 +12,7 @@ KITTI ?=
 
 help:
 	@echo "make demo   - whole chain on the embedded benchmark (CPU, cpu-small preset)"
-	@echo "make reproduce - 3 seeds, longer CPU training, mean ± std and ForeSeE vs baseline (~93 min measured, docs/reproduce.md)"
+	@echo "make reproduce - 3 seeds, longer CPU training, mean ± std and ForeSeE vs baseline (~78 min measured, docs/reproduce.md)"
 	@echo "make test   - the default test suite"
 	@echo "make all KITTI=/path/to/kitti - Table 4 on real KITTI (paper preset, GPU)"
 	@echo "make bench  - performance figures"
