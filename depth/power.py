@@ -115,8 +115,9 @@ def resolution_floor(data_root: Path, factor: float, split: str = "val") -> dict
     """absRel (pooled, fg / bg / global) of the split's ground truth after a round trip through
     ``factor`` of its size: down as training targets (:func:`depth.data.resize_depth`; pixels
     without ground truth become 80 m so the log is defined, and are not scored), up as
-    :func:`depth.infer.upsample_log_depth`. A network predicting at that size cannot do better
-    than this on these pixels, except by luck at depth edges."""
+    :func:`depth.infer.upsample_log_depth`. It is the error of a network that predicts the
+    resized ground truth perfectly: what working at that size costs by itself (mostly at depth
+    edges; a network could trim it a little by choosing other low-resolution values there)."""
     from depth.data import boxes_mask, eval_fg_boxes, resize_depth, resized_hw
     from depth.infer import upsample_log_depth
     from depth.metrics import evaluate_depth_maps
