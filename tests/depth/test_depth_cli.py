@@ -80,3 +80,10 @@ def test_depth_train_with_missing_encoder_weights_exits_2_with_one_line(syntheti
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {missing}: encoder weights file for test_resnet not found"
+
+
+def test_depth_infer_refuses_flip_with_from_gt(synthetic_root, tmp_path):
+    _load_stage_commands()
+    res = CliRunner().invoke(main, ["depth", "infer", "--data", str(synthetic_root), "--from-gt", "--flip",
+                                    "--workdir", str(tmp_path / "w")])
+    assert res.exit_code == 2 and "--flip applies to a network's inference" in res.output
