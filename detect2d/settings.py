@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kitti.settings import SettingsRecord
+from kitti.settings_record import SettingsRecord
 
 #: Detector architectures (torchvision.models.detection).
 ARCHITECTURES: tuple[str, ...] = ("retinanet", "fcos")

@@ -71,8 +71,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from pipeline.cache import ArtifactCache
-    from pipeline.chain import RunConfig, build_chain
-    from pipeline.stages import execute, plan
+    from pipeline.stages import RunConfig, build_chain
+    from pipeline.executor import execute, plan
 
     root, work = args.out / "kitti", args.out / "work"
     cfg = RunConfig(data_root=root, preset="paper")

@@ -2,7 +2,7 @@
 
 An artifact's key (``pipeline.cache.make_key``) hashes the stage, its code version, its settings
 and its *inputs*: the ``stage/key`` refs of input artifacts and ids of everything else it reads.
-``pipeline.chain`` and ``pipeline/commands/*_cmd.py`` both call the functions below, so the same
+``pipeline.stages`` and ``pipeline/commands/*_cmd.py`` both call the functions below, so the same
 work gets the same key whichever way it was asked for (``foresee detect infer --points
 pseudolidar/<key> --model detect-train/<key>`` reuses the artifact ``foresee run`` made).
 

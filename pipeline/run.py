@@ -13,8 +13,8 @@ import click
 from kitti import KittiFormatError
 from kitti.fileio import atomic_write_text
 from pipeline.cache import ArtifactCache
-from pipeline.chain import RunConfig, build_chain
-from pipeline.stages import execute, plan
+from pipeline.stages import RunConfig, build_chain
+from pipeline.executor import execute, plan
 
 
 def _human(n: float) -> str:
@@ -132,7 +132,7 @@ def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: 
 
     out.mkdir(parents=True, exist_ok=True)
     # Table 4: F-PointNet's rows (when it ran), then every other detector's, labelled by its prefix
-    from pipeline.chain import DETECTORS
+    from pipeline.stages import DETECTORS
 
     first = "fpointnet" if "fpointnet" in cfg.detectors else None
     evals, evals_loose = _evals(cfg, specs, arts, first) if first else ({}, {})
@@ -172,7 +172,7 @@ def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_
     the shared ones, under their one-seed names), then every seed's Table 2 / Table 4 figure with
     mean ± std and ForeSeE − baseline against the spread (seeds.md / seeds.csv / seeds_diff.csv)
     and report.md in ``out``."""
-    from pipeline.chain import DETECTORS, base_name, chain_seeds, find, seed_view
+    from pipeline.stages import DETECTORS, base_name, chain_seeds, find, seed_view
     from pipeline.report import table2_seed_rows, table4_seed_rows, write_seeds
 
     seeds = [s for s in chain_seeds(cfg) if s is not None]
@@ -225,7 +225,7 @@ def boxes2d_source(cfg: RunConfig) -> str:
 
 def _evals(cfg: RunConfig, specs: list, arts: dict, detector: str) -> tuple[dict, dict]:
     """cloud -> eval.json and cloud -> eval_loose.json of one detector's eval nodes."""
-    from pipeline.chain import find
+    from pipeline.stages import find
 
     strict, loose = {}, {}
     for c in cfg.clouds:

@@ -1,132 +1,656 @@
-"""The chain as cached stages.
+"""The ForeSeE chain of stages for one dataset and preset (what ``foresee run`` executes).
 
-::
+Rows of the final report ("clouds"):
 
-    data ──► depth-train[baseline, foresee] ──► depth-infer[...] ──┐
-      └──────────────────────────────────────► depth-gt (oracle) ──┴► pseudolidar[gt, baseline, foresee]
-                                                                      │   (+ the real velodyne: "lidar")
-                                                                      ▼
-                              detect-train[cloud] ──► detect-infer[cloud] ──► eval[cloud] ──► report
+* ``lidar``    — the dataset's own velodyne scans (real LiDAR on KITTI; simulated HDL-64E on the
+  embedded benchmark): an upper bound no monocular method has.
+* ``oracle``   — pseudo-LiDAR from ground-truth depth (depth_2): the best a depth model could do.
+* ``baseline`` — pseudo-LiDAR from the one-decoder baseline depth model.
+* ``foresee``  — pseudo-LiDAR from ForeSeE (two decoders, sensitive loss, mask-free merge).
 
-Every stage is a pure function of its inputs' artifacts, its settings and its code version; its
-cache key (``pipeline.cache.make_key``) is known before anything runs, so the plan can say what is
-cached. Raw data enters through a fingerprint of the files the stage reads.
+How the chain is declared
+-------------------------
+The chain is data: :func:`chain_nodes` returns a list of :class:`Node` (name, kind, tags, deps
+by role) in topological order, and :data:`KINDS` maps each kind to a :class:`Kind`: the cache
+stage, **the one key function** of ``pipeline.keys`` that ``foresee run`` and the per-stage
+commands share, a ``produce`` function (module level, no closures) and a size estimate.
+:func:`build_chain` turns the nodes into ``pipeline.executor.StageSpec`` with their keys computed
+in order (an upstream node's key is known before a downstream one's), so ``--dry-run`` prints
+every key before anything runs.
+
+Node names: ``depth-train/<variant>``, ``depth-infer/<variant>``, ``depth-gt``,
+``pseudolidar/<cloud>``, ``detect-train/<detector>/<cloud>``, ``detect-infer/<detector>/<cloud>``,
+``eval/<detector>/<cloud>``, ``depth-eval/<cloud>``; tags (``variant``, ``cloud``, ``detector``)
+say the same in fields, and :func:`find` looks a node up by them.
+
+How to add a node
+-----------------
+1. Write the stage's key function in ``pipeline/keys.py`` (every input that changes the output:
+   upstream refs, ``data_id`` of the raw files it reads, settings) and call it from the stage's
+   command too.
+2. Write ``_produce_<kind>(ctx, node, out, deps)`` here (deps: role -> upstream ``Artifact``) and
+   ``_key_<kind>(ctx, node, ids)`` (ids: role -> upstream ref), and register a ``Kind`` in
+   :data:`KINDS`.
+3. Emit ``Node``\\ s for it in :func:`chain_nodes`.
+
+The three extensions this layout is made for:
+
+* **another detector** (AVOD beside F-PointNet, one row per (detector, cloud)): add a
+  :class:`Detector` to :data:`DETECTORS` (its settings preset, train and infer functions, the
+  artifact file the infer stage loads) and let ``RunConfig.detectors`` name it; the detect-train /
+  detect-infer / eval nodes are emitted per detector already.
+* **a 2D-box source stage** (done for ``--boxes2d detector``): kinds ``detect2d-train`` /
+  ``detect2d-infer`` are emitted in :func:`chain_nodes` when ``cfg.boxes2d == "detector"`` and
+  each detect-infer node gets the dep ``{"boxes2d": "detect2d-infer"}``; ``_key_detect_infer``
+  keys on that artifact's ref and ``_produce_detect_infer`` passes its ``data/`` folder as the 2D
+  boxes.
+* **a seed axis** (done for ``--seeds N``): see below.
+
+Seeds (``RunConfig.seeds``)
+---------------------------
+With ``seeds == 1`` (the default) the chain is exactly the one-seed chain: no node carries a seed,
+names and keys are those of every earlier run (``make demo``'s cache stays valid). With
+``seeds = N > 1`` the nodes whose output depends on a training seed are emitted once per seed
+``s`` in ``0 .. N-1``, named ``.../s<s>`` and tagged ``seed``: ``depth-train`` / ``depth-infer``
+(both variants), their ``pseudolidar`` and ``depth-eval`` nodes, and ``detect-train`` /
+``detect-infer`` / ``eval`` of **every** cloud (the 3D detector is trained with seed ``s`` on the
+LiDAR and oracle clouds too). :meth:`Ctx.settings` sets ``seed = s`` in the depth-train and
+detect-train settings only (the presets' seed is 0, so seed 0's artifacts are the one-seed run's);
+detect-infer keeps the preset's seed, so simulated 2D boxes and inference sampling are the same for
+every seed. Shared by all seeds: the render, ``depth-gt``, ``pseudolidar/oracle``,
+``depth-eval/oracle``, the dataset's LiDAR and the 2D detector (``detect2d-train`` /
+``detect2d-infer``).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
-from pipeline.cache import Artifact, ArtifactCache, make_key
+from kitti import KittiFormatError, KittiRoot
+from pipeline import keys
+from pipeline.cache import Artifact
+from pipeline.executor import StageSpec
+
+CLOUDS = ("lidar", "oracle", "baseline", "foresee")
+DEPTH_VARIANTS = ("baseline", "foresee")
 
 
 @dataclass(frozen=True)
-class StageSpec:
-    """One node of the chain.
+class RunConfig:
+    """What ``foresee run`` was asked to do.
 
     Attributes:
-        name: unique node name, e.g. ``depth-train/foresee``.
-        stage: cache folder (the stage kind), e.g. ``depth-train``.
-        code_version: the stage package's ``CODE_VERSION``.
-        settings: the frozen settings recorded in the key and the manifest.
-        deps: names of upstream nodes whose artifacts this one reads.
-        raw_inputs: fingerprints of raw data (``data:<hash>``).
-        produce: ``produce(out_dir, deps: Mapping[name, Artifact]) -> summary``.
-        est_bytes: rough size of the artifact, for the plan.
-        inputs: the complete key inputs (upstream refs included) when the builder computed them
-            with a ``pipeline.keys`` function (``pipeline.chain`` does); else the upstream refs
-            in ``deps`` order followed by ``raw_inputs``.
-        node: the declaring ``pipeline.chain.Node`` (tags), when there is one.
+        data_root: KITTI-format root (training/{image_2,calib,label_2,velodyne[,depth_2]}).
+        preset: ``cpu-small`` or ``paper``.
+        train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
+        detector: ``fpointnet``, ``avod`` or ``fpointnet,avod`` (the detectors of :data:`DETECTORS`;
+            one row per detector and cloud).
+        clouds: which report rows to build.
+        boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
+            the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
+            file/folder.
+        depth_train_split, depth_val_split: frames with depth ground truth for depth training and
+            Table 2 (default: the train / val splits). On KOD (``foresee kod build``):
+            ``kod_train`` / ``kod_val``, while detection uses the full 3DOP ``train`` / ``val``.
+        overrides: per stage (:data:`OVERRIDABLE`) field -> value, applied to the preset.
+        seeds: number of training seeds (``0 .. seeds-1``; see the module docstring). 1: the
+            one-seed chain, unchanged.
+    """
+
+    data_root: Path
+    preset: str = "cpu-small"
+    train_split: str = "train"
+    val_split: str = "val"
+    detector: str = "fpointnet"
+    clouds: tuple[str, ...] = CLOUDS
+    boxes2d: str = "simulated"
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    depth_train_split: str | None = None
+    depth_val_split: str | None = None
+    seeds: int = 1
+
+    @property
+    def detectors(self) -> tuple[str, ...]:
+        return tuple(d.strip() for d in self.detector.split(",") if d.strip())
+
+
+#: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
+#: ``detect`` reaches every 3D detector of the run that has the field (an error when none has it);
+#: a detector's own name (``fpointnet``, ``avod``) reaches that detector only and is applied after.
+OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d", "fpointnet", "avod")
+
+#: settings that ``--seeds N`` (N > 1) sets per seed: the seed of depth and 3D-detector training.
+SEEDED_STAGES = ("depth", "detect")
+
+#: ``RunConfig.boxes2d`` value that adds the 2D detector stage to the chain.
+BOXES2D_DETECTOR = "detector"
+
+
+def setting_names(settings: Any) -> set[str]:
+    """The field names of a frozen settings dataclass."""
+    return {f.name for f in fields(settings)}
+
+
+def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> Any:
+    """``dataclasses.replace`` with a clear error for an unknown field."""
+    if not overrides:
+        return settings
+    names = setting_names(settings)
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown {stage} setting(s) {unknown}; known: {sorted(names)}")
+    return replace(settings, **overrides)
+
+
+# ---------------------------------------------------------------------------- detectors
+@dataclass(frozen=True)
+class Detector:
+    """What the chain needs to know about one 3D detector.
+
+    Attributes:
+        preset: preset name -> frozen settings.
+        train: ``train(data_root, points_dir, frame_ids, settings, out_dir) -> summary``; writes
+            the model file named ``model_file`` into ``out_dir``.
+        infer: ``infer(data_root, points_dir, frame_ids, model_path, settings, out_dir, boxes2d)
+            -> summary``; writes one KITTI result file per frame into ``out_dir``.
+        model_file: the file of the detect-train artifact that infer loads.
+        label: the report's row prefix (``F-PN``).
+        uses_boxes2d: infer reads 2D boxes (F-PointNet); AVOD does not, so it never waits for
+            the 2D detector stage.
+    """
+
+    preset: Callable[[str], Any]
+    train: Callable[..., Mapping[str, Any]]
+    infer: Callable[..., Mapping[str, Any]]
+    model_file: str = "model.pt"
+    label: str = ""
+    uses_boxes2d: bool = True
+
+
+def _fpn_preset(name: str) -> Any:
+    from detection.frustum_pointnet.settings import preset
+
+    return preset(name)
+
+
+def _fpn_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
+    from detection.frustum_pointnet.train import train_fpointnet
+
+    summary = train_fpointnet(data_root, points_dir, frames, settings, out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _fpn_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
+               boxes2d: str | Path) -> Mapping[str, Any]:
+    from detection.frustum_pointnet.infer import infer_fpointnet
+
+    return infer_fpointnet(data_root, points_dir, frames, model, settings, out, boxes2d=boxes2d)
+
+
+def _avod_preset(name: str) -> Any:
+    from detection.avod.settings import preset
+
+    return preset(name)
+
+
+def _avod_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
+    from detection.avod.train import train_avod
+
+    summary = train_avod(data_root, points_dir, frames, settings, out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _avod_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
+                boxes2d: str | Path) -> Mapping[str, Any]:
+    from detection.avod.infer import infer_avod
+
+    del boxes2d  # AVOD finds its objects in the BEV itself
+    return infer_avod(data_root, points_dir, frames, model, settings, out)
+
+
+#: 3D detectors by name (``foresee run --detector``).
+DETECTORS: dict[str, Detector] = {
+    "fpointnet": Detector(_fpn_preset, _fpn_train, _fpn_infer, "model.pt", "F-PN"),
+    "avod": Detector(_avod_preset, _avod_train, _avod_infer, "model.pt", "AVOD", uses_boxes2d=False),
+}
+
+
+# ---------------------------------------------------------------------------- nodes
+@dataclass(frozen=True)
+class Node:
+    """One node of the declared chain.
+
+    Attributes:
+        name: unique, e.g. ``detect-infer/fpointnet/oracle``.
+        kind: a key of :data:`KINDS`.
+        tags: ``variant`` / ``cloud`` / ``detector`` (/ ``seed``) of this node.
+        deps: role -> upstream node name (e.g. ``{"model": "detect-train/fpointnet/lidar"}``).
     """
 
     name: str
-    stage: str
-    code_version: str
-    settings: Any
-    deps: tuple[str, ...]
-    raw_inputs: tuple[str, ...]
-    produce: Callable[[Path, Mapping[str, Artifact]], Mapping[str, Any] | None] = field(compare=False)
-    est_bytes: int = 0
-    inputs: tuple[str, ...] | None = None
-    node: Any = field(default=None, compare=False)
-
-    def key_inputs(self, dep_refs: Sequence[str]) -> list[str]:
-        """The key inputs given the refs of ``deps`` (in order)."""
-        return list(self.inputs) if self.inputs is not None else list(dep_refs) + list(self.raw_inputs)
+    kind: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    deps: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PlannedStage:
-    """A node with its key; ``manifest`` is the cached artifact's (checked by stat) or None."""
-
-    spec: StageSpec
-    key: str
-    manifest: Mapping[str, Any] | None = field(default=None, compare=False)
-
-    @property
-    def cached(self) -> bool:
-        return self.manifest is not None
+def _name(stage: str, *parts: str, seed: int | None = None) -> str:
+    return "/".join((stage, *parts)) + (f"/s{seed}" if seed is not None else "")
 
 
-def plan(specs: Sequence[StageSpec], cache: ArtifactCache) -> list[PlannedStage]:
-    """Keys of every node (in the given topological order) and whether each is already cached.
+def depth_source(cloud: str, seed: int | None = None) -> str:
+    """The node whose depth maps make a pseudo-LiDAR cloud (ground truth is shared by all seeds)."""
+    return "depth-gt" if cloud == "oracle" else _name("depth-infer", cloud, seed=seed)
 
-    A cached node whose upstream must run is still reported as cached only when its own key,
-    which covers the upstream keys, exists: keys change exactly when inputs change.
-    """
-    keys: dict[str, str] = {}
+
+def chain_seeds(cfg: RunConfig) -> list[int | None]:
+    """The seed of each copy of the seeded nodes: ``[None]`` (no seed axis) for one seed."""
+    return [None] if cfg.seeds == 1 else list(range(cfg.seeds))
+
+
+def _seed_tags(seed: int | None) -> dict[str, str]:
+    return {} if seed is None else {"seed": str(seed)}
+
+
+def chain_nodes(cfg: RunConfig) -> list[Node]:
+    """The declared chain for ``cfg``, in topological order."""
+    nodes: list[Node] = []
+    seeds = chain_seeds(cfg)
+    pl_clouds = [c for c in cfg.clouds if c != "lidar"]
+
+    def cloud_seeds(c: str) -> list[int | None]:  # the oracle cloud comes from ground truth: one copy
+        return [None] if c == "oracle" else seeds
+
+    for s in seeds:
+        for v in DEPTH_VARIANTS:
+            if v in cfg.clouds:
+                tags = {"variant": v, **_seed_tags(s)}
+                nodes.append(Node(_name("depth-train", v, seed=s), "depth-train", tags))
+                nodes.append(Node(_name("depth-infer", v, seed=s), "depth-infer", tags,
+                                  {"checkpoint": _name("depth-train", v, seed=s)}))
+    if "oracle" in cfg.clouds:
+        nodes.append(Node("depth-gt", "depth-gt", {"variant": "oracle"}))
+    for c in pl_clouds:
+        for s in cloud_seeds(c):
+            nodes.append(Node(_name("pseudolidar", c, seed=s), "pseudolidar", {"cloud": c, **_seed_tags(s)},
+                              {"depth": depth_source(c, s)}))
+    boxes2d = {}
+    if cfg.boxes2d == BOXES2D_DETECTOR and any(DETECTORS[d].uses_boxes2d for d in cfg.detectors if d in DETECTORS):
+        nodes.append(Node("detect2d-train", "detect2d-train"))
+        nodes.append(Node("detect2d-infer", "detect2d-infer", {}, {"model": "detect2d-train"}))
+        boxes2d = {"boxes2d": "detect2d-infer"}
+    for s in seeds:
+        for det in cfg.detectors:
+            for c in cfg.clouds:
+                tags = {"cloud": c, "detector": det, **_seed_tags(s)}
+                pl_seed = None if c == "oracle" else s
+                points = {} if c == "lidar" else {"points": _name("pseudolidar", c, seed=pl_seed)}
+                train = _name("detect-train", det, c, seed=s)
+                infer = _name("detect-infer", det, c, seed=s)
+                nodes.append(Node(train, "detect-train", tags, points))
+                uses = boxes2d if det not in DETECTORS or DETECTORS[det].uses_boxes2d else {}
+                nodes.append(Node(infer, "detect-infer", tags, {"model": train, **points, **uses}))
+                nodes.append(Node(_name("eval", det, c, seed=s), "eval", tags, {"results": infer}))
+    for c in pl_clouds:
+        for s in cloud_seeds(c):
+            nodes.append(Node(_name("depth-eval", c, seed=s), "depth-eval", {"cloud": c, **_seed_tags(s)},
+                              {"depth": depth_source(c, s)}))
+    return nodes
+
+
+def seed_view(items, seed: int | None) -> list:
+    """The nodes / specs of one seed's chain: those of ``seed`` and the shared ones (no seed)."""
+    if seed is None:
+        return list(items)
     out = []
-    for spec in specs:
-        refs = spec.key_inputs([f"{_stage_of(specs, d)}/{keys[d]}" for d in spec.deps])
-        key = make_key(spec.stage, spec.code_version, spec.settings, refs)
-        keys[spec.name] = key
-        out.append(PlannedStage(spec, key, cache.stat_verified_manifest(cache.entry_path(spec.stage, key))))
+    for item in items:
+        node = item if isinstance(item, Node) else item.node
+        if node.tags.get("seed") in (None, str(seed)):
+            out.append(item)
     return out
 
 
-def _stage_of(specs: Sequence[StageSpec], name: str) -> str:
-    for s in specs:
-        if s.name == name:
-            return s.stage
-    raise KeyError(f"unknown dependency {name!r}")
+def base_name(name: str, seed: int | None) -> str:
+    """A node's name without its ``/s<seed>`` suffix (the one-seed chain's name)."""
+    suffix = f"/s{seed}"
+    return name[: -len(suffix)] if seed is not None and name.endswith(suffix) else name
 
 
-def execute(specs: Sequence[StageSpec], cache: ArtifactCache, *,
-            log: Callable[[str], None] = print,
-            extra_manifest: Mapping[str, Any] | None = None,
-            planned: Sequence[PlannedStage] | None = None) -> dict[str, tuple[Artifact, float]]:
-    """Run or reuse every node in order; returns name -> (artifact, seconds spent here).
+def find(items, kind: str, **tags: str):
+    """The first of ``items`` (Nodes, StageSpecs or PlannedStages of the chain) of ``kind`` with
+    these tags, or None: ``find(specs, "eval", detector="fpointnet", cloud="lidar")``."""
+    for item in items:
+        node = item if isinstance(item, Node) else getattr(item, "node", None)
+        if node is None and hasattr(item, "spec"):
+            node = item.spec.node
+        if node is not None and node.kind == kind and all(node.tags.get(k) == v for k, v in tags.items()):
+            return item
+    return None
 
-    ``extra_manifest`` (e.g. the dataset's identity) is recorded in every manifest written.
-    ``planned``: this run's :func:`plan` of ``specs``; its hits are taken without a second check
-    (except after a crash, when every hit is re-hashed)."""
-    with cache.running():
-        return _execute(specs, cache, log, extra_manifest, {p.spec.name: p for p in planned or ()})
+
+# ---------------------------------------------------------------------------- context
+@dataclass(frozen=True)
+class Ctx:
+    """What every key and produce function of one run reads."""
+
+    cfg: RunConfig
+    root: KittiRoot
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    both: tuple[str, ...]
+    image_hw: tuple[int, int]
+    depth_train: tuple[str, ...]
+    depth_val: tuple[str, ...]
+
+    def settings(self, stage: str, node: Node) -> Any:
+        """The preset's settings of a node's stage with ``cfg.overrides`` applied."""
+        if stage == "depth":
+            from depth.settings import preset
+            base = preset(self.cfg.preset, variant=node.tags["variant"])
+        elif stage == "pseudolidar":
+            from pseudolidar.settings import preset
+            base = preset(self.cfg.preset)
+        elif stage == "detect":
+            base = DETECTORS[node.tags["detector"]].preset(self.cfg.preset)
+        elif stage == "detect2d":
+            from detect2d.settings import preset
+            base = preset(self.cfg.preset)
+        else:
+            raise KeyError(stage)
+        if stage == "detect":
+            det = node.tags["detector"]
+            names = setting_names(base)
+            shared = {k: v for k, v in self.cfg.overrides.get("detect", {}).items() if k in names}
+            settings = apply_overrides(apply_overrides(base, shared, "detect"),
+                                       self.cfg.overrides.get(det, {}), det)
+        else:
+            settings = apply_overrides(base, self.cfg.overrides.get(stage, {}), stage)
+        if "seed" in node.tags and node.kind in ("depth-train", "detect-train"):
+            settings = replace(settings, seed=int(node.tags["seed"]))
+        return settings
+
+    def points_dir(self, node: Node, deps: Mapping[str, Artifact]) -> Path:
+        return deps["points"].path / "velodyne" if "points" in deps else self.root.folder("velodyne")
+
+    def points_id(self, node: Node, ids: Mapping[str, str], frames) -> str:
+        """The cloud input's id: the pseudo-LiDAR artifact's ref, or the root's velodyne folder
+        fingerprinted as ``foresee detect --points ROOT/training/velodyne`` does."""
+        if "points" in ids:
+            return ids["points"]
+        return keys.folder_id("points-folder", self.root.folder("velodyne"), frames, ".bin")
+
+    def boxes2d(self, deps: Mapping[str, Artifact]) -> str | Path:
+        return deps["boxes2d"].path / "data" if "boxes2d" in deps else self.cfg.boxes2d
 
 
-def _execute(specs: Sequence[StageSpec], cache: ArtifactCache, log: Callable[[str], None],
-             extra_manifest: Mapping[str, Any] | None,
-             planned: Mapping[str, PlannedStage]) -> dict[str, tuple[Artifact, float]]:
-    if cache.after_crash():
-        log("(an earlier run or writer died: cached artifacts are verified by hash this time)")
-    done: dict[str, Artifact] = {}
-    timings: dict[str, tuple[Artifact, float]] = {}
-    for spec in specs:
-        deps = {d: done[d] for d in spec.deps}
-        refs = spec.key_inputs([deps[d].ref for d in spec.deps])
-        t0 = time.time()
-        log(f"[{spec.name}] ...")
-        p = planned.get(spec.name)
-        art = cache.planned_hit(spec.stage, p.key, p.manifest) if p is not None and p.cached else None
-        if art is None:
-            art = cache.build(spec.stage, code_version=spec.code_version, settings=spec.settings,
-                              inputs=refs, produce=lambda out, _s=spec, _d=deps: _s.produce(out, _d),
-                              extra_manifest={"node": spec.name, **dict(extra_manifest or {})})
-        dt = time.time() - t0
-        log(f"[{spec.name}] {'cached' if art.cached else f'done in {dt:.1f} s'}: {art.path}")
-        done[spec.name] = art
-        timings[spec.name] = (art, dt)
-    return timings
+# ---------------------------------------------------------------------------- kinds
+Ids = Mapping[str, str]
+Deps = Mapping[str, Artifact]
+
+
+def _key_depth_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_train(ctx.root, ctx.depth_train, ctx.settings("depth", node))
+
+
+def _produce_depth_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from depth.train import train_depth
+
+    return train_depth(ctx.root.root, ctx.depth_train, ctx.settings("depth", node), out)
+
+
+def _key_depth_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_infer(ctx.root, ctx.both, ids["checkpoint"], merge="max", variant=node.tags["variant"])
+
+
+def _produce_depth_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from depth.infer import infer_depth
+
+    return infer_depth(ctx.root.root, ctx.both, deps["checkpoint"].path / "checkpoint.pt", out / "depth",
+                       merge="max")
+
+
+def _key_depth_gt(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_gt(ctx.root, ctx.both)
+
+
+def _produce_depth_gt(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from depth.infer import export_gt_depth
+
+    return export_gt_depth(ctx.root.root, ctx.both, out / "depth")
+
+
+def _key_pseudolidar(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.pseudolidar(ctx.root, ctx.both, ctx.settings("pseudolidar", node), ids["depth"])
+
+
+def _produce_pseudolidar(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from pseudolidar.stage import run_pseudolidar
+
+    return run_pseudolidar(deps["depth"].path / "depth", ctx.root.root, ctx.both, out / "velodyne",
+                           ctx.settings("pseudolidar", node))
+
+
+def _key_detect_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect_train(ctx.root, ctx.train, ctx.settings("detect", node),
+                             ctx.points_id(node, ids, ctx.train), detector=node.tags["detector"])
+
+
+def _produce_detect_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    det = DETECTORS[node.tags["detector"]]
+    return det.train(ctx.root.root, ctx.points_dir(node, deps), ctx.train, ctx.settings("detect", node), out)
+
+
+def _key_detect_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    if not DETECTORS[node.tags["detector"]].uses_boxes2d:  # AVOD: no 2D boxes in its key
+        boxes = keys.NO_BOXES2D
+    else:
+        boxes = ids["boxes2d"] if "boxes2d" in ids else keys.boxes2d_id(ctx.cfg.boxes2d)
+    return keys.detect_infer(ctx.root, ctx.val, ctx.settings("detect", node), ctx.points_id(node, ids, ctx.val),
+                             ids["model"], boxes, detector=node.tags["detector"])
+
+
+def _produce_detect_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    det = DETECTORS[node.tags["detector"]]
+    return det.infer(ctx.root.root, ctx.points_dir(node, deps), ctx.val, deps["model"].path / det.model_file,
+                     ctx.settings("detect", node), out / "data", ctx.boxes2d(deps))
+
+
+def _key_detect2d_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.detect2d_train(ctx.root, ctx.train, ctx.settings("detect2d", node))
+
+
+def _produce_detect2d_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    from detect2d.train import train_detector
+
+    summary = train_detector(ctx.root.root, ctx.train, ctx.settings("detect2d", node), out)
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
+    return summary
+
+
+def _key_detect2d_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    options = ctx.settings("detect2d", node).inference_options()
+    return keys.detect2d_infer(ctx.root, ctx.val, ids["model"], options=options)
+
+
+def _produce_detect2d_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    settings = ctx.settings("detect2d", node)
+    return detect2d_results(ctx.root, ctx.val, deps["model"].path / "model.pt", out,
+                            num_threads=settings.num_threads, options=settings.inference_options())
+
+
+def _key_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.kitti_eval(ctx.root, ctx.val, ids["results"])
+
+
+def _produce_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    return evaluate_results(ctx.root, ctx.val, deps["results"].path / "data", out)
+
+
+def _key_depth_eval(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
+    return keys.depth_eval(ctx.root, ctx.depth_val, ids["depth"])
+
+
+def _produce_depth_eval(ctx: Ctx, node: Node, out: Path, deps: Deps):
+    return evaluate_depth(ctx.root, ctx.depth_val, deps["depth"].path / "depth", out)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of node: its key function, its produce function and a size estimate (bytes)."""
+
+    key: Callable[[Ctx, Node, Ids], keys.StageKey]
+    produce: Callable[[Ctx, Node, Path, Deps], Mapping[str, Any] | None]
+    est_bytes: Callable[[Ctx], int]
+
+
+def _maps_bytes(ctx: Ctx) -> int:
+    return len(ctx.both) * ctx.image_hw[0] * ctx.image_hw[1] * 4
+
+
+KINDS: dict[str, Kind] = {
+    "depth-train": Kind(_key_depth_train, _produce_depth_train, lambda c: 50_000_000),
+    "depth-infer": Kind(_key_depth_infer, _produce_depth_infer, _maps_bytes),
+    "depth-gt": Kind(_key_depth_gt, _produce_depth_gt, _maps_bytes),
+    "pseudolidar": Kind(_key_pseudolidar, _produce_pseudolidar, lambda c: 2 * _maps_bytes(c)),
+    "detect-train": Kind(_key_detect_train, _produce_detect_train, lambda c: 10_000_000),
+    "detect-infer": Kind(_key_detect_infer, _produce_detect_infer, lambda c: len(c.val) * 500),
+    "detect2d-train": Kind(_key_detect2d_train, _produce_detect2d_train, lambda c: 20_000_000),
+    "detect2d-infer": Kind(_key_detect2d_infer, _produce_detect2d_infer, lambda c: len(c.val) * 1_000),
+    "eval": Kind(_key_eval, _produce_eval, lambda c: 20_000),
+    "depth-eval": Kind(_key_depth_eval, _produce_depth_eval, lambda c: 10_000),
+}
+
+
+# ---------------------------------------------------------------------------- building
+def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
+    """train, val, depth-train and depth-val frames of ``cfg``."""
+    train, val = root.split(cfg.train_split), root.split(cfg.val_split)
+    depth_train = root.split(cfg.depth_train_split) if cfg.depth_train_split else train
+    depth_val = root.split(cfg.depth_val_split) if cfg.depth_val_split else val
+    return train, val, depth_train, depth_val
+
+
+def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
+    """Fail before any work, with one line naming what is missing where. Depth ground truth is
+    needed only where it is read: depth training and Table 2 (their splits) and the oracle (every
+    frame); velodyne only for the LiDAR row."""
+    root = KittiRoot(cfg.data_root)
+    if not root.root.is_dir():
+        raise KittiFormatError(root.root, None, "data root does not exist")
+    train, val, depth_train, depth_val = frames = _frames(root, cfg)
+    root.check(train + val, ("image_2", "calib", "label_2") + (("velodyne",) if "lidar" in cfg.clouds else ()))
+    if "oracle" in cfg.clouds:
+        root.check(train + val, ("depth_2",))
+    if any(c in DEPTH_VARIANTS for c in cfg.clouds):
+        root.check(depth_train, ("depth_2", "label_2", "image_2", "calib"))
+    if any(c != "lidar" for c in cfg.clouds):
+        root.check(depth_val, ("depth_2", "label_2"))
+    overlap = set(train) & set(val)
+    if overlap:
+        raise KittiFormatError(root.root, None, f"train and val splits share {len(overlap)} frames")
+    return frames
+
+
+def _check_config(cfg: RunConfig) -> None:
+    unknown = sorted(set(cfg.overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"unknown stage(s) in overrides {unknown}; known: {list(OVERRIDABLE)}")
+    bad = [d for d in cfg.detectors if d not in DETECTORS]
+    if bad or not cfg.detectors:
+        raise ValueError(f"unknown detector(s) {bad}; known: {sorted(DETECTORS)}")
+    unused = sorted(set(cfg.overrides) & set(DETECTORS) - set(cfg.detectors))
+    if unused:
+        raise ValueError(f"overrides for {unused}, which this run does not use (--detector "
+                         f"{'/'.join(cfg.detectors)})")
+    if cfg.overrides.get("detect"):
+        known = set().union(*(setting_names(DETECTORS[d].preset(cfg.preset)) for d in cfg.detectors))
+        unknown = sorted(set(cfg.overrides["detect"]) - known)
+        if unknown:
+            raise ValueError(f"unknown detect setting(s) {unknown} for {'/'.join(cfg.detectors)}; "
+                             f"known: {sorted(known)}")
+    bad = [c for c in cfg.clouds if c not in CLOUDS]
+    if bad:
+        raise ValueError(f"unknown cloud(s) {bad}; known: {list(CLOUDS)}")
+    if not isinstance(cfg.seeds, int) or cfg.seeds < 1:
+        raise ValueError(f"seeds must be a whole number >= 1, got {cfg.seeds!r}")
+    if cfg.seeds > 1:
+        fixed = [f"{st}.seed" for st in SEEDED_STAGES + tuple(DETECTORS) if "seed" in cfg.overrides.get(st, {})]
+        if fixed:
+            raise ValueError(f"--seeds {cfg.seeds} sets the seeds 0..{cfg.seeds - 1} itself; drop --set {', '.join(fixed)}")
+
+
+def build_chain(cfg: RunConfig) -> list[StageSpec]:
+    """The stage specs of ``cfg`` in topological order, each with its complete key inputs."""
+    _check_config(cfg)
+    root = KittiRoot(cfg.data_root, memo={})  # each raw file stat'ed / read once per plan
+    train, val, depth_train, depth_val = check_data(cfg)
+    ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]),
+              depth_train, depth_val)
+    refs: dict[str, str] = {}
+    specs: list[StageSpec] = []
+    for node in chain_nodes(cfg):
+        kind = KINDS[node.kind]
+        ids = {role: refs[dep] for role, dep in node.deps.items()}
+        k = kind.key(ctx, node, ids)
+        refs[node.name] = k.ref
+        specs.append(StageSpec(node.name, k.stage, k.code_version, k.settings, tuple(node.deps.values()), (),
+                               partial(_produce, kind, ctx, node), est_bytes=kind.est_bytes(ctx),
+                               inputs=k.inputs, node=node))
+    return specs
+
+
+def _produce(kind: Kind, ctx: Ctx, node: Node, out: Path, deps: Mapping[str, Artifact]):
+    by_role = {role: deps[dep] for role, dep in node.deps.items()}
+    return kind.produce(ctx, node, out, by_role)
+
+
+# ---------------------------------------------------------------------------- evaluation stages
+def evaluate_results(root: KittiRoot, val: tuple[str, ...], det_dir: Path, out: Path) -> dict:
+    """eval.{json,md,csv} at the devkit's thresholds (Car 0.7, the paper's) and eval_loose.* at
+    the common loose set (Car BEV/3D 0.5)."""
+    from kitti.fileio import atomic_write_text
+    from kitti_eval import IouThresholds, evaluate_folders
+
+    for name, thresholds in (("eval", IouThresholds()), ("eval_loose", IouThresholds.loose())):
+        result = evaluate_folders(root.folder("label_2"), det_dir, frame_ids=val, thresholds=thresholds)
+        atomic_write_text(out / f"{name}.json", result.to_json())
+        atomic_write_text(out / f"{name}.md", result.to_markdown())
+        atomic_write_text(out / f"{name}.csv", result.to_dataframe().to_csv(index=False))
+    return {"frames": len(val)}
+
+
+def detect2d_results(root: KittiRoot, frames: tuple[str, ...], model_path: Path, out: Path, *,
+                     device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
+                     evaluate: bool = True, progress: bool = True, options: dict | None = None) -> dict:
+    """The detect2d-infer artifact: ``data/NNNNNN.txt`` (KITTI 2D results) and, with ``evaluate``
+    (the frames must have labels), ``ap2d.json`` / ``ap2d.md`` (AP_2D, R11 / R40) with the AP in
+    the summary (``ap2d``: class -> R11/R40 -> [easy, moderate, hard])."""
+    from detect2d.infer import infer_detector
+    from kitti.fileio import atomic_write_text
+    from kitti_eval import evaluate_folders
+
+    summary = infer_detector(root.root, frames, model_path, out / "data", device=device,
+                             num_threads=num_threads, score_thresh=score_thresh, progress=progress,
+                             options=options)
+    if evaluate:
+        res = evaluate_folders(root.folder("label_2"), out / "data", frames, metrics=("2d",))
+        atomic_write_text(out / "ap2d.json", res.to_json() + "\n")
+        atomic_write_text(out / "ap2d.md", res.to_markdown())
+        summary["ap2d"] = {c: res.ap[c]["2d"] for c in res.ap}
+    return summary
+
+
+def evaluate_depth(root: KittiRoot, val: tuple[str, ...], depth_dir: Path, out: Path) -> dict:
+    """depth_metrics.json: Table 2's fg / bg / global metrics of ``depth_dir`` on ``val``."""
+    import json
+
+    from depth.metrics import evaluate_depth_dir
+    from kitti.fileio import atomic_write_text
+
+    res = evaluate_depth_dir(root.root, val, depth_dir)
+    atomic_write_text(out / "depth_metrics.json", json.dumps(res.to_json(), indent=1))
+    return {"frames": len(val)}

@@ -24,7 +24,7 @@ from detection.avod.anchors import grid_anchors, non_empty_anchors
 from detection.avod.bev import bev_maps
 from detection.avod.planes import fit_ground_plane, read_plane_file
 from detection.avod.settings import AvodSettings
-from detection.common import frame_cloud
+from detection.fov import frame_cloud
 
 #: Image normalisation (ImageNet mean / std of RGB in [0, 1]).
 IMAGE_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

@@ -38,7 +38,7 @@ from detection.avod.encoding import anchors_to_bev_xyxy, anchors_to_boxes, box_4
 from detection.avod.model import AvodNet, AvodOutput, FrameGeometry
 from detection.avod.planes import write_plane_file
 from detection.avod.settings import AvodSettings
-from detection.common import check_frame_inputs, setup_device
+from detection.runtime import check_frame_inputs, setup_device
 
 
 def save_model(path: Path, model: AvodNet, settings: AvodSettings, sizes_lwh: np.ndarray) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kitti.settings import SettingsRecord
+from kitti.settings_record import SettingsRecord
 
 
 @dataclass(frozen=True)

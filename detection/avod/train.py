@@ -36,7 +36,7 @@ from detection.avod.loss import avod_loss
 from detection.avod.model import AvodNet
 from detection.avod.planes import write_plane_file
 from detection.avod.settings import AvodSettings
-from detection.common import check_frame_inputs, setup_device
+from detection.runtime import check_frame_inputs, setup_device
 
 #: Steps averaged per line of ``train_log.jsonl``.
 LOG_EVERY: int = 50

@@ -23,7 +23,7 @@ import numpy as np
 from kitti.boxes import points_in_box_mask
 from kitti.calib import Calibration
 from kitti.labels import Object3d
-from detection.common import FrameCloud, frame_cloud  # noqa: F401  (re-exported)
+from detection.fov import FrameCloud, frame_cloud  # noqa: F401  (re-exported)
 from detection.frustum_pointnet.codec import angle_to_class, size_to_class
 from detection.frustum_pointnet.settings import ONEHOT_CLASSES, FPointNetSettings
 

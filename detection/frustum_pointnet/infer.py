@@ -35,7 +35,7 @@ from kitti.fileio import atomic_write_bytes
 from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
 from kitti.velodyne import read_velodyne
-from detection.common import select_device
+from detection.runtime import select_device
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.boxes2d import (Box2D, gt_boxes, read_kitti_2d_folder,
                                                 read_rgb_detection_file, simulated_detections)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kitti.classes import MEAN_SIZE_LWH
-from kitti.settings import SettingsRecord
+from kitti.settings_record import SettingsRecord
 
 #: The classes the network's one-hot vector encodes, in F-PointNet's order (``g_type2onehotclass``).
 ONEHOT_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist")

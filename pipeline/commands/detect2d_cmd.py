@@ -64,9 +64,9 @@ def train_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, 
 def infer_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, ...], model_art, *,
                    device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
                    evaluate: bool = True, progress: bool = True, options: dict | None = None):
-    """Build (or find) the ``detect2d-infer`` artifact (``pipeline.chain.detect2d_results``);
+    """Build (or find) the ``detect2d-infer`` artifact (``pipeline.stages.detect2d_results``);
     ``options`` replace the model's inference fields (None keeps them)."""
-    from pipeline.chain import detect2d_results
+    from pipeline.stages import detect2d_results
 
     check_same_dataset(model_art, root, "2D detector")
     evaluate = evaluate and root.has("label_2")

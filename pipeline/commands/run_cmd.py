@@ -60,7 +60,7 @@ def _parse_overrides(items) -> dict:
 
 def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=(),
             depth_train_split=None, depth_val_split=None, seeds=1):
-    from pipeline.chain import RunConfig
+    from pipeline.stages import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
     bad = [c for c in names if c not in _CLOUDS]
@@ -70,7 +70,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
                     detector="fpointnet,avod" if detector == "both" else detector, clouds=names, boxes2d=boxes2d,
                     overrides=_parse_overrides(overrides), depth_train_split=depth_train_split,
                     depth_val_split=depth_val_split, seeds=seeds)
-    from pipeline.chain import build_chain
+    from pipeline.stages import build_chain
 
     try:
         specs = build_chain(cfg)  # settings and data are checked here, before any work

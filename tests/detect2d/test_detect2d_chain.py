@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.chain import RunConfig, build_chain
+from pipeline.stages import RunConfig, build_chain
 from pipeline.run import run_chain
 
 D2D = {"encoder": "test_resnet", "encoder_weights": "none", "max_steps": 2, "batch_size": 2,

@@ -1,10 +1,10 @@
-"""kitti.settings.SettingsRecord: the copy and the strict reader every stage's settings share."""
+"""kitti.settings_record.SettingsRecord: the copy and the strict reader every stage's settings share."""
 
 from dataclasses import asdict, dataclass
 
 import pytest
 
-from kitti.settings import SettingsRecord
+from kitti.settings_record import SettingsRecord
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 
 from kitti import KittiRoot
 from pipeline import keys
-from pipeline.chain import RunConfig, build_chain
+from pipeline.stages import RunConfig, build_chain
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "kitti_sample"
 
@@ -91,7 +91,7 @@ def test_table4_has_avod_rows(tmp_path):
 
 
 def test_avod_never_waits_for_the_2d_detector(root):
-    from pipeline.chain import chain_nodes
+    from pipeline.stages import chain_nodes
 
     alone = {n.name: n for n in chain_nodes(RunConfig(data_root=root, clouds=("lidar",), detector="avod",
                                                       boxes2d="detector"))}

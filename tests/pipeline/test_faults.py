@@ -21,12 +21,12 @@ from pipeline.cache import ArtifactCache
 REPO = Path(__file__).resolve().parents[2]
 
 #: A 4-stage chain of deterministic, slow-ish stages (each writes 25 files, 5 ms apart), run by
-#: pipeline.stages.execute in a subprocess; argv: workdir.
+#: pipeline.executor.execute in a subprocess; argv: workdir.
 _CHAIN = textwrap.dedent("""
     import hashlib, sys, time
     from pathlib import Path
     from pipeline.cache import ArtifactCache
-    from pipeline.stages import StageSpec, execute
+    from pipeline.executor import StageSpec, execute
 
     def make(name):
         def produce(out, deps):

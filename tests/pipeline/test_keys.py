@@ -1,4 +1,4 @@
-"""Cache keys (pipeline/keys.py, pipeline/chain.py): every input that changes an output is in the
+"""Cache keys (pipeline/keys.py, pipeline/stages.py): every input that changes an output is in the
 key, the chain and the stage commands compute the same key, and no stage needs data it does not read."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from kitti import KittiFormatError, KittiRoot
 from pipeline import keys
-from pipeline.chain import RunConfig, build_chain, chain_nodes, find
+from pipeline.stages import RunConfig, build_chain, chain_nodes, find
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "kitti_sample"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kitti import KittiFormatError, KittiRoot, write_depth_png
-from pipeline.chain import RunConfig, build_chain
+from pipeline.stages import RunConfig, build_chain
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "data" / "kitti_sample"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import chain as chain_mod
-from pipeline.chain import Node, RunConfig, build_chain
+from pipeline import stages as chain_mod
+from pipeline.stages import Node, RunConfig, build_chain
 from pipeline.report import (SeedRow, seed_diffs, seeds_markdown, spread_verdict, table2_seed_rows,
                              table4_seed_rows, write_seeds)
 
@@ -74,7 +74,7 @@ def _plan(specs) -> list[tuple]:
 
 
 def _keys(specs) -> dict[str, str]:
-    from pipeline.stages import plan
+    from pipeline.executor import plan
     from pipeline.cache import ArtifactCache
 
     return {p.spec.name: f"{p.spec.stage}/{p.key}" for p in plan(specs, ArtifactCache(Path("/nonexistent-seeds")))}

@@ -8,7 +8,8 @@ import pytest
 from kitti import KittiRoot
 from pseudolidar import depth_to_points_velo, points_velo_to_depth
 from pseudolidar.bench import _FALLBACK_CALIB, HW, analytic_depth, bench_backprojection, bench_stage
-from pseudolidar.examples import example_pictures, fill_depth
+from pseudolidar.examples import example_pictures
+from pseudolidar.fill import fill_depth
 
 
 def test_analytic_depth_is_a_dense_valid_road_scene():

@@ -5,12 +5,12 @@ Three measurements, each printing one JSON line per case (and appending it to ``
 * ``step`` — CPU seconds per training step (forward, loss, backward, Adam on a random batch of the
   preset's crop) and per inference frame (1242x375 at the preset's resize), no data needed::
 
-      python -m depth.power step --case lite0 baseline '{}' --case lite0-bf16 baseline '{"cpu_bf16": true}'
+      python -m depth.measure step --case lite0 baseline '{}' --case lite0-bf16 baseline '{"cpu_bf16": true}'
 
 * ``accuracy`` — train on a KITTI-format root's train split, infer its val split, evaluate
   (pooled fg / bg / global absRel and the per-object table)::
 
-      python -m depth.power accuracy --data data/embedded --work /tmp/power \\
+      python -m depth.measure accuracy --data data/embedded --work /tmp/power \\
           --case lite0_500_s0 baseline '{"max_steps": 500}'
 
 * ``floor`` — the error that predicting at a reduced size costs by itself: each val ground truth
@@ -18,7 +18,7 @@ Three measurements, each printing one JSON line per case (and appending it to ``
   resized back as inference does (bilinear in log depth), against the ground truth; no network,
   no ``--case``::
 
-      python -m depth.power floor --data data/embedded --factors 0.25,0.5
+      python -m depth.measure floor --data data/embedded --factors 0.25,0.5
 
 A case is ``TAG VARIANT OVERRIDES`` with OVERRIDES a JSON object of ``DepthSettings`` fields on top
 of the ``--preset`` (default cpu-small). CPU time is the process's user + system time

@@ -1,4 +1,4 @@
-"""What the 3D detectors share: the image-FOV cut of a velodyne-format cloud, and the device choice.
+"""The image-FOV cut of a velodyne-format cloud, shared by the two 3D detectors.
 
 Frames: clouds arrive in the **velodyne** frame (x forward, y left, z up; KITTI ``.bin``) and leave
 in the **rect** camera frame (x right, y down, z forward). Used by :mod:`detection.frustum_pointnet`
@@ -58,39 +58,3 @@ def frame_cloud(points_velo: np.ndarray, calib: Calibration, image_hw: tuple[int
             & np.all(np.isfinite(points_rect), axis=1))
     return FrameCloud(points_rect[keep].astype(np.float32), p[keep, 3].astype(np.float32),
                       uv[keep].astype(np.float32))
-
-
-def select_device(name: str):
-    """``auto`` -> CUDA when available, else CPU (a ``torch.device``); CUDA is the rank's own GPU
-    under torchrun."""
-    import torch
-
-    from kitti.dist import local_rank
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", local_rank()) if name == "cuda" else torch.device(name)
-
-
-def check_frame_inputs(root, frame_ids, points_dir, kinds: tuple[str, ...]) -> None:
-    """Raise :class:`kitti.errors.KittiFormatError` naming the first missing input of the frames:
-    the root's ``kinds`` folders (``KittiRoot.check``), then ``points_dir/NNNNNN.bin``."""
-    from pathlib import Path
-
-    from kitti.errors import KittiFormatError
-
-    root.check(tuple(frame_ids), kinds)
-    missing = [f for f in frame_ids if not (Path(points_dir) / f"{f}.bin").is_file()]
-    if missing:
-        raise KittiFormatError(Path(points_dir) / f"{missing[0]}.bin", None,
-                               f"{len(missing)} cloud(s) of the frames missing")
-
-
-def setup_device(name: str, num_threads: int):
-    """:func:`select_device`, and torch's CPU thread count set when ``num_threads`` > 0 on the CPU."""
-    import torch
-
-    device = select_device(name)
-    if num_threads and device.type == "cpu":
-        torch.set_num_threads(num_threads)
-    return device

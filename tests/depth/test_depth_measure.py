@@ -1,4 +1,4 @@
-"""depth.power: the accuracy-per-CPU-second measurements (cost part; the accuracy part is train +
+"""depth.measure: the accuracy-per-CPU-second measurements (cost part; the accuracy part is train +
 infer + evaluate, each tested on its own)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from depth.model import DepthNet, count_parameters
-from depth.power import _settings, main
+from depth.measure import _settings, main
 
 
 def test_power_step_writes_one_json_line_per_case_for_the_settings_network(tmp_path, capsys):
@@ -30,7 +30,7 @@ def test_power_floor_of_a_round_trip_through_a_smaller_size(tmp_path, capsys):
     constant, and on a step edge exactly the pixels that the 1/2-size map blurs."""
     import numpy as np
 
-    from depth.power import resolution_floor
+    from depth.measure import resolution_floor
     from kitti import KittiRoot
     from kitti.depth_io import write_depth_png
     from depth_fixtures import write_synthetic_root
