@@ -14,6 +14,7 @@ import click
 from pipeline import __version__
 from kitti.errors import KittiFormatError, MissingDependencyError
 from pipeline.cache import CacheError
+from pipeline.detectors import DETECTORS
 
 # command name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -60,9 +61,12 @@ def _load_stage_commands() -> None:
         ("show", "pipeline.commands.show_cmd", "show_command", "Render a cached point cloud (BEV / front view / PLY / open3d)."),
         ("depth", "pipeline.commands.depth_cmd", "depth_group", "ForeSeE depth: train, infer, eval, stats."),
         ("kod", "pipeline.commands.depth_cmd", "kod_group", "Build the KITTI-Object-Depth dataset."),
-        ("detect", "pipeline.commands.detect_cmd", "detect_group", "Frustum-PointNet: train, infer, baseline."),
+        ("detect", "pipeline.commands.detect_cmd", "detect_group",
+         f"3D detectors ({', '.join(d.title for d in DETECTORS.values())}; --detector "
+         f"{'|'.join(DETECTORS)}): train, infer, baseline."),
         ("detect2d", "pipeline.commands.detect2d_cmd", "detect2d_group", "2D detector (torchvision): train, infer."),
-        ("run", "pipeline.commands.run_cmd", "run_command", "Run the whole chain, cached."),
+        ("run", "pipeline.commands.run_cmd", "run_command",
+         f"Run the whole chain, cached (--detector {'|'.join(DETECTORS)}|all)."),
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
     ):
         try:

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from kitti import KittiFormatError, KittiRoot
 from kitti.layout import fingerprint_files
 from pipeline.cache import Artifact, ArtifactCache, file_digest, make_key
+from pipeline.detectors import get as get_detector
 
 Frames = Sequence[str]
 
@@ -169,22 +170,11 @@ def infer_key_settings(settings: Any) -> Any:
 NO_BOXES2D = "no-boxes2d"
 
 
-def _detector_code_version(detector: str) -> str:
-    if detector == "fpointnet":
-        from detection.frustum_pointnet import CODE_VERSION
-        return CODE_VERSION
-    if detector == "avod":
-        from detection.avod import CODE_VERSION
-        return "avod-" + CODE_VERSION
-    import detection
-
-    return detection.CODE_VERSION
-
-
 def detect_train(root: KittiRoot, frames: Frames, settings: Any, points: str, *,
                  detector: str = "fpointnet") -> StageKey:
-    """detect-train: clouds (artifact ref or ``points-folder:`` id) + the frames' labels."""
-    return StageKey("detect-train", _detector_code_version(detector), detect_key_settings(settings),
+    """detect-train: clouds (artifact ref or ``points-folder:`` id) + the frames' labels; the code
+    version is the detector's registry entry's (:mod:`pipeline.detectors`)."""
+    return StageKey("detect-train", get_detector(detector).code_version, detect_key_settings(settings),
                     (f"detector:{detector}", points,
                      data_id(root, frames, ("calib", "label_2", "image_2"))))
 
@@ -199,18 +189,22 @@ def detect_infer(root: KittiRoot, frames: Frames, settings: Any, points: str, mo
                  boxes2d: str, *, detector: str = "fpointnet") -> StageKey:
     """detect-infer: a model (artifact ref or ``model-file:``) on clouds with 2D boxes.
 
-    ``boxes2d`` is an id (:func:`boxes2d_id`, or the ref of a 2D-detection artifact); AVOD takes
-    no 2D boxes and always has :data:`NO_BOXES2D`."""
-    if detector == "avod":
+    ``boxes2d`` is an id (:func:`boxes2d_id`, or the ref of a 2D-detection artifact); a detector
+    that takes no 2D boxes (AVOD: ``uses_boxes2d`` False in its registry entry) always has
+    :data:`NO_BOXES2D`."""
+    det = get_detector(detector)
+    if not det.uses_boxes2d:
         boxes2d = NO_BOXES2D
     p, b, d = _results_inputs(root, frames, points, boxes2d)
-    return StageKey("detect-infer", _detector_code_version(detector), infer_key_settings(settings),
+    return StageKey("detect-infer", det.code_version, infer_key_settings(settings),
                     (f"detector:{detector}", p, model, b, d))
 
 
-def detect_baseline(root: KittiRoot, frames: Frames, settings: Any, points: str, boxes2d: str) -> StageKey:
-    """detect-baseline: the trivial baseline on the same frustums (no model)."""
-    return StageKey("detect-baseline", _detector_code_version("fpointnet"), infer_key_settings(settings),
+def detect_baseline(root: KittiRoot, frames: Frames, settings: Any, points: str, boxes2d: str, *,
+                    detector: str = "fpointnet") -> StageKey:
+    """detect-baseline: a detector's model-free baseline (F-PointNet's trivial one) on the same
+    frustums. The detector's name is not an input (the keys of earlier versions stay)."""
+    return StageKey("detect-baseline", get_detector(detector).code_version, infer_key_settings(settings),
                     _results_inputs(root, frames, points, boxes2d))
 
 

@@ -1,8 +1,14 @@
 """The paper's Table 4 (and Table 2) for a run: markdown, CSV and a bar chart.
 
-AP numbers come from each cloud's ``eval.json`` (kitti_eval, the devkit's protocol); the paper's
-own rows and other methods' published rows are copied from docs/paper.md §6 and marked as
-quoted.
+AP numbers come from each (detector, cloud) ``eval.json`` (kitti_eval, the devkit's protocol); the
+paper's own rows and other methods' published rows are copied from docs/paper.md §6 and marked as
+quoted. Row prefixes (``F-PN``, ``AVOD``) are the detectors' registry labels
+(:mod:`pipeline.detectors`).
+
+Machine-readable files of :func:`write_table4`: ``evals.json`` / ``evals_iou05.json`` map
+detector name -> cloud -> that eval's full ``eval.json`` / ``eval_loose.json``; ``table4.csv`` /
+``table4_iou05.csv`` have one row per (detector, cloud, recall) with ``detector`` and ``cloud``
+columns (empty for the paper's and quoted rows).
 """
 
 from __future__ import annotations
@@ -52,11 +58,14 @@ class Table4Row:
     recall: str  # "R11" or "R40"
     bev: tuple[float | None, float | None, float | None]
     ap3d: tuple[float | None, float | None, float | None]
+    detector: str = ""  # registry name of a measured row's detector
+    cloud: str = ""  # a measured row's cloud
 
 
-def rows_from_evals(evals: Mapping[str, Mapping], recall: str, prefix: str = "F-PN") -> list[Table4Row]:
+def rows_from_evals(evals: Mapping[str, Mapping], recall: str, prefix: str = "F-PN",
+                    detector: str = "") -> list[Table4Row]:
     """Our rows from eval.json contents (cloud -> json), Car at the evaluator's Car threshold;
-    ``prefix`` names the detector (``F-PN``, ``AVOD``)."""
+    ``prefix`` names the detector (``F-PN``, ``AVOD``), ``detector`` is its registry name."""
     rows = []
     for cloud in ("baseline", "foresee", "oracle", "lidar"):
         if cloud not in evals:
@@ -64,7 +73,21 @@ def rows_from_evals(evals: Mapping[str, Mapping], recall: str, prefix: str = "F-
         car = evals[cloud].get("Car", {})
         bev = tuple(car.get("bev", {}).get(recall, [0.0, 0.0, 0.0]))
         ap3d = tuple(car.get("3d", {}).get(recall, [0.0, 0.0, 0.0]))
-        rows.append(Table4Row(f"{prefix}, {CLOUD_LABELS[cloud]}", "measured", recall, bev, ap3d))  # type: ignore[arg-type]
+        rows.append(Table4Row(f"{prefix}, {CLOUD_LABELS[cloud]}", "measured", recall,
+                              bev, ap3d, detector, cloud))  # type: ignore[arg-type]
+    return rows
+
+
+def measured_rows(evals: Mapping[str, Mapping[str, Mapping]], labels: Mapping[str, str] | None = None
+                  ) -> list[Table4Row]:
+    """R11 then R40 rows of every detector in ``evals`` (detector -> cloud -> eval.json), in its
+    order; ``labels``: detector -> row prefix (default: the registry's label)."""
+    from pipeline.detectors import DETECTORS
+
+    rows: list[Table4Row] = []
+    for det, ev in evals.items():
+        prefix = (labels or {}).get(det) or (DETECTORS[det].label if det in DETECTORS else det)
+        rows += rows_from_evals(ev, "R11", prefix, det) + rows_from_evals(ev, "R40", prefix, det)
     return rows
 
 
@@ -94,10 +117,11 @@ def table4_markdown(measured: Sequence[Table4Row], *, title: str, note: str = ""
 def table4_csv(measured: Sequence[Table4Row], *, with_reference: bool = True) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["method", "source", "recall", *[f"bev_{d}" for d in DIFFS], *[f"3d_{d}" for d in DIFFS]])
+    w.writerow(["method", "source", "recall", *[f"bev_{d}" for d in DIFFS], *[f"3d_{d}" for d in DIFFS],
+                "detector", "cloud"])
     for r in list(measured) + (reference_rows() if with_reference else []):
         w.writerow([r.label, r.source, r.recall, *["" if v is None else f"{v:.4f}" for v in r.bev],
-                    *["" if v is None else f"{v:.4f}" for v in r.ap3d]])
+                    *["" if v is None else f"{v:.4f}" for v in r.ap3d], r.detector, r.cloud])
     return buf.getvalue()
 
 
@@ -131,29 +155,23 @@ def table4_png(measured: Sequence[Table4Row], path: Path, *, title: str) -> None
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_table4(evals: Mapping[str, Mapping], out_dir: Path, *, title: str, note: str = "",
-                 evals_loose: Mapping[str, Mapping] | None = None,
-                 more_detectors: Mapping[str, tuple[Mapping[str, Mapping], Mapping[str, Mapping] | None]] | None = None,
-                 ) -> str:
-    """Write table4.md / table4.csv / table4.png (IoU 0.7, the paper's setting) into ``out_dir``,
-    plus table4_iou05.md / .csv from the loose evaluation when given; returns the markdown.
+def write_table4(evals: Mapping[str, Mapping[str, Mapping]], out_dir: Path, *, title: str, note: str = "",
+                 evals_loose: Mapping[str, Mapping[str, Mapping]] | None = None,
+                 labels: Mapping[str, str] | None = None) -> str:
+    """Write table4.md / table4.csv / table4.png / evals.json (IoU 0.7, the paper's setting) into
+    ``out_dir``, plus table4_iou05.md / .csv / evals_iou05.json from the loose evaluation when
+    given; returns the markdown.
 
-    ``evals`` are F-PointNet's; ``more_detectors`` maps another detector's row prefix (``AVOD``)
-    to its (evals, loose evals), whose rows follow F-PointNet's."""
-    more = dict(more_detectors or {})
-    measured = rows_from_evals(evals, "R11") + rows_from_evals(evals, "R40")
-    for prefix, (ev, _) in more.items():
-        measured += rows_from_evals(ev, "R11", prefix) + rows_from_evals(ev, "R40", prefix)
+    ``evals`` / ``evals_loose``: detector name -> cloud -> eval.json / eval_loose.json contents,
+    every detector's rows in that order; ``labels``: detector -> row prefix (default: registry)."""
+    measured = measured_rows(evals, labels)
     md = table4_markdown(measured, title=title, note=note)
     atomic_write_text(out_dir / "table4.md", md)
     atomic_write_text(out_dir / "table4.csv", table4_csv(measured))
     table4_png(measured, out_dir / "table4.png", title=title)
     atomic_write_text(out_dir / "evals.json", json.dumps(evals, indent=1))
     if evals_loose:
-        loose = rows_from_evals(evals_loose, "R11") + rows_from_evals(evals_loose, "R40")
-        for prefix, (_, ev_loose) in more.items():
-            if ev_loose:
-                loose += rows_from_evals(ev_loose, "R11", prefix) + rows_from_evals(ev_loose, "R40", prefix)
+        loose = measured_rows(evals_loose, labels)
         md_loose = table4_markdown(loose, title=title + " — loose IoU (not in the paper)", note=note,
                                    iou="0.5", with_reference=False)
         atomic_write_text(out_dir / "table4_iou05.md", md_loose)

@@ -131,18 +131,17 @@ def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: 
     from pipeline.report import write_table4
 
     out.mkdir(parents=True, exist_ok=True)
-    # Table 4: F-PointNet's rows (when it ran), then every other detector's, labelled by its prefix
-    from pipeline.stages import DETECTORS
+    # Table 4: every detector's rows in --detector order, labelled by its registry prefix
+    from pipeline.detectors import get as get_detector
 
-    first = "fpointnet" if "fpointnet" in cfg.detectors else None
-    evals, evals_loose = _evals(cfg, specs, arts, first) if first else ({}, {})
-    more = {DETECTORS[d].label: _evals(cfg, specs, arts, d) for d in cfg.detectors if d != first}
+    both = {d: _evals(cfg, specs, arts, d) for d in cfg.detectors}
     note = boxes2d_source(cfg)
-    if "avod" in cfg.detectors:
-        note += "; AVOD uses no 2D boxes"
-    md = write_table4(evals, out, title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}{title_suffix}",
-                      note=note,
-                      evals_loose=evals_loose, more_detectors=more)
+    for d in cfg.detectors:
+        if not get_detector(d).uses_boxes2d:
+            note += f"; {get_detector(d).label} uses no 2D boxes"
+    md = write_table4({d: e[0] for d, e in both.items()}, out,
+                      title=f"Table 4 — {cfg.data_root.name}, preset {cfg.preset}{title_suffix}", note=note,
+                      evals_loose={d: e[1] for d, e in both.items()})
     parts = [md]
     if "detect2d-infer" in arts:
         ap2d = (arts["detect2d-infer"].path / "ap2d.md").read_text()
@@ -172,7 +171,8 @@ def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_
     the shared ones, under their one-seed names), then every seed's Table 2 / Table 4 figure with
     mean ± std and ForeSeE − baseline against the spread (seeds.md / seeds.csv / seeds_diff.csv)
     and report.md in ``out``."""
-    from pipeline.stages import DETECTORS, base_name, chain_seeds, find, seed_view
+    from pipeline.detectors import DETECTORS
+    from pipeline.stages import base_name, chain_seeds, find, seed_view
     from pipeline.report import table2_seed_rows, table4_seed_rows, write_seeds
 
     seeds = [s for s in chain_seeds(cfg) if s is not None]

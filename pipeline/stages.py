@@ -35,10 +35,10 @@ How to add a node
 
 The three extensions this layout is made for:
 
-* **another detector** (AVOD beside F-PointNet, one row per (detector, cloud)): add a
-  :class:`Detector` to :data:`DETECTORS` (its settings preset, train and infer functions, the
-  artifact file the infer stage loads) and let ``RunConfig.detectors`` name it; the detect-train /
-  detect-infer / eval nodes are emitted per detector already.
+* **another detector** (AVOD beside F-PointNet, one row per (detector, cloud)): add its entry to
+  the registry, :data:`pipeline.detectors.DETECTORS` (its settings preset, train and infer
+  functions, the artifact file the infer stage loads, whether it reads 2D boxes); ``--detector``
+  names it and the detect-train / detect-infer / eval nodes are emitted per detector already.
 * **a 2D-box source stage** (done for ``--boxes2d detector``): kinds ``detect2d-train`` /
   ``detect2d-infer`` are emitted in :func:`chain_nodes` when ``cfg.boxes2d == "detector"`` and
   each detect-infer node gets the dep ``{"boxes2d": "detect2d-infer"}``; ``_key_detect_infer``
@@ -72,6 +72,7 @@ from typing import Any, Callable, Mapping
 from kitti import KittiFormatError, KittiRoot
 from pipeline import keys
 from pipeline.cache import Artifact
+from pipeline.detectors import DETECTORS
 from pipeline.executor import StageSpec
 
 CLOUDS = ("lidar", "oracle", "baseline", "foresee")
@@ -86,8 +87,8 @@ class RunConfig:
         data_root: KITTI-format root (training/{image_2,calib,label_2,velodyne[,depth_2]}).
         preset: ``cpu-small`` or ``paper``.
         train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
-        detector: ``fpointnet``, ``avod`` or ``fpointnet,avod`` (the detectors of :data:`DETECTORS`;
-            one row per detector and cloud).
+        detector: comma-separated names of :data:`pipeline.detectors.DETECTORS` (``fpointnet``,
+            ``avod``, ``fpointnet,avod``); one row per detector and cloud.
         clouds: which report rows to build.
         boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
             the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
@@ -119,8 +120,9 @@ class RunConfig:
 
 #: stage names accepted by ``RunConfig.overrides`` / ``foresee run --set STAGE.FIELD=VALUE``.
 #: ``detect`` reaches every 3D detector of the run that has the field (an error when none has it);
-#: a detector's own name (``fpointnet``, ``avod``) reaches that detector only and is applied after.
-OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d", "fpointnet", "avod")
+#: a detector's own name (``fpointnet``, ``avod``: the keys of :data:`DETECTORS`) reaches that
+#: detector only and is applied after.
+OVERRIDABLE = ("depth", "pseudolidar", "detect", "detect2d", *DETECTORS)
 
 #: settings that ``--seeds N`` (N > 1) sets per seed: the seed of depth and 3D-detector training.
 SEEDED_STAGES = ("depth", "detect")
@@ -143,81 +145,6 @@ def apply_overrides(settings: Any, overrides: Mapping[str, Any], stage: str) -> 
     if unknown:
         raise ValueError(f"unknown {stage} setting(s) {unknown}; known: {sorted(names)}")
     return replace(settings, **overrides)
-
-
-# ---------------------------------------------------------------------------- detectors
-@dataclass(frozen=True)
-class Detector:
-    """What the chain needs to know about one 3D detector.
-
-    Attributes:
-        preset: preset name -> frozen settings.
-        train: ``train(data_root, points_dir, frame_ids, settings, out_dir) -> summary``; writes
-            the model file named ``model_file`` into ``out_dir``.
-        infer: ``infer(data_root, points_dir, frame_ids, model_path, settings, out_dir, boxes2d)
-            -> summary``; writes one KITTI result file per frame into ``out_dir``.
-        model_file: the file of the detect-train artifact that infer loads.
-        label: the report's row prefix (``F-PN``).
-        uses_boxes2d: infer reads 2D boxes (F-PointNet); AVOD does not, so it never waits for
-            the 2D detector stage.
-    """
-
-    preset: Callable[[str], Any]
-    train: Callable[..., Mapping[str, Any]]
-    infer: Callable[..., Mapping[str, Any]]
-    model_file: str = "model.pt"
-    label: str = ""
-    uses_boxes2d: bool = True
-
-
-def _fpn_preset(name: str) -> Any:
-    from detection.frustum_pointnet.settings import preset
-
-    return preset(name)
-
-
-def _fpn_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
-    from detection.frustum_pointnet.train import train_fpointnet
-
-    summary = train_fpointnet(data_root, points_dir, frames, settings, out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-    return summary
-
-
-def _fpn_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
-               boxes2d: str | Path) -> Mapping[str, Any]:
-    from detection.frustum_pointnet.infer import infer_fpointnet
-
-    return infer_fpointnet(data_root, points_dir, frames, model, settings, out, boxes2d=boxes2d)
-
-
-def _avod_preset(name: str) -> Any:
-    from detection.avod.settings import preset
-
-    return preset(name)
-
-
-def _avod_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
-    from detection.avod.train import train_avod
-
-    summary = train_avod(data_root, points_dir, frames, settings, out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-    return summary
-
-
-def _avod_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
-                boxes2d: str | Path) -> Mapping[str, Any]:
-    from detection.avod.infer import infer_avod
-
-    del boxes2d  # AVOD finds its objects in the BEV itself
-    return infer_avod(data_root, points_dir, frames, model, settings, out)
-
-
-#: 3D detectors by name (``foresee run --detector``).
-DETECTORS: dict[str, Detector] = {
-    "fpointnet": Detector(_fpn_preset, _fpn_train, _fpn_infer, "model.pt", "F-PN"),
-    "avod": Detector(_avod_preset, _avod_train, _avod_infer, "model.pt", "AVOD", uses_boxes2d=False),
-}
 
 
 # ---------------------------------------------------------------------------- nodes
@@ -446,7 +373,7 @@ def _produce_detect_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
 
 def _key_detect_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
     if not DETECTORS[node.tags["detector"]].uses_boxes2d:  # AVOD: no 2D boxes in its key
-        boxes = keys.NO_BOXES2D
+        boxes = keys.NO_BOXES2D  # (keys.detect_infer enforces it too)
     else:
         boxes = ids["boxes2d"] if "boxes2d" in ids else keys.boxes2d_id(ctx.cfg.boxes2d)
     return keys.detect_infer(ctx.root, ctx.val, ctx.settings("detect", node), ctx.points_id(node, ids, ctx.val),
@@ -456,7 +383,7 @@ def _key_detect_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
 def _produce_detect_infer(ctx: Ctx, node: Node, out: Path, deps: Deps):
     det = DETECTORS[node.tags["detector"]]
     return det.infer(ctx.root.root, ctx.points_dir(node, deps), ctx.val, deps["model"].path / det.model_file,
-                     ctx.settings("detect", node), out / "data", ctx.boxes2d(deps))
+                     ctx.settings("detect", node), out, boxes2d=ctx.boxes2d(deps))
 
 
 def _key_detect2d_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -561,7 +488,7 @@ def _check_config(cfg: RunConfig) -> None:
         raise ValueError(f"unknown stage(s) in overrides {unknown}; known: {list(OVERRIDABLE)}")
     bad = [d for d in cfg.detectors if d not in DETECTORS]
     if bad or not cfg.detectors:
-        raise ValueError(f"unknown detector(s) {bad}; known: {sorted(DETECTORS)}")
+        raise ValueError(f"unknown detector(s) {bad}; known: {', '.join(DETECTORS)}")
     unused = sorted(set(cfg.overrides) & set(DETECTORS) - set(cfg.detectors))
     if unused:
         raise ValueError(f"overrides for {unused}, which this run does not use (--detector "

@@ -8,6 +8,7 @@ import click
 
 from kitti.errors import KittiFormatError
 from pipeline.commands.cache_cmd import workdir_option
+from pipeline.detectors import DETECTORS, names_help
 
 _CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 
@@ -16,7 +17,7 @@ def _common(f):
     f = click.option("--set", "overrides", multiple=True, metavar="STAGE.FIELD=VALUE",
                      help="Override one setting of a stage's preset (depth, pseudolidar, detect, detect2d), "
                           "e.g. --set depth.max_steps=50 --set pseudolidar.max_height_m=1.5; detect.X "
-                          "reaches every 3D detector that has X, fpointnet.X / avod.X one detector.")(f)
+                          f"reaches every 3D detector that has X, {' / '.join(d + '.X' for d in DETECTORS)} one detector.")(f)
     f = click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Training seeds 0..N-1 (depth training and 3D-detector training); the render, "
                           "depth ground truth and 2D boxes are shared. 1: the one-seed chain.")(f)
@@ -25,8 +26,9 @@ def _common(f):
     f = click.option("--boxes2d", default="detector", show_default=True,
                      help="2D boxes at test time: 'detector' (the detect2d stage, trained on the train "
                           "split), 'simulated' / 'gt' (from the val labels), or a detection file/folder.")(f)
-    f = click.option("--detector", type=click.Choice(["fpointnet", "avod", "both"]), default="fpointnet",
-                     show_default=True, help="3D detector(s): F-PointNet, AVOD, or both (one row each).")(f)
+    f = click.option("--detector", default="fpointnet", show_default=True, callback=_parse_detectors,
+                     help=f"3D detector(s): NAME[,NAME...] of {', '.join(DETECTORS)}, or 'all' ('both' is "
+                          f"the same) for every one; one Table-4 row per detector and cloud ({names_help()}).")(f)
     f = click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default="cpu-small", show_default=True)(f)
     f = click.option("--depth-val-split", default=None,
                      help="Frames with depth ground truth for Table 2 [the val split]; KOD: kod_val.")(f)
@@ -37,6 +39,18 @@ def _common(f):
     f = click.option("--data", "data_root", type=click.Path(path_type=Path), required=True,
                      help="KITTI-format root.")(f)
     return workdir_option(f)
+
+
+def _parse_detectors(ctx, param, value: str) -> str:
+    """``--detector``: comma-separated registry names, or ``all`` / ``both`` (every detector)."""
+    if value.strip() in ("all", "both"):
+        return ",".join(DETECTORS)
+    names = [d.strip() for d in value.split(",") if d.strip()]
+    bad = [d for d in names if d not in DETECTORS]
+    if bad or not names:
+        raise click.BadParameter(f"unknown detector(s) {bad}; choose from {', '.join(DETECTORS)} or all",
+                                 ctx=ctx, param=param)
+    return ",".join(names)
 
 
 def _parse_overrides(items) -> dict:
@@ -67,7 +81,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     if bad:
         raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(_CLOUDS)}", param_hint="--clouds")
     cfg = RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
-                    detector="fpointnet,avod" if detector == "both" else detector, clouds=names, boxes2d=boxes2d,
+                    detector=detector, clouds=names, boxes2d=boxes2d,
                     overrides=_parse_overrides(overrides), depth_train_split=depth_train_split,
                     depth_val_split=depth_val_split, seeds=seeds)
     from pipeline.stages import build_chain

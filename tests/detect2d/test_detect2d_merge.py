@@ -149,6 +149,25 @@ def test_training_crop_clips_shifts_and_drops_boxes():
     assert tg[0]["labels"].tolist() == [1, 0]
 
 
+def test_flip_mirrors_boxes_and_ignore_boxes_with_the_image():
+    """A 100 px wide image flipped left-right: every box, ignore boxes included, maps x -> 100 - x
+    (x1' = 100 - x2, x2' = 100 - x1; rows unchanged), with and without a crop window after it."""
+    from detect2d.data import TrainFrame
+    from detect2d.train import make_batch
+
+    image = np.arange(20 * 100 * 3, dtype=np.uint8).reshape(20, 100, 3)
+    boxes = np.array([[10, 2, 30, 12], [60, 4, 90, 16]], dtype=np.float32)
+    ignore = np.array([[0, 0, 25, 5], [70, 3, 80, 9]], dtype=np.float32)
+    fr = TrainFrame("000000", image, boxes, np.array([0, 1]), ignore)
+    imgs, tg = make_batch([fr], [True], torch.device("cpu"))
+    np.testing.assert_array_equal(imgs[0].numpy(), image[:, ::-1].transpose(2, 0, 1) / np.float32(255.0))
+    np.testing.assert_array_equal(tg[0]["boxes"].numpy(), [[70, 2, 90, 12], [10, 4, 40, 16]])
+    np.testing.assert_array_equal(tg[0]["ignore_boxes"].numpy(), [[75, 0, 100, 5], [20, 3, 30, 9]])
+    # flipped, then cut to [10, 60): ignore [75, 100] falls outside, [20, 30] -> [10, 20]
+    _, tg = make_batch([fr], [True], torch.device("cpu"), crop_x0=[10], crop_width=50)
+    np.testing.assert_array_equal(tg[0]["ignore_boxes"].numpy(), [[10, 3, 20, 9]])
+
+
 def test_training_on_crops_runs_with_empty_windows(tiny_root, tmp_path):
     from d2d_fixtures import TINY_SCENES, TinyEncoder, tiny_settings
     from detect2d.train import train_detector

@@ -222,3 +222,20 @@ def test_presets():
         preset("nope")
     with pytest.raises(ValueError, match="channels"):
         AvodSettings(channels=(1, 2, 3))
+
+
+def test_anchors_to_image_boxes_by_hand_plain_and_mirrored():
+    """P2 = [[120, 0, 200, 0], [0, 120, 100, 0], [0, 0, 1, 0]], image 400 x 200, scaled by (0.5, 0.25).
+    Anchor (x 2, y 1.5 bottom, z 10, dx 2, dy 1.5, dz 4): corners x {1, 3}, y {0, 1.5}, z {8, 12};
+    u = 120·x/z + 200 spans [120/12 + 200, 360/8 + 200] = [210, 245], v = 120·y/z + 100 spans
+    [100, 122.5]. In a mirrored frame (image flipped left-right) the same object sits at x = -2 and
+    its box is the mirror of that one: u in [400 - 245, 400 - 210] = [155, 190]."""
+    from detection.avod.encoding import anchors_to_image_boxes
+
+    P2 = torch.tensor([[120.0, 0.0, 200.0, 0.0], [0.0, 120.0, 100.0, 0.0], [0.0, 0.0, 1.0, 0.0]], dtype=torch.float64)
+    plain = anchors_to_image_boxes(torch.tensor([[2.0, 1.5, 10.0, 2.0, 1.5, 4.0]], dtype=torch.float64), P2,
+                                   (400.0, 200.0), (0.5, 0.25))
+    assert plain.tolist() == [[105.0, 25.0, 122.5, 30.625]]
+    mirrored = anchors_to_image_boxes(torch.tensor([[-2.0, 1.5, 10.0, 2.0, 1.5, 4.0]], dtype=torch.float64), P2,
+                                      (400.0, 200.0), (0.5, 0.25), flipped=True)
+    assert mirrored.tolist() == [[77.5, 25.0, 95.0, 30.625]]

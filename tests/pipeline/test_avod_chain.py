@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,6 @@ import pytest
 from kitti import KittiRoot
 from pipeline import keys
 from pipeline.stages import RunConfig, build_chain
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "kitti_sample"
-
-
-@pytest.fixture()
-def root(tmp_path) -> Path:
-    r = tmp_path / "kitti"
-    shutil.copytree(SAMPLE / "training", r / "training")
-    (r / "ImageSets").mkdir()
-    (r / "ImageSets" / "train.txt").write_text("".join(f"{i:06d}\n" for i in range(6)))
-    (r / "ImageSets" / "val.txt").write_text("".join(f"{i:06d}\n" for i in range(6, 9)))
-    return r
 
 
 def _specs(root: Path, **kw):
@@ -46,14 +33,14 @@ def test_both_detectors_get_their_own_nodes(root):
 
 def test_avod_keys_equal_the_stage_commands(root):
     from pipeline.cache import ArtifactCache
-    from pipeline.commands.avod_cmd import avod_settings
     from pipeline.commands.detect_cmd import _resolve_points
+    from pipeline.detectors import get
 
     spec = _specs(root, detector="avod")["detect-train/avod/lidar"]
     kr = KittiRoot(root)
     train = kr.split("train")
     _, pid = _resolve_points(ArtifactCache(root / "work"), str(root / "training/velodyne"), train, kr)
-    cmd = keys.detect_train(kr, train, avod_settings("cpu-small", num_threads=1), pid, detector="avod")
+    cmd = keys.detect_train(kr, train, get("avod").settings("cpu-small", num_threads=1), pid, detector="avod")
     assert cmd.key == _key(spec)
 
 
@@ -74,20 +61,84 @@ def test_avod_results_do_not_depend_on_2d_boxes_or_val_labels(root, tmp_path):
     assert _key(other["detect-infer/avod/lidar"]) == _key(after["detect-infer/avod/lidar"])
 
 
-def test_table4_has_avod_rows(tmp_path):
+def _eval(seed: float) -> dict:
+    """An eval.json whose every Car value is distinct: bev/3d x R11/R40 x easy/moderate/hard."""
+    return {"Car": {m: {r: [seed + 10 * i + 1 * j + 0.25 * k for k in range(3)]
+                        for j, r in enumerate(("R11", "R40"))}
+                    for i, m in enumerate(("bev", "3d"))},
+            "Pedestrian": {"bev": {"R11": [99.0] * 3, "R40": [98.0] * 3}}}
+
+
+def _check_table4_rows(md: str, csv_text: str, evals: dict) -> None:
+    """Every (detector, cloud, recall) row of the markdown and the csv holds that eval's values."""
+    import csv
+    import io
+
+    from pipeline.report import CLOUD_LABELS
+
+    labels = {"fpointnet": "F-PN", "avod": "AVOD"}
+    rows = {(r["detector"], r["cloud"], r["recall"]): r for r in csv.DictReader(io.StringIO(csv_text))
+            if r["source"] == "measured"}
+    assert len(rows) == sum(2 * len(ev) for ev in evals.values())
+    for det, by_cloud in evals.items():
+        for cloud, ev in by_cloud.items():
+            for recall in ("R11", "R40"):
+                bev, ap3d = ev["Car"]["bev"][recall], ev["Car"]["3d"][recall]
+                row = rows[(det, cloud, recall)]
+                assert row["method"] == f"{labels[det]}, {CLOUD_LABELS[cloud]}"
+                assert [float(row[f"bev_{d}"]) for d in ("easy", "moderate", "hard")] == bev
+                assert [float(row[f"3d_{d}"]) for d in ("easy", "moderate", "hard")] == ap3d
+                cells = " | ".join(f"{b:.1f} / {a:.1f}" for b, a in zip(bev, ap3d))
+                assert f"| {labels[det]}, {CLOUD_LABELS[cloud]} | {recall} | {cells} |" in md
+
+
+def test_table4_rows_hold_each_detectors_r11_and_r40_values(tmp_path):
+    """Two detectors, two clouds, R11 and R40 and every difficulty distinct: each cell of
+    table4.md / table4.csv (and the loose ones) is its own value (none read from another recall)."""
     from pipeline.report import write_table4
 
-    def ev(bev, ap3d):
-        return {"lidar": {"Car": {"bev": {"R11": bev, "R40": bev}, "3d": {"R11": ap3d, "R40": ap3d}}}}
+    evals = {"fpointnet": {"lidar": _eval(60.0), "oracle": _eval(40.0)},
+             "avod": {"lidar": _eval(50.0), "oracle": _eval(30.0)}}
+    loose = {"fpointnet": {"lidar": _eval(80.0), "oracle": _eval(70.0)},
+             "avod": {"lidar": _eval(75.0), "oracle": _eval(65.0)}}
+    md = write_table4(evals, tmp_path, title="t", evals_loose=loose)
+    _check_table4_rows(md, (tmp_path / "table4.csv").read_text(), evals)
+    _check_table4_rows((tmp_path / "table4_iou05.md").read_text(), (tmp_path / "table4_iou05.csv").read_text(), loose)
+    assert json.loads((tmp_path / "evals.json").read_text()) == evals
+    assert json.loads((tmp_path / "evals_iou05.json").read_text()) == loose
 
-    md = write_table4(ev([60.0, 50.0, 40.0], [30.0, 20.0, 10.0]), tmp_path, title="t",
-                      evals_loose=ev([80.0, 70.0, 60.0], [70.0, 60.0, 50.0]),
-                      more_detectors={"AVOD": (ev([41.0, 31.5, 21.0], [11.0, 7.25, 3.0]),
-                                               ev([61.0, 51.0, 41.0], [51.0, 41.0, 31.0]))})
-    assert "| AVOD, LiDAR (ours) | R40 | 41.0 / 11.0 | 31.5 / 7.2 | 21.0 / 3.0 |" in md
-    assert "| F-PN, LiDAR (ours) | R40 | 60.0 / 30.0 | 50.0 / 20.0 | 40.0 / 10.0 |" in md
-    assert "AVOD, LiDAR (ours)" in (tmp_path / "table4_iou05.md").read_text()
-    assert json.loads((tmp_path / "evals.json").read_text())["lidar"]["Car"]["bev"]["R40"] == [60.0, 50.0, 40.0]
+
+@pytest.mark.parametrize("detector", ["fpointnet,avod", "avod"])
+def test_run_report_files_hold_every_detectors_evaluations(root, tmp_path, monkeypatch, detector):
+    """A fabricated finished run (eval artifacts of both detectors): evals.json / evals_iou05.json
+    map detector -> cloud -> that node's eval.json / eval_loose.json, and the csv has every row;
+    an AVOD-only run's evals.json is AVOD's (it was ``{}``)."""
+    from types import SimpleNamespace
+
+    import pipeline.figures
+    from pipeline.run import _write_one
+
+    monkeypatch.setattr(pipeline.figures, "make_figures", lambda cfg, arts, out: [])
+    cfg = RunConfig(data_root=root, clouds=("lidar",), detector=detector, boxes2d="simulated")
+    specs = build_chain(cfg)
+    arts, want, want_loose = {}, {}, {}
+    for k, spec in enumerate(s for s in specs if s.node.kind == "eval"):
+        det, cloud = spec.node.tags["detector"], spec.node.tags["cloud"]
+        folder = tmp_path / "arts" / spec.name.replace("/", "_")
+        folder.mkdir(parents=True)
+        want.setdefault(det, {})[cloud] = _eval(20.0 * k + 1)
+        want_loose.setdefault(det, {})[cloud] = _eval(20.0 * k + 5)
+        (folder / "eval.json").write_text(json.dumps(want[det][cloud]))
+        (folder / "eval_loose.json").write_text(json.dumps(want_loose[det][cloud]))
+        arts[spec.name] = SimpleNamespace(path=folder)
+    assert list(want) == detector.split(",")
+    out = tmp_path / "report"
+    report = _write_one(cfg, specs, arts, out, None)
+    assert json.loads((out / "evals.json").read_text()) == want
+    assert json.loads((out / "evals_iou05.json").read_text()) == want_loose
+    _check_table4_rows(report, (out / "table4.csv").read_text(), want)
+    _check_table4_rows((out / "table4_iou05.md").read_text(), (out / "table4_iou05.csv").read_text(), want_loose)
+    assert "AVOD uses no 2D boxes" in report
 
 
 def test_avod_never_waits_for_the_2d_detector(root):

@@ -15,19 +15,6 @@ from kitti import KittiFormatError, KittiRoot
 from pipeline import keys
 from pipeline.stages import RunConfig, build_chain, chain_nodes, find
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "kitti_sample"
-
-
-@pytest.fixture()
-def root(tmp_path) -> Path:
-    """The 9 real KITTI sample frames (no depth_2): 6 train, 3 val."""
-    r = tmp_path / "kitti"
-    shutil.copytree(SAMPLE / "training", r / "training")
-    (r / "ImageSets").mkdir()
-    (r / "ImageSets" / "train.txt").write_text("".join(f"{i:06d}\n" for i in range(6)))
-    (r / "ImageSets" / "val.txt").write_text("".join(f"{i:06d}\n" for i in range(6, 9)))
-    return r
-
 
 def _specs(root: Path, **kw):
     return {s.name: s for s in build_chain(RunConfig(data_root=root, clouds=("lidar",), **kw))}

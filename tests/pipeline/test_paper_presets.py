@@ -57,7 +57,7 @@ def test_paper_depth_network_one_step_on_cpu():
     """ResNeXt-101 32x4d encoder, two decoders, the ForeSeE loss, the preset's SGD: two steps on one
     64x96 crop; the second step's loss is below the first (the step descended)."""
     from depth.settings import preset
-    from pipeline.gpu_check import depth_train_steps
+    from pipeline.gpu_steps import depth_train_steps
 
     torch.set_num_threads(2)
     settings = preset("paper", "foresee")
@@ -70,7 +70,7 @@ def test_paper_depth_network_one_step_on_cpu():
 def test_paper_fpointnet_one_step_on_cpu():
     """Full-width F-PointNet v1, 1024 points, Adam at the preset's rate, on 4 random frustums."""
     from detection.frustum_pointnet.settings import preset
-    from pipeline.gpu_check import fpointnet_inference, fpointnet_train_steps
+    from pipeline.gpu_steps import fpointnet_inference, fpointnet_train_steps
 
     torch.set_num_threads(2)
     settings = preset("paper")

@@ -45,7 +45,7 @@ def test_run_chain_lidar_and_oracle_then_cached_then_partial_rerun(tiny_root, tm
     md = (report / "table4.md").read_text()
     assert "F-PN, LiDAR (ours)" in md and "F-PN, oracle-PL: GT depth (ours)" in md
     evals = json.loads((report / "evals.json").read_text())
-    assert set(evals) == {"lidar", "oracle"}
+    assert set(evals) == {"fpointnet"} and set(evals["fpointnet"]) == {"lidar", "oracle"}
     # `foresee cache ls` can tell the run's artifacts apart
     assert {"pseudolidar/oracle", "eval/fpointnet/lidar", "detect-train/fpointnet/oracle"} <= {r["label"] for r in ArtifactCache(work).ls()}
 
