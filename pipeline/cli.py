@@ -64,6 +64,7 @@ def _load_stage_commands() -> None:
         ("detect2d", "pipeline.commands.detect2d_cmd", "detect2d_group", "2D detector (torchvision): train, infer."),
         ("run", "pipeline.commands.run_cmd", "run_command", "Run the whole chain, cached."),
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
+        ("backbones", "pipeline.commands.backbones_cmd", "backbones_group", "ImageNet encoders: fetch their weights (the only command that downloads)."),
         ("settings", "pipeline.commands.settings_cmd", "settings_command", "Every --set STAGE.FIELD setting, its preset values and meaning."),
     ):
         try:
