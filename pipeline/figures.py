@@ -132,7 +132,7 @@ def fig6_panels(clouds: Sequence[tuple], calib, gt: Sequence, dets: Mapping[str,
     truth and that cloud's detections (``dets[name]``, already filtered by score)."""
     from pseudolidar.viz import BevView, box_layer, render_bev
 
-    view = BevView(x_range_m=(-2.0, 58.0), y_range_m=(-30.0, 30.0), px_per_m=8.0)
+    view = BevView(x_range_m=(-2.0, 72.0), y_range_m=(-30.0, 30.0), px_per_m=7.0)  # the render reaches 70 m
     panels = []
     for points, rgb, name in clouds:
         det_layer = box_layer(dets.get(name, ()), DET_BOX_RGB, f"{detector} Car, score >= {min_score:g}")
