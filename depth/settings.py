@@ -46,7 +46,8 @@ class DepthSettings:
         own_weight, other_weight: the ``foresee`` decoders' weights of their own / other region.
         optimizer: ``sgd`` (paper) or ``adam``.
         lr, momentum, weight_decay, poly_power: optimiser and poly decay lr·(1 − t/T)^power.
-        batch_size, epochs: training length; ``max_steps`` > 0 caps the number of steps.
+        batch_size, epochs: images per step and passes over the training set.
+        max_steps: if > 0, training stops after this many steps (before ``epochs`` ends).
         resize_factor: every image and map is first resized by this factor (1.0 in ``paper``).
         crop_hw: training crop (after resizing and scaling); the crop is padded where it
             exceeds the image (padding has no ground truth).

@@ -68,6 +68,8 @@ def _load_stage_commands() -> None:
         ("run", "pipeline.commands.run_cmd", "run_command",
          f"Run the whole chain, cached (--detector {'|'.join(DETECTORS)}|all)."),
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
+        ("backbones", "pipeline.commands.backbones_cmd", "backbones_group", "ImageNet encoders: fetch their weights (the only command that downloads)."),
+        ("settings", "pipeline.commands.settings_cmd", "settings_command", "Every --set STAGE.FIELD setting, its preset values and meaning."),
     ):
         try:
             spec = importlib.util.find_spec(module)

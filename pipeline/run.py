@@ -154,11 +154,14 @@ def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: 
         atomic_write_text(out / "run_summary.json", json.dumps(run_summary, indent=1))
         parts.append(_timings_md(run_summary))
     try:
-        from pipeline.figures import figures_markdown, make_figures
+        from pipeline.figures import figures_markdown, make_figures, pr_curves_markdown, write_pr_curves
 
         figs = make_figures(cfg, arts, out)
         if figs:
             parts.append(figures_markdown(figs))
+        prs = write_pr_curves(cfg, arts, out)
+        if prs:
+            parts.append(pr_curves_markdown(prs))
     except ImportError as e:  # a stage package without its viz yet
         parts.append(f"(figures skipped: {e})\n")
     report = "\n".join(parts)

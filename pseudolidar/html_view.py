@@ -47,6 +47,9 @@ EGO_HEIGHT_M: Final[float] = 1.5
 #: front face so that its wireframe stays behind the camera.
 DRIVER_EYE_M: Final[tuple[float, float, float]] = (1.6, 0.37, -0.5)
 #: Camera preset names (``page.html#<name>`` opens on one).
+#: the share of the page's width (from the left) the 3D scene and its axis labels keep; the legend
+#: (about 260 px wide at the default caption) sits in the rest, so it covers no axis label.
+LEGEND_FREE_X: Final[float] = 0.78
 CAMERAS: Final[tuple[str, ...]] = ("bev", "driver", "chase")
 #: The id of the ``<script type="application/json">`` holding the figure.
 FIGURE_ID: Final[str] = "foresee-figure"
@@ -304,14 +307,15 @@ def build_figure(clouds: Sequence[CloudLayer], boxes: Sequence[BoxLayer] = (),
                "bgcolor": "#333", "bordercolor": "#666", "font": {"color": "#eee", "size": 11},
                "buttons": [{"label": _CAMERA_LABELS[n], "method": "relayout",
                             "args": [{"scene.camera": cams[n], "scene.aspectratio": aspect}]} for n in CAMERAS]}
-    cap = f"clouds: points in the box shown, at most {view.max_points:,} per layer (random subset)"
+    cap = f"clouds: points in the box shown,<br>at most {view.max_points:,} per layer<br>(random subset)"
     layout = go.Layout(
         template="plotly_dark", paper_bgcolor="#000", font={"color": "#ddd"},
         margin={"l": 0, "r": 0, "t": 30, "b": 0}, showlegend=True,
         title={"text": html.escape(title), "x": 0.01, "font": {"size": 14}} if title else None,
+        # the scene keeps the left LEGEND_FREE_X of the page, the legend the rest: it covers no axis label
         legend={"title": {"text": cap, "font": {"size": 11}}, "x": 1.0, "xanchor": "right", "y": 1.0,
                 "bgcolor": "rgba(20,20,20,0.8)", "itemsizing": "constant"},
-        scene={"xaxis": {**axis, "range": list(r[0])}, "yaxis": {**axis, "range": list(r[1])},
+        scene={"domain": {"x": [0.0, LEGEND_FREE_X], "y": [0.0, 1.0]},"xaxis": {**axis, "range": list(r[0])}, "yaxis": {**axis, "range": list(r[1])},
                "zaxis": {**axis, "range": list(r[2])}, "aspectmode": "manual", "aspectratio": aspect,
                "bgcolor": "#000", "camera": cams[view.initial_camera], "dragmode": "orbit"},
         updatemenus=[presets, *toggles], meta={"cameras": cams, "layers": [n for n, _ in layers]},

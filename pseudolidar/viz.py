@@ -283,6 +283,12 @@ def render_bev(clouds: Sequence[CloudLike], calib: Calibration | None = None, *,
     _ego(img, view)
     if any(len(b.boxes) for b in boxes) and calib is None:
         raise ValueError("render_bev: boxes need the frame's calib (rect -> velodyne)")
+    legend = [(c.label, c.color_rgb) for c in clouds] + [(b.label, b.color_rgb) for b in boxes]
+    taken = [_legend_rect(legend, title)]  # pixel rectangles labels must not overlap: legend, boxes, labels
+    footprints = {id(layer): view.to_pixels(box_corners_velo(layer.boxes, calib)[:, :4, :2].reshape(-1, 2)).reshape(-1, 4, 2)
+                  for layer in boxes if len(layer.boxes)}
+    for fp in footprints.values():
+        taken += [(*np.floor(q.min(axis=0)).astype(int), *np.ceil(q.max(axis=0)).astype(int)) for q in fp]
     for layer in boxes:
         if not len(layer.boxes):
             continue
@@ -297,10 +303,55 @@ def render_bev(clouds: Sequence[CloudLike], calib: Calibration | None = None, *,
                      layer.color_rgb, 2, cv2.LINE_AA)
             score = layer.boxes.score[k]
             if np.isfinite(score):
-                _text(img, f"{score:.2f}", (int(pts[:, 0].max()) + 3, int(pts[:, 1].min()) + 8),
-                      layer.color_rgb, 0.4)
-    _legend(img, [(c.label, c.color_rgb) for c in clouds] + [(b.label, b.color_rgb) for b in boxes], title)
+                org = place_label(f"{score:.2f}", pts, taken, (W, H))
+                if org is not None:
+                    _text(img, f"{score:.2f}", org, layer.color_rgb, _LABEL_SCALE)
+    _legend(img, legend, title)
     return img
+
+
+_LABEL_SCALE = 0.4
+
+
+def _legend_rect(entries: Sequence[tuple[str, RGB]], title: str) -> tuple[int, int, int, int]:
+    """The (x0, y0, x1, y1) pixels :func:`_legend` covers."""
+    rows = [cv2.getTextSize(t, _FONT, 0.5, 1)[0][0] + 10 for t in [title] if t]
+    rows += [cv2.getTextSize(label, _FONT, 0.45, 1)[0][0] + 30 for label, _ in entries if label]
+    height = 20 + (22 if title else 0) + 20 * sum(1 for label, _ in entries if label)
+    return (0, 0, max(rows, default=0) + 12, height)
+
+
+def place_label(text: str, box_px: np.ndarray, taken: list[tuple[int, int, int, int]],
+                size_wh: tuple[int, int]) -> tuple[int, int] | None:
+    """Where to write ``text`` beside a box so that it overlaps no earlier label, or None.
+
+    Tries the box's right, left, top and bottom sides (then farther out), inside the picture;
+    the chosen rectangle is appended to ``taken``. A label with no free place is left out.
+
+    Args:
+        text: the label.
+        box_px: (N, 2) the box's outline in pixels (column, row).
+        taken: rectangles ``(x0, y0, x1, y1)`` already used (the legend, earlier labels).
+        size_wh: the picture's (width, height).
+
+    Returns:
+        The text origin (bottom-left, as ``cv2.putText``), or None.
+    """
+    (w, h), base = cv2.getTextSize(text, _FONT, _LABEL_SCALE, 1)
+    h += base
+    x0, y0 = (int(v) for v in np.floor(box_px.min(axis=0)))
+    x1, y1 = (int(v) for v in np.ceil(box_px.max(axis=0)))
+    W, H = size_wh
+    for gap in (3, 3 + h, 3 + 2 * h):
+        for left, top in ((x1 + gap, y0), (x1 + gap, y1 - h), (x0 - gap - w, y0), (x0 - gap - w, y1 - h),
+                          (x0, y0 - gap - h), (x0, y1 + gap)):
+            rect = (left, top, left + w, top + h)
+            if left < 0 or top < 0 or rect[2] > W or rect[3] > H:
+                continue
+            if all(rect[2] <= a or rect[0] >= c or rect[3] <= b or rect[1] >= d for a, b, c, d in taken):
+                taken.append(rect)
+                return left, top + h - base
+    return None
 
 
 def depth_colors(depth_m: np.ndarray, max_depth_m: float) -> np.ndarray:

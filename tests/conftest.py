@@ -20,6 +20,24 @@ def sample_root() -> Path:
     return SAMPLE_ROOT
 
 
+@pytest.fixture
+def sample_subset(sample_root, tmp_path):
+    """``make(frames)``: a KITTI root under tmp_path linking those sample frames, ``ImageSets/val.txt`` = them."""
+
+    def make(frames: list[str]) -> Path:
+        tmp = tmp_path / "root"
+        for kind in ("calib", "image_2", "label_2", "velodyne"):
+            (tmp / "training" / kind).mkdir(parents=True)
+            for p in (sample_root / "training" / kind).iterdir():
+                if p.stem in frames:
+                    os.symlink(p.resolve(), tmp / "training" / kind / p.name)
+        (tmp / "ImageSets").mkdir()
+        (tmp / "ImageSets" / "val.txt").write_text("\n".join(frames) + "\n")
+        return tmp
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def sample_ids() -> tuple[str, ...]:
     return tuple(f"{i:06d}" for i in range(9))

@@ -330,3 +330,69 @@ def test_readme_commands_run(tmp_path):
     assert len(list((out / "training" / "image_2").glob("*.png"))) == 3
     second = _foresee(*synth)
     assert second.returncode == 0 and "cached" in second.stdout
+
+
+# ---------------------------------------------------------------------------- headline figures
+FIGURES = REPO / "docs" / "figures.json"
+
+
+def _round_half_up(text: str, digits: int) -> str:
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(text).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def headline_problems(figures: dict, read) -> list[str]:
+    """Every figure of docs/figures.json against its source and the pages that quote it.
+
+    ``reproduce`` figures: the source row's last cell (``mean ± std``, as `make reproduce` wrote
+    it) rounded half up to the quote's digits must be the quote. ``demo`` figures: the quote must
+    appear in the source. Both: every page of ``quoted_in`` must hold the quote. ``read(rel)``
+    gives a file's text.
+    """
+    out = []
+    rep = figures["reproduce"]
+    src = read(rep["source"]).splitlines()
+    for fig in rep["figures"]:
+        rows = [line for line in src if line.startswith(fig["row"])]
+        if not rows:
+            out.append(f"{rep['source']}: no row {fig['row']}")
+            continue
+        mean, _, std = rows[0].rstrip(" |").rsplit("|", 1)[1].strip().partition(" ± ")
+        digits = len(fig["quote"].split(" ± ")[0].partition(".")[2])
+        want = f"{_round_half_up(mean, digits)} ± {_round_half_up(std, digits)}"
+        if want != fig["quote"]:
+            out.append(f"docs/figures.json: {fig['row']} quotes {fig['quote']}, {rep['source']} says {mean} ± {std} = {want}")
+    demo = figures["demo"]
+    for fig in demo["figures"]:
+        if fig["quote"] not in read(demo["source"]):
+            out.append(f"{demo['source']}: does not hold {fig['what']} {fig['quote']}")
+    for group in (rep, demo):
+        for fig in group["figures"]:
+            for page in fig["quoted_in"]:
+                if fig["quote"] not in read(page):
+                    out.append(f"{page}: does not quote {fig.get('row') or fig['what']} as {fig['quote']}")
+    return out
+
+
+def test_headline_figures_agree_with_their_source():
+    import json
+
+    figures = json.loads(FIGURES.read_text())
+    assert len(figures["reproduce"]["figures"]) >= 8 and len(figures["demo"]["figures"]) >= 4
+    problems = headline_problems(figures, lambda rel: (REPO / rel).read_text())
+    assert not problems, "\n".join(problems)
+
+
+def test_headline_check_catches_a_drifted_quote():
+    import json
+
+    figures = json.loads(FIGURES.read_text())
+    texts = {rel: (REPO / rel).read_text() for rel in ("README.md", "docs/reproduce.md", "docs/reproduce-seeds.md",
+                                                       "docs/performance.md")}
+    # README quoting a stale mean, and a source row that changed under an unchanged quote
+    stale = dict(texts, **{"README.md": texts["README.md"].replace("0.201 ± 0.006", "0.200 ± 0.006")})
+    assert any("README.md: does not quote" in p for p in headline_problems(figures, stale.__getitem__))
+    moved = dict(texts, **{"docs/reproduce-seeds.md": texts["docs/reproduce-seeds.md"].replace(
+        "| 2.44 ± 0.85 |", "| 2.54 ± 0.85 |")})
+    assert any("says 2.54 ± 0.85" in p for p in headline_problems(figures, moved.__getitem__))

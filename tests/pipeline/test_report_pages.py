@@ -3,7 +3,6 @@ from report.md."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,20 +13,9 @@ from pipeline.figures import CLOUD_RGB, figures_markdown, make_figures
 from pseudolidar.html_view import decode_array, figure_from_html
 
 
-def _root(tmp: Path, sample_root: Path, frames: list[str]) -> Path:
-    for kind in ("calib", "image_2", "label_2", "velodyne"):
-        (tmp / "training" / kind).mkdir(parents=True)
-        for p in (sample_root / "training" / kind).iterdir():
-            if p.stem in frames:
-                os.symlink(p.resolve(), tmp / "training" / kind / p.name)
-    (tmp / "ImageSets").mkdir()
-    (tmp / "ImageSets" / "val.txt").write_text("\n".join(frames) + "\n")
-    return tmp
-
-
-def test_make_figures_writes_and_links_a_3d_page_per_frame(sample_root, tmp_path):
+def test_make_figures_writes_and_links_a_3d_page_per_frame(sample_subset, tmp_path):
     frame = "000008"
-    root = _root(tmp_path / "root", sample_root, [frame])
+    root = sample_subset([frame])
     lidar = KittiRoot(root).velodyne(frame)
     arts = {}
     for k, cloud in enumerate(("oracle", "baseline", "foresee")):

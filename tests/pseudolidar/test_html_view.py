@@ -68,6 +68,12 @@ def test_page_holds_every_cloud_cropped_then_capped(sample_root):
     assert len(inside) == 1
     # the cap is stated in the legend, the counts in the layer names
     assert "at most 5,000 per layer" in fig["layout"]["legend"]["title"]["text"]
+    # the legend sits right of the scene, not on it: the scene ends at LEGEND_FREE_X of the width,
+    # the legend is anchored at the right edge, and its caption lines are short enough to fit
+    lay = fig["layout"]
+    assert lay["scene"]["domain"]["x"] == [0.0, html_view.LEGEND_FREE_X] and html_view.LEGEND_FREE_X <= 0.8
+    assert (lay["legend"]["x"], lay["legend"]["xanchor"]) == (1.0, "right")
+    assert max(len(line) for line in lay["legend"]["title"]["text"].split("<br>")) <= 40
     n_lidar = clouds[0]["meta"]["points_in_view"]
     assert n_lidar > 5000 and clouds[0]["name"] == f"LiDAR: 5,000 of {n_lidar:,} pts"
 
