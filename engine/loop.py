@@ -79,14 +79,31 @@ class TrainerBase:
                 self.row = row
                 for h in self.hooks:
                     h.after_step(self)
-                if caught and self.step < self.max_steps:
+                if _agreed(bool(caught)) and self.step < self.max_steps:
                     for h in self.hooks:
                         h.on_interrupt(self)
-                    name = signal.Signals(caught[0]).name
+                    name = signal.Signals(caught[0]).name if caught else "a signal on another rank"
                     raise TrainingInterrupted(f"{name} at step {self.step} of {self.max_steps}: "
                                               "checkpoint written, the same command resumes")
             for h in self.hooks:
                 h.after_train(self)
+
+
+def _agreed(stop: bool) -> bool:
+    """Whether any rank of a torchrun process group caught a signal (every rank stops after the
+    same step, so that a checkpoint that gathers from all ranks can be written); ``stop`` alone
+    without a group."""
+    import torch.distributed as td
+
+    if not (td.is_available() and td.is_initialized()) or td.get_world_size() == 1:
+        return stop
+    import torch
+
+    flag = torch.tensor([1.0 if stop else 0.0])
+    if td.get_backend() == "nccl":
+        flag = flag.cuda()
+    td.all_reduce(flag, op=td.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 @contextlib.contextmanager
@@ -112,19 +129,20 @@ def _signals_caught() -> Iterator[list[int]]:
 
 
 class CheckpointHook(Hook):
-    """Calls ``save(trainer)`` every ``every`` steps (0: never periodically), at the last step and
-    on a signal; only on the main process unless ``all_ranks`` (a save that gathers from every
-    rank must run on all of them)."""
+    """Calls ``save(trainer)`` every ``every`` steps (0: never periodically), at the last step
+    (unless not ``at_end``: a trainer that saves at its own epoch ends) and on a signal; only on the
+    main process unless ``all_ranks`` (a save that gathers from every rank must run on all of them)."""
 
-    def __init__(self, save: Callable[["TrainerBase"], None], every: int, *, all_ranks: bool = False):
-        self.save, self.every, self.all_ranks = save, int(every), all_ranks
+    def __init__(self, save: Callable[["TrainerBase"], None], every: int, *, all_ranks: bool = False,
+                 at_end: bool = True):
+        self.save, self.every, self.all_ranks, self.at_end = save, int(every), all_ranks, at_end
 
     def _save(self, trainer: TrainerBase) -> None:
         if trainer.is_main or self.all_ranks:
             self.save(trainer)
 
     def after_step(self, trainer: TrainerBase) -> None:
-        if (self.every and trainer.step % self.every == 0) or trainer.step == trainer.max_steps:
+        if (self.every and trainer.step % self.every == 0) or (self.at_end and trainer.step == trainer.max_steps):
             self._save(trainer)
 
     def on_interrupt(self, trainer: TrainerBase) -> None:
