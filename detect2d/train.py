@@ -23,7 +23,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from engine import (CheckpointHook, CsvLogHook, MeanLogHook, TrainerBase, capture_rng, load_checkpoint, restore_rng,
                     save_checkpoint, setup_device)

@@ -73,6 +73,7 @@ from kitti import KittiFormatError, KittiRoot
 from pipeline import keys
 from pipeline.cache import Artifact
 from pipeline.executor import StageSpec
+from pipeline.resume import resumable
 
 CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 DEPTH_VARIANTS = ("baseline", "foresee")
@@ -179,9 +180,7 @@ def _fpn_preset(name: str) -> Any:
 def _fpn_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
     from detection.frustum_pointnet.train import train_fpointnet
 
-    summary = train_fpointnet(data_root, points_dir, frames, settings, out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-    return summary
+    return resumable(out, lambda start: train_fpointnet(data_root, points_dir, frames, settings, out, resume=start))
 
 
 def _fpn_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
@@ -200,9 +199,7 @@ def _avod_preset(name: str) -> Any:
 def _avod_train(data_root: Path, points_dir: Path, frames, settings: Any, out: Path) -> Mapping[str, Any]:
     from detection.avod.train import train_avod
 
-    summary = train_avod(data_root, points_dir, frames, settings, out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-    return summary
+    return resumable(out, lambda start: train_avod(data_root, points_dir, frames, settings, out, resume=start))
 
 
 def _avod_infer(data_root: Path, points_dir: Path, frames, model: Path, settings: Any, out: Path,
@@ -399,7 +396,9 @@ def _key_depth_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
 def _produce_depth_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     from depth.train import train_depth
 
-    return train_depth(ctx.root.root, ctx.depth_train, ctx.settings("depth", node), out)
+    settings = ctx.settings("depth", node)
+    return resumable(out, lambda start: train_depth(ctx.root.root, ctx.depth_train, settings, out, resume=start),
+                     artifact_checkpoint=True)
 
 
 def _key_depth_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -466,9 +465,8 @@ def _key_detect2d_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
 def _produce_detect2d_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     from detect2d.train import train_detector
 
-    summary = train_detector(ctx.root.root, ctx.train, ctx.settings("detect2d", node), out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-    return summary
+    settings = ctx.settings("detect2d", node)
+    return resumable(out, lambda start: train_detector(ctx.root.root, ctx.train, settings, out, resume=start))
 
 
 def _key_detect2d_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:

@@ -9,13 +9,13 @@ AVOD needs no 2D boxes. The option parsing lives in :mod:`pipeline.commands.dete
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from kitti.layout import KittiRoot
 from pipeline import keys
+from pipeline.resume import resumable
 from pipeline.cache import ArtifactCache
 
 
@@ -37,21 +37,10 @@ def avod_train(workdir: Path, data_root: Path, points: str, split: str | None, s
     cache = ArtifactCache(workdir)
     points_dir, points_ref = resolve_points(cache, points, frame_ids, root)
     key = keys.detect_train(root, frame_ids, settings, points_ref, detector="avod")
-    resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
-        start = resume or (resume_file if resume_file.is_file() else None)
-        try:
-            summary = train_avod(data_root, points_dir, frame_ids, settings, tmp, progress=not quiet, resume=start)
-        except BaseException:
-            ck = tmp / "checkpoint.pt"
-            if ck.is_file():
-                resume_file.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(ck, resume_file)
-            raise
-        (tmp / "checkpoint.pt").unlink(missing_ok=True)
-        resume_file.unlink(missing_ok=True)
-        return summary
+        return resumable(tmp, lambda start: train_avod(data_root, points_dir, frame_ids, settings, tmp,
+                                                       progress=not quiet, resume=start), resume=resume)
 
     art = key.build(cache, produce)
     s = art.manifest.get("summary", {})

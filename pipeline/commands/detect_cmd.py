@@ -9,7 +9,6 @@ and the next identical command resumes from it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ import click
 from kitti.errors import KittiFormatError
 from kitti.layout import KittiRoot
 from pipeline import keys
+from pipeline.resume import resumable
 from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
 from pipeline.sharding import shard_option
@@ -123,22 +123,10 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
     key = keys.detect_train(root, frame_ids, settings, points_ref)
-    resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
-        start = resume or (resume_file if resume_file.is_file() else None)
-        try:
-            summary = train_fpointnet(data_root, points_dir, frame_ids, settings, tmp,
-                                      progress=not quiet, resume=start)
-        except BaseException:
-            ck = tmp / "checkpoint.pt"
-            if ck.is_file():
-                resume_file.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(ck, resume_file)
-            raise
-        (tmp / "checkpoint.pt").unlink(missing_ok=True)
-        resume_file.unlink(missing_ok=True)
-        return summary
+        return resumable(tmp, lambda start: train_fpointnet(data_root, points_dir, frame_ids, settings, tmp,
+                                                            progress=not quiet, resume=start), resume=resume)
 
     art = key.build(cache, produce)
     s = art.manifest.get("summary", {})
