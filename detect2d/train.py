@@ -4,10 +4,11 @@ Reproduce (cpu-small on the embedded benchmark; figures in docs/detect2d.md)::
 
     foresee detect2d train --data data/embedded --split train --preset cpu-small
 
-Every image is read once, scaled by ``image_scale`` and kept in memory (300 frames of 621x188:
-~100 MB). Step ``s`` takes the images ``s*B … s*B+B-1`` of a stream of seeded per-epoch
-permutations and mirrors each with p = 0.5 (seeded by the step), so an interrupted run resumes
-exactly where it stopped. Optimiser: AdamW, linear warm-up then cosine decay to 0, gradient norm
+The labels of every frame are sorted once; the images are read from disk and scaled by
+``image_scale`` when a batch needs them (:class:`detect2d.data.TrainImages`, in ``num_workers``
+DataLoader workers), so no split is held in memory. Step ``s`` takes the images ``s*B … s*B+B-1``
+of a stream of seeded per-epoch permutations and mirrors each with p = 0.5 (seeded by the step),
+so an interrupted run resumes exactly where it stopped, with or without workers. Optimiser: AdamW, linear warm-up then cosine decay to 0, gradient norm
 clipped at 10. Losses are torchvision's (the model returns them in training mode).
 """
 
@@ -31,7 +32,7 @@ from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.layout import KittiRoot
 
 from detect2d import CODE_VERSION
-from detect2d.data import TrainFrame, load_train_frames
+from detect2d.data import TrainFrame, TrainImages, read_train_labels, scaled_size
 from detect2d.model import build_detector
 from detect2d.settings import Detect2DSettings
 
@@ -118,26 +119,46 @@ def save_model(path: Path, model: torch.nn.Module, settings: Detect2DSettings,
 _CSV_FIELDS = ("step", "lr", "total", "classification", "bbox_regression")
 
 
+class _StepBatches(torch.utils.data.Sampler):
+    """The frame indices of steps ``start, start + 1, …, max_steps - 1`` (:func:`batch_indices`)."""
+
+    def __init__(self, start: int, settings: Detect2DSettings, n_frames: int):
+        self.start, self.settings, self.n_frames = start, settings, n_frames
+
+    def __iter__(self):
+        s = self.settings
+        for step in range(self.start, s.max_steps):
+            yield batch_indices(step, self.n_frames, s.batch_size, s.seed).tolist()
+
+    def __len__(self) -> int:
+        return max(self.settings.max_steps - self.start, 0)
+
+
+def _as_list(frames: list[TrainFrame]) -> list[TrainFrame]:
+    return frames
+
+
 class _Trainer(TrainerBase):
     """The 2D detector's step: its batch (:func:`batch_indices`, flips, crops), torchvision's losses."""
 
-    def __init__(self, model, frames: Sequence[TrainFrame], settings: Detect2DSettings, device: torch.device,
-                 hooks, step: int):
+    def __init__(self, model, loader, width: int, settings: Detect2DSettings, device: torch.device, hooks, step: int):
         super().__init__(settings.max_steps, hooks, step=step)
-        self.model, self.frames, self.settings, self.device = model, frames, settings, device
+        self.model, self.loader, self.width, self.settings, self.device = model, loader, width, settings, device
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.batches = None
 
     def run_step(self) -> dict:
-        settings, step, frames = self.settings, self.step, self.frames
-        idx = batch_indices(step, len(frames), settings.batch_size, settings.seed)
-        flips = (np.random.default_rng([settings.seed, 1, step]).random(len(idx)) < 0.5) & settings.hflip
+        settings, step = self.settings, self.step
+        if self.batches is None:
+            self.batches = iter(self.loader)
+        frames = next(self.batches)
+        flips = (np.random.default_rng([settings.seed, 1, step]).random(len(frames)) < 0.5) & settings.hflip
         crop_x0 = None
         if settings.train_crop_width:
-            room = max(frames[0].image.shape[1] - settings.train_crop_width, 0)
-            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, len(idx))
-        images, targets = make_batch([frames[i] for i in idx], flips.tolist(), self.device, crop_x0,
-                                     settings.train_crop_width)
+            room = max(self.width - settings.train_crop_width, 0)
+            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, len(frames))
+        images, targets = make_batch(frames, flips.tolist(), self.device, crop_x0, settings.train_crop_width)
         lr = learning_rate(settings, step)
         for g in self.opt.param_groups:
             g["lr"] = lr
@@ -152,7 +173,7 @@ class _Trainer(TrainerBase):
 
 def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2DSettings,
                    out_dir: Path, *, progress: bool = True, resume: Path | None = None,
-                   encoder: torch.nn.Module | None = None) -> dict:
+                   encoder: torch.nn.Module | None = None, num_workers: int = 0) -> dict:
     """Train the detector and write ``out_dir/model.pt``, ``train_log.jsonl`` (means over
     ``checkpoint_every_steps``), ``train_log.csv`` (every step), ``train_loss.png``, ``summary.json``
     and (every ``checkpoint_every_steps``, at the end and on SIGTERM/SIGINT) ``checkpoint.pt``.
@@ -165,6 +186,8 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
         progress: show progress bars.
         resume: a ``checkpoint.pt`` of an interrupted run with the same settings.
         encoder: an encoder module to use instead of ``settings.encoder`` (tests).
+        num_workers: DataLoader worker processes reading the images (0: the main process; a
+            step's batch, flips and crops depend on the step alone, so the trajectory is the same).
 
     Returns:
         Summary: frames, label counts (positives, ignored regions, background, unknown types
@@ -182,7 +205,7 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     device = setup_device(settings.device, settings.num_threads)
     torch.manual_seed(settings.seed)
     root = KittiRoot(data_root)
-    frames, reference_hw, counts = load_train_frames(root, frame_ids, settings, progress=progress)
+    labels, reference_hw, counts = read_train_labels(root, frame_ids, settings, progress=progress)
     t_data = time.time() - t0
 
     model = build_detector(settings, encoder=encoder).to(device)
@@ -213,7 +236,11 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
 
     hooks = [csv_log, mean_log, bar,
              CheckpointHook(save, settings.checkpoint_every_steps)]
-    trainer = _Trainer(model, frames, settings, device, hooks, step)
+    loader = torch.utils.data.DataLoader(
+        TrainImages(root, labels, settings.image_scale), batch_sampler=_StepBatches(step, settings, len(labels)),
+        num_workers=num_workers, collate_fn=_as_list, generator=torch.Generator().manual_seed(settings.seed))
+    width = scaled_size(reference_hw, settings.image_scale)[1]
+    trainer = _Trainer(model, loader, width, settings, device, hooks, step)
     if ck is not None:
         trainer.opt.load_state_dict(ck["optimizer"])
         restore_rng(ck["rng"])
@@ -225,7 +252,7 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     t_train = time.time() - t_train
     mean_log.write()
     save_model(out_dir / "model.pt", model, settings, reference_hw)
-    summary = {"frames": len(frames), "reference_hw": list(reference_hw),
+    summary = {"frames": len(labels), "reference_hw": list(reference_hw),
                "labels_positive": counts["positive"], "labels_ignored": counts["ignored"],
                "labels_background": counts["background"],
                "labels_unknown_type_skipped": counts["unknown_types"],
