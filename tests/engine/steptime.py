@@ -3,6 +3,9 @@ trees of the code side by side (docs/performance.md): a warm-up run of N steps, 
 steps timed; the figure is (CPU(2N) - CPU(N)) / N, so set-up and the end of a run cancel.
 
     CODE=$TREE PYTHONPATH=$TREE python tests/engine/steptime.py depth|detect2d|fpointnet|avod OUT_DIR 12
+
+``WORKERS=N`` (2D detector, the engine's code): images read in N DataLoader workers; the figure is
+then the main process's CPU time (the workers' is not counted).
 """
 import os, sys, time, json
 from pathlib import Path
@@ -27,7 +30,10 @@ elif name == "detect2d":
     from detect2d.train import train_detector
     root = write_root(out / "root")
     def run(n, o):
-        torch.manual_seed(0); return train_detector(root, tuple(TINY_SCENES), tiny_settings(max_steps=n, checkpoint_every_steps=10), o, progress=False, encoder=TinyEncoder())
+        torch.manual_seed(0)
+        workers = {"num_workers": int(os.environ["WORKERS"])} if "WORKERS" in os.environ else {}  # new code only
+        return train_detector(root, tuple(TINY_SCENES), tiny_settings(max_steps=n, checkpoint_every_steps=10), o,
+                              progress=False, encoder=TinyEncoder(), **workers)
 elif name == "fpointnet":
     from detection.frustum_pointnet.settings import preset
     from detection.frustum_pointnet.train import train_fpointnet
