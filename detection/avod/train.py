@@ -117,17 +117,17 @@ class _Trainer(TrainerBase):
         self.gen = torch.Generator().manual_seed(settings.seed)
         self.loader, self.batches = loader, None
         self.visits, self.anchors_total = visits, 0
-        self.planes_written: set[str] = set()
+        self.planes: dict[str, list[float]] = {}  # frame -> ground plane written to planes/
 
     def run_step(self) -> dict | None:
         if self.batches is None:
             self.batches = iter(self.loader)
         inputs: FrameInputs = next(self.batches)
         self.visits += 1
-        if inputs.frame_id not in self.planes_written:
+        if inputs.frame_id not in self.planes:
             plane = inputs.plane * np.array([-1.0, 1.0, 1.0, 1.0]) if inputs.flipped else inputs.plane
             write_plane_file(self.out_dir / "planes" / f"{inputs.frame_id}.txt", plane)
-            self.planes_written.add(inputs.frame_id)
+            self.planes[inputs.frame_id] = plane.tolist()
         if not len(inputs.anchors):
             return None
         settings, device = self.settings, self.device
@@ -213,7 +213,7 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
             "state_dict": model.state_dict(), "optimizer": trainer.opt.state_dict(), "step": trainer.step,
             "visits": trainer.visits, "rng": capture_rng(torch_gens={"model": trainer.gen}),
             "settings": asdict(settings), "anchor_sizes_lwh": sizes.tolist(), "log": log, "rows": rows,
-            "mean_log": mean_log.state(), "code_version": CODE_VERSION})
+            "mean_log": mean_log.state(), "planes": trainer.planes, "code_version": CODE_VERSION})
         csv_log.write()
 
     trainer = _Trainer(model, loader, settings, device,
@@ -221,6 +221,9 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
     if ck is not None:
         trainer.opt.load_state_dict(ck["optimizer"])
         restore_rng(ck["rng"], torch_gens={"model": trainer.gen})
+        for frame, plane in ck["planes"].items():  # the interrupted run's planes/ is not this folder
+            write_plane_file(out_dir / "planes" / f"{frame}.txt", np.array(plane))
+            trainer.planes[frame] = plane
     model.train()
     trainer.train()
     bar.close()

@@ -64,6 +64,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(killed, tmp_path):
     assert _step_of(name, torch.load(ck, weights_only=False)) == FIRST_CHECKPOINT[name]
     train(name, data, tmp_path / "resumed", resume=ck)
     _assert_same(whole, weights(name, tmp_path / "resumed"))
+    if name == "avod":  # every visited frame's ground plane, also those visited before the kill
+        planes = {p.name: p.read_text() for p in (ck.parents[1] / "whole" / "planes").iterdir()}
+        assert planes and planes == {p.name: p.read_text() for p in (tmp_path / "resumed" / "planes").iterdir()}
 
 
 class CudaLike:
