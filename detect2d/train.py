@@ -214,8 +214,11 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     ck = None
     if resume is not None:
         ck = load_checkpoint(resume)
-        if Detect2DSettings.from_dict(ck["settings"]) != settings or "rng" not in ck:
+        if Detect2DSettings.from_dict(ck["settings"]) != settings:
             raise CheckpointMismatchError(f"{resume}: checkpoint was written with other settings")
+        if "rng" not in ck:
+            raise CheckpointMismatchError(f"{resume}: written by an earlier foresee (no random states): "
+                                          "delete it to train afresh")
         model.load_state_dict(ck["state_dict"])
         step, log, rows, cpu_before = ck["step"], ck["log"], ck["rows"], ck.get("cpu_seconds", 0.0)
         resumed_from = step

@@ -190,8 +190,10 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
     step, log, rows, visits, ck = 0, [], [], 0, None
     if resume is not None:
         ck = load_checkpoint(resume)
-        if AvodSettings.from_dict(ck["settings"]).with_(steps=settings.steps) != settings or "rng" not in ck:
+        if AvodSettings.from_dict(ck["settings"]).with_(steps=settings.steps) != settings:
             raise ValueError(f"{resume}: checkpoint was written with other settings (only steps may differ)")
+        if "visits" not in ck:
+            raise ValueError(f"{resume}: written by an earlier foresee (no visit count): delete it to train afresh")
         model.load_state_dict(ck["state_dict"])
         step, log, rows, visits = ck["step"], ck["log"], ck["rows"], ck["visits"]
         sizes = np.array(ck["anchor_sizes_lwh"])

@@ -379,8 +379,11 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         # on the CPU: RNG states stay CPU byte tensors; weights and optimiser state are copied
         # onto the parameters' device by load_state_dict
         ck = load_checkpoint(resume)
-        if FPointNetSettings.from_dict(ck["settings"]) != settings or "rank_rng" not in ck:
+        if FPointNetSettings.from_dict(ck["settings"]) != settings:
             raise ValueError(f"{resume}: checkpoint was written with other settings")
+        if "rank_rng" not in ck or "torch_cpu" not in ck["rank_rng"][0]:
+            raise ValueError(f"{resume}: written by an earlier foresee (other random states): delete it to train "
+                             "afresh")
     rows: list[dict] = list(ck.get("rows", [])) if ck else []
     csv_log = CsvLogHook(out_dir / "train_log.csv", ("step", "lr", "total", "seg", "center", "heading_class",
                                                      "heading_residual", "size_class", "size_residual",
