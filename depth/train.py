@@ -13,13 +13,11 @@ rank 0 writes the checkpoint and the log, and every rank resumes from it.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,12 +27,15 @@ from depth.loss import soft_target_matrix, variant_loss
 from depth.model import (CheckpointMismatchError, DepthNet, bins_of, check_compatible, checkpoint_bytes,
                          count_parameters, load_encoder_weights, read_checkpoint)
 from depth.settings import DepthSettings
+from engine import CheckpointHook, CsvLogHook, TrainerBase, amp_for, capture_rng, restore_rng, select_device
+from engine.progress import ProgressHook
 from kitti.dist import close_distributed, init_distributed
 from kitti.errors import KittiFormatError
-from kitti.fileio import atomic_write_bytes, atomic_write_text
+from kitti.fileio import atomic_write_bytes
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.csv"
+CURVE_NAME = "train_loss.png"
 _LOG_FIELDS = ("step", "epoch", "lr", "loss", "fg", "bg", "seconds")
 
 
@@ -58,18 +59,83 @@ def _make_optimizer(model: torch.nn.Module, settings: DepthSettings) -> torch.op
     return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
 
+class _Trainer(TrainerBase):
+    """The depth step: a batch of the loader (epoch after epoch, resuming mid-epoch), the variant's loss."""
+
+    def __init__(self, net: torch.nn.Module, loader, dataset: DepthTrainSet, sampler, generator: torch.Generator,
+                 settings: DepthSettings, device: torch.device, total_steps: int, steps_per_epoch: int,
+                 hooks, step: int, is_main: bool, t0: float):
+        super().__init__(total_steps, hooks, step=step, is_main=is_main)
+        self.net, self.loader, self.dataset, self.sampler, self.generator = net, loader, dataset, sampler, generator
+        self.settings, self.device, self.steps_per_epoch, self.t0 = settings, device, steps_per_epoch, t0
+        self.amp = amp_for(device, cuda=settings.amp, cpu=settings.cpu_bf16)
+        self.scaler = self.amp.scaler()
+        self.soft_targets = soft_target_matrix(settings.n_bins, settings.soft_label_coeff, device)
+        self.optimizer = _make_optimizer(_unwrap(net), settings)
+        self.batches: Iterator | None = None
+        self.last_loss = float("nan")
+
+    def _epochs(self) -> Iterator[tuple[int, dict]]:
+        epoch = self.step // self.steps_per_epoch
+        skip = self.step - epoch * self.steps_per_epoch  # resuming mid-epoch: skip the batches already seen
+        while True:
+            self.dataset.set_epoch(epoch)
+            if self.sampler is not None:
+                self.sampler.set_epoch(epoch)
+            self.generator.manual_seed(self.settings.seed * 1000003 + epoch)
+            for i, batch in enumerate(self.loader):
+                if i >= skip:
+                    yield epoch, batch
+            epoch, skip = epoch + 1, 0
+
+    def run_step(self) -> dict:
+        settings, device, step = self.settings, self.device, self.step
+        if self.batches is None:
+            self.batches = self._epochs()
+        epoch, batch = next(self.batches)
+        lr = poly_lr(settings.lr, step, self.max_steps, settings.poly_power)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        image = batch["image"].to(device, non_blocking=True)
+        target = batch["target_bin"].to(device, non_blocking=True)
+        fg = batch["fg_mask"].to(device, non_blocking=True)
+        with self.amp.autocast():
+            logits = self.net(image)
+        terms = variant_loss(logits, target, fg, settings, self.soft_targets)
+        loss_value = float(terms.total.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingError(f"depth training, step {step + 1} (epoch {epoch + 1}): loss is "
+                                f"{loss_value} ({terms.parts}); lower the lr or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms.total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_loss = loss_value
+        return {"epoch": epoch + 1, "lr": f"{lr:.6g}", "loss": f"{loss_value:.5f}",
+                "fg": f"{terms.parts.get('fg', float('nan')):.5f}",
+                "bg": f"{terms.parts.get('bg', float('nan')):.5f}",
+                "seconds": f"{time.time() - self.t0:.1f}"}
+
+
+def _unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
 def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettings, out_dir: Path, *,
                 progress: bool = True, resume: Path | None = None) -> dict[str, Any]:
-    """Train one depth variant and write ``out_dir/checkpoint.pt`` and ``out_dir/train_log.csv``.
+    """Train one depth variant and write ``out_dir/checkpoint.pt``, ``out_dir/train_log.csv`` (one
+    row per step) and ``out_dir/train_loss.png`` (its curve).
 
     Args:
         data_root: KITTI-format root with image_2, calib, label_2 and depth_2 (ground truth).
         frame_ids: the training frames.
         settings: the run's settings (variant, preset values, seed).
         out_dir: where the checkpoint (weights + settings + bins) and the log go; the checkpoint
-            is rewritten every epoch (or ``checkpoint_every`` steps) so that a run can resume.
+            is rewritten every epoch (or every ``checkpoint_every`` steps), at the end and on
+            SIGTERM/SIGINT, so that a run can resume.
         progress: show a tqdm bar with the loss.
-        resume: a checkpoint of the same settings to continue from (its step and optimiser state).
+        resume: a checkpoint of the same settings to continue from (its step, optimiser and
+            random states).
 
     Returns:
         ``{"steps", "epochs", "final_loss", "seconds", "device", "parameters", "encoder_weights",
@@ -79,6 +145,7 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         CheckpointMismatchError: ``resume`` is a checkpoint of another variant or bin setting.
         TrainingError: the loss became NaN/inf (the message names the step).
         ValueError: under torchrun, ``batch_size`` is not a multiple of the world size.
+        engine.TrainingInterrupted: SIGTERM/SIGINT (the checkpoint is written first).
     """
     from tqdm import tqdm
 
@@ -91,13 +158,9 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         raise ValueError(f"batch_size {settings.batch_size} (the global batch) is not a multiple of the "
                          f"{world} ranks")
     batch_per_rank = settings.batch_size // world
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
+    device = select_device("auto")
+    if device.type == "cuda":
         torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    use_amp = settings.amp if device.type == "cuda" else settings.cpu_bf16
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     torch.manual_seed(settings.seed + rank)
     bins = bins_of(settings)
 
@@ -113,15 +176,12 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         weights_from = load_encoder_weights(model, settings.encoder_weights,
                                             log=(lambda m: tqdm.write(m)) if rank == 0 else (lambda m: None))
     model.to(device)
-    ddp_model: torch.nn.Module = model
+    net: torch.nn.Module = model
     if world > 1:
         if device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
+        net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None)
-    optimizer = _make_optimizer(model, settings)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
-    soft_targets = soft_target_matrix(settings.n_bins, settings.soft_label_coeff, device)
 
     sampler = None
     if world > 1:
@@ -136,78 +196,40 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
     total_steps = settings.epochs * steps_per_epoch
     if settings.max_steps:
         total_steps = min(total_steps, settings.max_steps)
-    step, start_epoch = 0, 0
-    log_rows: list[dict[str, Any]] = []
-    if resume_payload is not None:
-        step = int(resume_payload["step"])
-        start_epoch = step // steps_per_epoch
-        if resume_payload.get("optimizer"):
-            optimizer.load_state_dict(resume_payload["optimizer"])
-        log_rows = list(resume_payload["extra"].get("log", []))
+    step = int(resume_payload["step"]) if resume_payload is not None else 0
+    log_rows: list[dict[str, Any]] = list(resume_payload["extra"].get("log", [])) if resume_payload else []
 
-    def save(epoch: int) -> None:
-        if rank != 0:
-            return
+    csv_log = CsvLogHook(out_dir / LOG_NAME, _LOG_FIELDS, log_rows, png_path=out_dir / CURVE_NAME,
+                         curve=("loss",), title=f"depth {settings.variant}")
+
+    def save(trainer: _Trainer) -> None:
         atomic_write_bytes(out_dir / CHECKPOINT_NAME, checkpoint_bytes(
-            model, settings, step=step, epoch=epoch, optimizer_state=optimizer.state_dict(),
-            extra={"log": log_rows, "encoder_weights": weights_from}))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=_LOG_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(log_rows)
-        atomic_write_text(out_dir / LOG_NAME, buf.getvalue())
+            model, settings, step=trainer.step, epoch=trainer.step // steps_per_epoch,
+            optimizer_state=trainer.optimizer.state_dict(),
+            extra={"log": log_rows, "encoder_weights": weights_from, "rng": capture_rng()}))
+        csv_log.write()
 
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {settings.variant}", disable=not progress or rank != 0,
-               dynamic_ncols=True)
-    loss_value = float("nan")
-    ddp_model.train()
-    epoch = start_epoch
-    while step < total_steps:
-        dataset.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        generator.manual_seed(settings.seed * 1000003 + epoch)
-        skip = step - epoch * steps_per_epoch  # resuming mid-epoch: skip the batches already seen
-        for i, batch in enumerate(loader):
-            if i < skip:
-                continue
-            if step >= total_steps:
-                break
-            lr = poly_lr(settings.lr, step, total_steps, settings.poly_power)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            image = batch["image"].to(device, non_blocking=True)
-            target = batch["target_bin"].to(device, non_blocking=True)
-            fg = batch["fg_mask"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = ddp_model(image)
-            terms = variant_loss(logits, target, fg, settings, soft_targets)
-            loss_value = float(terms.total.detach())
-            if not math.isfinite(loss_value):
-                raise TrainingError(f"depth training, step {step + 1} (epoch {epoch + 1}): loss is "
-                                    f"{loss_value} ({terms.parts}); lower the lr or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms.total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            log_rows.append({"step": step, "epoch": epoch + 1, "lr": f"{lr:.6g}", "loss": f"{loss_value:.5f}",
-                             "fg": f"{terms.parts.get('fg', float('nan')):.5f}",
-                             "bg": f"{terms.parts.get('bg', float('nan')):.5f}",
-                             "seconds": f"{time.time() - t0:.1f}"})
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2g}")
-            if settings.checkpoint_every and step % settings.checkpoint_every == 0:
-                save(epoch)
-        epoch += 1
-        save(epoch)
-    bar.close()
-    if step == 0 or not log_rows:
-        save(epoch)
+    bar = ProgressHook(total_steps, step, progress and rank == 0, desc=f"train {settings.variant}", loss_key="loss")
+    trainer = _Trainer(net, loader, dataset, sampler, generator, settings, device, total_steps, steps_per_epoch,
+                       [csv_log, bar, CheckpointHook(save, settings.checkpoint_every or steps_per_epoch)],
+                       step, rank == 0, t0)
+    if resume_payload is not None:
+        if resume_payload.get("optimizer"):
+            trainer.optimizer.load_state_dict(resume_payload["optimizer"])
+        if resume_payload["extra"].get("rng") is not None:
+            restore_rng(resume_payload["extra"]["rng"])
+    net.train()
+    try:
+        trainer.train()
+    finally:
+        bar.close()
+    if step == total_steps and rank == 0:  # nothing left to do: write what the checkpoint holds
+        save(trainer)
     close_distributed(ctx)
+    step = trainer.step
     tail = [float(r["loss"]) for r in log_rows[-max(1, steps_per_epoch):]]
-    return {"steps": step, "epochs": epoch, "final_loss": float(np.mean(tail)) if tail else float("nan"),
-            "last_loss": loss_value, "seconds": round(time.time() - t0, 2), "device": str(device),
+    return {"steps": step, "epochs": -(-step // steps_per_epoch), "final_loss": float(np.mean(tail)) if tail else float("nan"),
+            "last_loss": trainer.last_loss, "seconds": round(time.time() - t0, 2), "device": str(device),
             "parameters": count_parameters(model), "encoder_weights": weights_from,
             "frames": len(dataset), "world_size": world, "effective_batch": settings.batch_size,
             "batch_per_rank": batch_per_rank}

@@ -1,5 +1,6 @@
-"""Training frames of the 2D detector: images scaled once and kept in memory, label_2 boxes sorted
-into positives, ignore regions and background, and the input checks.
+"""Training frames of the 2D detector: label_2 boxes sorted into positives, ignore regions and
+background (once, for every frame), images read from disk and scaled when a batch needs them
+(:class:`TrainImages`), and the input checks.
 
 Label sorting (per ``label_2`` line):
 
@@ -118,12 +119,26 @@ def sort_labels(objects: Sequence[Object3d], settings: Detect2DSettings,
             np.array(ignore, dtype=np.float64).reshape(-1, 4))
 
 
-def load_train_frames(root: KittiRoot, frame_ids: Sequence[str], settings: Detect2DSettings, *,
-                      progress: bool = True) -> tuple[list[TrainFrame], tuple[int, int], Counter]:
-    """Read, check and scale every training frame.
+@dataclass(frozen=True)
+class TrainLabels:
+    """One training frame's boxes at the training scale (its image is read when a batch needs it).
+
+    Attributes: as :class:`TrainFrame`, without the image.
+    """
+
+    frame_id: str
+    boxes: np.ndarray
+    labels: np.ndarray
+    ignore_boxes: np.ndarray
+
+
+def read_train_labels(root: KittiRoot, frame_ids: Sequence[str], settings: Detect2DSettings, *,
+                      progress: bool = True) -> tuple[list[TrainLabels], tuple[int, int], Counter]:
+    """Check every training image (its size from the file header, the calibration's principal
+    point) and sort its labels; no image is decoded.
 
     Returns:
-        (frames, reference (H, W) of the full-resolution images, label counts of
+        (labels per frame, reference (H, W) of the full-resolution images, label counts of
         :func:`sort_labels` plus ``frames_without_positives``).
 
     Raises:
@@ -135,15 +150,28 @@ def load_train_frames(root: KittiRoot, frame_ids: Sequence[str], settings: Detec
     root.check(frame_ids, ("image_2", "label_2", "calib"))
     reference_hw = root.image_hw(frame_ids[0])
     counts: Counter = Counter()
-    frames = []
-    for f in tqdm(frame_ids, desc="read train images", disable=not progress, unit="img"):
-        path = root.path("image_2", f)
-        check_image(path, root.image_hw(f), reference_hw, settings.size_tolerance, root.calib(f))
-        image = root.image(f)
+    out = []
+    s = settings.image_scale
+    for f in tqdm(frame_ids, desc="check train frames", disable=not progress, unit="frame"):
+        check_image(root.path("image_2", f), root.image_hw(f), reference_hw, settings.size_tolerance, root.calib(f))
         boxes, labels, ignore = sort_labels(root.labels(f), settings, counts)
         if len(boxes) == 0:
             counts["frames_without_positives"] += 1
-        s = settings.image_scale
-        frames.append(TrainFrame(f, scale_image(image, s), (boxes * s).astype(np.float32), labels,
-                                 (ignore * s).astype(np.float32)))
-    return frames, reference_hw, counts
+        out.append(TrainLabels(f, (boxes * s).astype(np.float32), labels, (ignore * s).astype(np.float32)))
+    return out, reference_hw, counts
+
+
+class TrainImages:
+    """A map-style dataset (``torch.utils.data``): index -> :class:`TrainFrame`, the image read
+    from disk and scaled by ``scale`` (DataLoader workers read in parallel; nothing is kept)."""
+
+    def __init__(self, root: KittiRoot, labels: Sequence[TrainLabels], scale: float):
+        self.root, self.labels, self.scale = root, list(labels), scale
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> TrainFrame:
+        lab = self.labels[i]
+        image = scale_image(self.root.image(lab.frame_id), self.scale)
+        return TrainFrame(lab.frame_id, image, lab.boxes, lab.labels, lab.ignore_boxes)

@@ -28,7 +28,7 @@ from kitti.layout import KittiRoot
 from detect2d.data import check_image, scale_image
 from detect2d.model import build_detector
 from detect2d.settings import Detect2DSettings
-from detect2d.train import select_device
+from engine.runtime import select_device
 
 
 def detection_object(kind: str, box: Sequence[float], score: float) -> Object3d:

@@ -4,10 +4,11 @@ Reproduce (cpu-small on the embedded benchmark; figures in docs/detect2d.md)::
 
     foresee detect2d train --data data/embedded --split train --preset cpu-small
 
-Every image is read once, scaled by ``image_scale`` and kept in memory (300 frames of 621x188:
-~100 MB). Step ``s`` takes the images ``s*B … s*B+B-1`` of a stream of seeded per-epoch
-permutations and mirrors each with p = 0.5 (seeded by the step), so an interrupted run resumes
-exactly where it stopped. Optimiser: AdamW, linear warm-up then cosine decay to 0, gradient norm
+The labels of every frame are sorted once; the images are read from disk and scaled by
+``image_scale`` when a batch needs them (:class:`detect2d.data.TrainImages`, in ``num_workers``
+DataLoader workers), so no split is held in memory. Step ``s`` takes the images ``s*B … s*B+B-1``
+of a stream of seeded per-epoch permutations and mirrors each with p = 0.5 (seeded by the step),
+so an interrupted run resumes exactly where it stopped, with or without workers. Optimiser: AdamW, linear warm-up then cosine decay to 0, gradient norm
 clipped at 10. Losses are torchvision's (the model returns them in training mode).
 """
 
@@ -23,28 +24,21 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from engine import (CheckpointHook, CsvLogHook, MeanLogHook, TrainerBase, capture_rng, load_checkpoint, restore_rng,
+                    save_checkpoint, setup_device)
+from engine.progress import ProgressHook as _Bar
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.layout import KittiRoot
 
 from detect2d import CODE_VERSION
-from detect2d.data import TrainFrame, load_train_frames
+from detect2d.data import TrainFrame, TrainImages, read_train_labels, scaled_size
 from detect2d.model import build_detector
 from detect2d.settings import Detect2DSettings
 
 
 class CheckpointMismatchError(ValueError):
     """A resume checkpoint was written with other settings."""
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return torch.device(name)
 
 
 def batch_indices(step: int, n_frames: int, batch_size: int, seed: int) -> np.ndarray:
@@ -122,20 +116,67 @@ def save_model(path: Path, model: torch.nn.Module, settings: Detect2DSettings,
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _save_checkpoint(path: Path, model, opt, step: int, log: list[dict], settings: Detect2DSettings,
-                     cpu_seconds: float) -> None:
-    buf = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "log": log, "settings": asdict(settings), "cpu_seconds": cpu_seconds,
-                "torch_rng": torch.get_rng_state(), "code_version": CODE_VERSION}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+_CSV_FIELDS = ("step", "lr", "total", "classification", "bbox_regression")
+
+
+class _StepBatches(torch.utils.data.Sampler):
+    """The frame indices of steps ``start, start + 1, …, max_steps - 1`` (:func:`batch_indices`)."""
+
+    def __init__(self, start: int, settings: Detect2DSettings, n_frames: int):
+        self.start, self.settings, self.n_frames = start, settings, n_frames
+
+    def __iter__(self):
+        s = self.settings
+        for step in range(self.start, s.max_steps):
+            yield batch_indices(step, self.n_frames, s.batch_size, s.seed).tolist()
+
+    def __len__(self) -> int:
+        return max(self.settings.max_steps - self.start, 0)
+
+
+def _as_list(frames: list[TrainFrame]) -> list[TrainFrame]:
+    return frames
+
+
+class _Trainer(TrainerBase):
+    """The 2D detector's step: its batch (:func:`batch_indices`, flips, crops), torchvision's losses."""
+
+    def __init__(self, model, loader, width: int, settings: Detect2DSettings, device: torch.device, hooks, step: int):
+        super().__init__(settings.max_steps, hooks, step=step)
+        self.model, self.loader, self.width, self.settings, self.device = model, loader, width, settings, device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.batches = None
+
+    def run_step(self) -> dict:
+        settings, step = self.settings, self.step
+        if self.batches is None:
+            self.batches = iter(self.loader)
+        frames = next(self.batches)
+        flips = (np.random.default_rng([settings.seed, 1, step]).random(len(frames)) < 0.5) & settings.hflip
+        crop_x0 = None
+        if settings.train_crop_width:
+            room = max(self.width - settings.train_crop_width, 0)
+            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, len(frames))
+        images, targets = make_batch(frames, flips.tolist(), self.device, crop_x0, settings.train_crop_width)
+        lr = learning_rate(settings, step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        losses = self.model(images, targets)
+        total = sum(losses.values())
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 10.0)
+        self.opt.step()
+        return {"lr": lr, **{k: float(v.detach()) for k, v in losses.items()}, "total": float(total.detach())}
 
 
 def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2DSettings,
                    out_dir: Path, *, progress: bool = True, resume: Path | None = None,
-                   encoder: torch.nn.Module | None = None) -> dict:
-    """Train the detector and write ``out_dir/model.pt``, ``train_log.jsonl``, ``summary.json``
-    and (every ``checkpoint_every_steps`` and at the end) ``checkpoint.pt``.
+                   encoder: torch.nn.Module | None = None, num_workers: int = 0) -> dict:
+    """Train the detector and write ``out_dir/model.pt``, ``train_log.jsonl`` (means over
+    ``checkpoint_every_steps``), ``train_log.csv`` (every step), ``train_loss.png``, ``summary.json``
+    and (every ``checkpoint_every_steps``, at the end and on SIGTERM/SIGINT) ``checkpoint.pt``.
 
     Args:
         data_root: KITTI-format root (image_2, label_2, calib).
@@ -145,6 +186,8 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
         progress: show progress bars.
         resume: a ``checkpoint.pt`` of an interrupted run with the same settings.
         encoder: an encoder module to use instead of ``settings.encoder`` (tests).
+        num_workers: DataLoader worker processes reading the images (0: the main process; a
+            step's batch, flips and crops depend on the step alone, so the trajectory is the same).
 
     Returns:
         Summary: frames, label counts (positives, ignored regions, background, unknown types
@@ -153,76 +196,66 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
 
     Raises:
         KittiFormatError: missing or malformed inputs, a refused image; CheckpointMismatchError:
-        a resume checkpoint with other settings.
+        a resume checkpoint with other settings; engine.TrainingInterrupted: SIGTERM/SIGINT (the
+        checkpoint is written first).
     """
     t0, cpu0 = time.time(), time.process_time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = select_device(settings.device)
-    if settings.num_threads and device.type == "cpu":
-        torch.set_num_threads(settings.num_threads)
+    device = setup_device(settings.device, settings.num_threads)
     torch.manual_seed(settings.seed)
     root = KittiRoot(data_root)
-    frames, reference_hw, counts = load_train_frames(root, frame_ids, settings, progress=progress)
+    labels, reference_hw, counts = read_train_labels(root, frame_ids, settings, progress=progress)
     t_data = time.time() - t0
 
     model = build_detector(settings, encoder=encoder).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    step, log, cpu_before = 0, [], 0.0
+    step, log, rows, cpu_before = 0, [], [], 0.0
     resumed_from = None
+    ck = None
     if resume is not None:
-        ck = torch.load(resume, map_location=device, weights_only=False)
+        ck = load_checkpoint(resume)
         if Detect2DSettings.from_dict(ck["settings"]) != settings:
             raise CheckpointMismatchError(f"{resume}: checkpoint was written with other settings")
+        if "rng" not in ck:
+            raise CheckpointMismatchError(f"{resume}: written by an earlier foresee (no random states): "
+                                          "delete it to train afresh")
         model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        step, log, cpu_before = ck["step"], ck["log"], ck.get("cpu_seconds", 0.0)
-        torch.set_rng_state(ck["torch_rng"])
+        step, log, rows, cpu_before = ck["step"], ck["log"], ck["rows"], ck.get("cpu_seconds", 0.0)
         resumed_from = step
 
+    csv_log = CsvLogHook(out_dir / "train_log.csv", _CSV_FIELDS, rows, png_path=out_dir / "train_loss.png",
+                         curve=("total",), title="2D detector")
+    mean_log = MeanLogHook(out_dir / "train_log.jsonl", settings.checkpoint_every_steps, log,
+                           state=ck.get("mean_log") if ck else None)
+    bar = _Bar(settings.max_steps, step, progress)
+
+    def save(trainer: _Trainer) -> None:
+        save_checkpoint(out_dir / "checkpoint.pt", {
+            "state_dict": model.state_dict(), "optimizer": trainer.opt.state_dict(), "step": trainer.step,
+            "log": log, "rows": rows, "mean_log": mean_log.state(), "settings": asdict(settings),
+            "cpu_seconds": cpu_before + time.process_time() - cpu0, "rng": capture_rng(),
+            "code_version": CODE_VERSION})
+        csv_log.write()
+
+    hooks = [csv_log, mean_log, bar,
+             CheckpointHook(save, settings.checkpoint_every_steps)]
+    loader = torch.utils.data.DataLoader(
+        TrainImages(root, labels, settings.image_scale), batch_sampler=_StepBatches(step, settings, len(labels)),
+        num_workers=num_workers, collate_fn=_as_list, generator=torch.Generator().manual_seed(settings.seed))
+    width = scaled_size(reference_hw, settings.image_scale)[1]
+    trainer = _Trainer(model, loader, width, settings, device, hooks, step)
+    if ck is not None:
+        trainer.opt.load_state_dict(ck["optimizer"])
+        restore_rng(ck["rng"])
     t_train = time.time()
     model.train()
-    bar = tqdm(total=settings.max_steps, initial=step, desc="train 2D detector", unit="step",
-               disable=not progress)
-    sums: dict[str, float] = {}
-    while step < settings.max_steps:
-        idx = batch_indices(step, len(frames), settings.batch_size, settings.seed)
-        flips = (np.random.default_rng([settings.seed, 1, step]).random(len(idx)) < 0.5) & settings.hflip
-        crop_x0 = None
-        if settings.train_crop_width:
-            room = max(frames[0].image.shape[1] - settings.train_crop_width, 0)
-            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, len(idx))
-        images, targets = make_batch([frames[i] for i in idx], flips.tolist(), device, crop_x0,
-                                     settings.train_crop_width)
-        lr = learning_rate(settings, step)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        losses = model(images, targets)
-        total = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        opt.step()
-        step += 1
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        sums["total"] = sums.get("total", 0.0) + float(total.detach())
-        sums["n"] = sums.get("n", 0) + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.1e}")
-        if step % settings.checkpoint_every_steps == 0 or step == settings.max_steps:
-            n = sums.pop("n")
-            log.append({"step": step, "lr": lr, **{k: v / n for k, v in sums.items()}})
-            sums = {}
-            atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
-            _save_checkpoint(out_dir / "checkpoint.pt", model, opt, step, log, settings,
-                             cpu_before + time.process_time() - cpu0)
+    trainer.train()
     bar.close()
+    step = trainer.step
     t_train = time.time() - t_train
-    atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
+    mean_log.write()
     save_model(out_dir / "model.pt", model, settings, reference_hw)
-    summary = {"frames": len(frames), "reference_hw": list(reference_hw),
+    summary = {"frames": len(labels), "reference_hw": list(reference_hw),
                "labels_positive": counts["positive"], "labels_ignored": counts["ignored"],
                "labels_background": counts["background"],
                "labels_unknown_type_skipped": counts["unknown_types"],

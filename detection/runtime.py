@@ -8,26 +8,7 @@ as one :class:`kitti.errors.KittiFormatError`.
 from __future__ import annotations
 
 
-def select_device(name: str):
-    """``auto`` -> CUDA when available, else CPU (a ``torch.device``); CUDA is the rank's own GPU
-    under torchrun."""
-    import torch
-
-    from kitti.dist import local_rank
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", local_rank()) if name == "cuda" else torch.device(name)
-
-
-def setup_device(name: str, num_threads: int):
-    """:func:`select_device`, and torch's CPU thread count set when ``num_threads`` > 0 on the CPU."""
-    import torch
-
-    device = select_device(name)
-    if num_threads and device.type == "cpu":
-        torch.set_num_threads(num_threads)
-    return device
+from engine.runtime import select_device, setup_device  # noqa: E402,F401  (the detectors' names for them)
 
 
 def check_frame_inputs(root, frame_ids, points_dir, kinds: tuple[str, ...]) -> None:

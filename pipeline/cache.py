@@ -11,7 +11,9 @@ Writing protocol (see :meth:`ArtifactCache.build`):
 3. the folder is renamed to ``<key>/``.
 
 An interrupted stage therefore leaves only a ``.tmp-*`` folder, which is never taken as done and
-is removed by the next build of the same key (when its writer is gone) or by ``foresee cache gc``.
+is removed by the next build of the same key (when its writer is gone; a training's
+``checkpoint.pt`` in it is kept as ``<key>.resume.pt``, see :mod:`pipeline.resume`) or by
+``foresee cache gc``.
 
 Verifying a hit (``verify=``):
 
@@ -314,9 +316,12 @@ class ArtifactCache:
         return Artifact(stage, key, final, manifest, cached=False)
 
     def _remove_stale_tmp(self, stage_dir: Path, key: str) -> None:
+        from pipeline.resume import keep_checkpoint
+
         for p in stage_dir.glob(f"{key}.tmp-*"):
             pid = _pid_of_tmp(p.name)
             if pid is None or not _pid_alive(pid):
+                keep_checkpoint(p)  # a killed training resumes from it (pipeline.resume)
                 shutil.rmtree(p, ignore_errors=True)
 
     # ------------------------------------------------------------------ listing / gc

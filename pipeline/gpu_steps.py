@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.amp import amp_for
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -64,8 +66,8 @@ def depth_train_steps(settings, device: torch.device, *, steps: int, batch: int 
     h, w = crop_hw or settings.crop_hw
     model = DepthNet(settings).to(device).train()
     opt = _make_optimizer(model, settings)
-    use_amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    mixed = amp_for(device, cuda=amp)  # what depth.train uses on this device (settings.amp)
+    use_amp, scaler = mixed.enabled, mixed.scaler()
     soft = soft_target_matrix(settings.n_bins, settings.soft_label_coeff, device)
     gen = torch.Generator().manual_seed(settings.seed)
     image = torch.randn(batch, 3, h, w, generator=gen).to(device)
@@ -78,14 +80,15 @@ def depth_train_steps(settings, device: torch.device, *, steps: int, batch: int 
     _reset_peak(device)
 
     def loss_fn():
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with mixed.autocast():
             logits = model(image)
         return variant_loss(logits, target, fg, settings, soft).total
 
     losses, seconds = _run_steps(loss_fn, opt, scaler, steps, device)
     timed = steps - 1 if steps > 1 else 1
     return {"losses": losses, "images_per_s": round(batch * timed / seconds, 2),
-            "batch": batch, "crop_hw": [h, w], "amp": use_amp, "peak_gpu_mib": _peak_mib(device),
+            "batch": batch, "crop_hw": [h, w], "amp": str(mixed.dtype).split(".")[-1] if use_amp else False,
+            "peak_gpu_mib": _peak_mib(device),
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -118,14 +121,14 @@ def fpointnet_train_steps(settings, device: torch.device, *, steps: int, batch: 
     batch = batch or settings.batch_size
     model = build_model(settings).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    use_amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    mixed = amp_for(device, cuda=amp)  # what detection.frustum_pointnet.train uses on this device
+    use_amp, scaler = mixed.enabled, mixed.scaler()
     pts, oh, tgt = _frustum_batch(settings, batch, np.random.default_rng(settings.seed), device)
     gen = torch.Generator(device=device).manual_seed(settings.seed)
     _reset_peak(device)
 
     def loss_fn():
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with mixed.autocast():
             out = model(pts, oh, generator=gen)
         out = type(out)(*(x.float() if x.is_floating_point() else x for x in out))
         return fpointnet_loss(out, tgt, model.mean_size_lwh, box_loss_weight=settings.box_loss_weight,
@@ -134,7 +137,8 @@ def fpointnet_train_steps(settings, device: torch.device, *, steps: int, batch: 
     losses, seconds = _run_steps(loss_fn, opt, scaler, steps, device)
     timed = steps - 1 if steps > 1 else 1
     return {"losses": losses, "frustums_per_s": round(batch * timed / seconds, 1),
-            "batch": batch, "amp": use_amp, "peak_gpu_mib": _peak_mib(device),
+            "batch": batch, "amp": str(mixed.dtype).split(".")[-1] if use_amp else False,
+            "peak_gpu_mib": _peak_mib(device),
             "parameters": sum(p.numel() for p in model.parameters())}
 
 

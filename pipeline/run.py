@@ -153,6 +153,9 @@ def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: 
     if run_summary is not None:
         atomic_write_text(out / "run_summary.json", json.dumps(run_summary, indent=1))
         parts.append(_timings_md(run_summary))
+    curves = _training_curves_md(arts, out)
+    if curves:
+        parts.append(curves)
     try:
         from pipeline.figures import figures_markdown, make_figures, pr_curves_markdown, write_pr_curves
 
@@ -167,6 +170,19 @@ def _write_one(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: 
     report = "\n".join(parts)
     atomic_write_text(out / "report.md", report)
     return report
+
+
+def _training_curves_md(arts: dict, out: Path) -> str:
+    """Links to every training artifact's loss curve and per-step log (docs/training.md)."""
+    import os
+
+    lines = []
+    for name, art in sorted(arts.items()):
+        png = art.path / "train_loss.png"
+        if art.stage.endswith("-train") and png.is_file():
+            rel = Path(os.path.relpath(art.path, out)).as_posix()
+            lines.append(f"- {name}: [loss curve]({rel}/train_loss.png), [per-step log]({rel}/train_log.csv)")
+    return "### Training curves\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: dict | None) -> Path:

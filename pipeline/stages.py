@@ -74,6 +74,7 @@ from pipeline import keys
 from pipeline.cache import Artifact
 from pipeline.detectors import DETECTORS
 from pipeline.executor import StageSpec
+from pipeline.resume import resumable
 
 CLOUDS = ("lidar", "oracle", "baseline", "foresee")
 DEPTH_VARIANTS = ("baseline", "foresee")
@@ -326,7 +327,9 @@ def _key_depth_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
 def _produce_depth_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     from depth.train import train_depth
 
-    return train_depth(ctx.root.root, ctx.depth_train, ctx.settings("depth", node), out)
+    settings = ctx.settings("depth", node)
+    return resumable(out, lambda start: train_depth(ctx.root.root, ctx.depth_train, settings, out, resume=start),
+                     artifact_checkpoint=True)
 
 
 def _key_depth_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -368,7 +371,8 @@ def _key_detect_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
 
 def _produce_detect_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     det = DETECTORS[node.tags["detector"]]
-    return det.train(ctx.root.root, ctx.points_dir(node, deps), ctx.train, ctx.settings("detect", node), out)
+    points, settings = ctx.points_dir(node, deps), ctx.settings("detect", node)
+    return resumable(out, lambda start: det.train(ctx.root.root, points, ctx.train, settings, out, resume=start))
 
 
 def _key_detect_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
@@ -393,9 +397,8 @@ def _key_detect2d_train(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:
 def _produce_detect2d_train(ctx: Ctx, node: Node, out: Path, deps: Deps):
     from detect2d.train import train_detector
 
-    summary = train_detector(ctx.root.root, ctx.train, ctx.settings("detect2d", node), out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: model.pt is the artifact
-    return summary
+    settings = ctx.settings("detect2d", node)
+    return resumable(out, lambda start: train_detector(ctx.root.root, ctx.train, settings, out, resume=start))
 
 
 def _key_detect2d_infer(ctx: Ctx, node: Node, ids: Ids) -> keys.StageKey:

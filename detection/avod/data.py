@@ -71,13 +71,22 @@ def frame_plane(points_rect: np.ndarray, frame_id: str, planes_dir: Path | None,
     return fit_ground_plane(points_rect, seed=seed)
 
 
-def pca_jitter(image_u8: np.ndarray, rng: np.random.Generator, std: float = 0.1) -> np.ndarray:
-    """AlexNet colour jitter: add ``eigvec · (α · eigval)``, ``α ~ N(0, std)``, of the image's RGB
-    covariance (values in [0, 1]) to every pixel; returns float32 in [0, 1]."""
+#: The standard deviation of the colour jitter's α.
+JITTER_STD: float = 0.1
+
+
+def draw_jitter(rng: np.random.Generator) -> np.ndarray:
+    """The three α of one :func:`pca_jitter`, ``α ~ N(0, JITTER_STD)``."""
+    return rng.normal(0.0, JITTER_STD, 3)
+
+
+def pca_jitter(image_u8: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """AlexNet colour jitter: add ``eigvec · (α · eigval)`` (``alpha``: :func:`draw_jitter`) of the
+    image's RGB covariance (values in [0, 1]) to every pixel; returns float32 in [0, 1]."""
     img = image_u8.astype(np.float32) / 255.0
     cov = np.cov(img.reshape(-1, 3), rowvar=False)
     eigval, eigvec = np.linalg.eigh(cov)
-    shift = eigvec @ (rng.normal(0.0, std, 3) * eigval)
+    shift = eigvec @ (np.asarray(alpha) * eigval)
     return np.clip(img + shift.astype(np.float32), 0.0, 1.0)
 
 
@@ -92,7 +101,7 @@ def label_boxes(root: KittiRoot, frame_id: str, settings: AvodSettings) -> np.nd
 def load_frame(root: KittiRoot, points_dir: Path, frame_id: str, settings: AvodSettings,
                sizes_lwh: np.ndarray, *, planes: dict[str, np.ndarray] | None = None,
                planes_dir: Path | None = None, flip: bool = False, with_labels: bool = True,
-               jitter_rng: np.random.Generator | None = None) -> FrameInputs:
+               jitter_alpha: np.ndarray | None = None) -> FrameInputs:
     """Build one frame's :class:`FrameInputs`.
 
     Args:
@@ -105,7 +114,7 @@ def load_frame(root: KittiRoot, points_dir: Path, frame_id: str, settings: AvodS
         planes_dir: a ``planes/`` folder to read (see :func:`planes_dir_for`).
         flip: mirror the frame.
         with_labels: read ``label_2`` (training); otherwise ``gt_boxes`` is empty.
-        jitter_rng: apply :func:`pca_jitter` with this generator (``None``: no jitter).
+        jitter_alpha: apply :func:`pca_jitter` with these α (``None``: no jitter).
     """
     calib = root.calib(frame_id)
     hw = root.image_hw(frame_id)
@@ -130,7 +139,7 @@ def load_frame(root: KittiRoot, points_dir: Path, frame_id: str, settings: AvodS
     image = None
     if settings.use_image:
         raw = root.image(frame_id)
-        img = pca_jitter(raw, jitter_rng) if jitter_rng is not None else raw.astype(np.float32) / 255.0
+        img = pca_jitter(raw, jitter_alpha) if jitter_alpha is not None else raw.astype(np.float32) / 255.0
         if flip:
             img = img[:, ::-1]
         img = cv2.resize(np.ascontiguousarray(img), (settings.image_hw[1], settings.image_hw[0]),

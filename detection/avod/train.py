@@ -10,33 +10,40 @@ without anchors or labels). Each visit mirrors the frame with p = 0.5 (``flip``)
 image colours with p = 0.5 (``pca_jitter``, image view only). Adam with L2 weight decay, learning
 rate ``learning_rate · lr_decay_rate ^ floor(step / lr_decay_steps)``. Anchor sizes: k-means on the
 training frames' labels. Every frame's ground plane is written to ``out_dir/planes/``.
+
+Loading: the visits (frame, flip, jitter α) are drawn from one seeded NumPy generator in the main
+process (:func:`visit_plan`); :class:`AvodTrainSet` builds each visit's inputs from disk (cloud,
+BEV maps, anchors, image) in ``num_workers`` DataLoader workers, so a GPU need not wait for the
+main process. A checkpoint keeps the number of visits made; a resumed run replays the plan's draws
+up to there (no file is read), so it continues exactly, with or without workers.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from kitti.fileio import atomic_write_bytes, atomic_write_text
+from engine import (CheckpointHook, CsvLogHook, MeanLogHook, TrainerBase, capture_rng, load_checkpoint,
+                    restore_rng, save_checkpoint, setup_device)
+from engine.progress import ProgressHook
+from kitti.fileio import atomic_write_text
 from kitti.layout import KittiRoot
 from detection.avod import CODE_VERSION
 from detection.avod.anchors import cluster_sizes
-from detection.avod.data import label_boxes, load_frame, planes_dir_for
+from detection.avod.data import FrameInputs, draw_jitter, label_boxes, load_frame, planes_dir_for
 from detection.avod.encoding import boxes_to_anchors
 from detection.avod.infer import frame_tensors, save_model
 from detection.avod.loss import avod_loss
 from detection.avod.model import AvodNet
 from detection.avod.planes import write_plane_file
 from detection.avod.settings import AvodSettings
-from detection.runtime import check_frame_inputs, setup_device
+from detection.runtime import check_frame_inputs
 
 #: Steps averaged per line of ``train_log.jsonl``.
 LOG_EVERY: int = 50
@@ -47,20 +54,102 @@ def learning_rate(settings: AvodSettings, step: int) -> float:
     return settings.learning_rate * settings.lr_decay_rate ** (step // settings.lr_decay_steps)
 
 
-def _save_checkpoint(path: Path, model: AvodNet, opt: torch.optim.Optimizer, step: int, rng: np.random.Generator,
-                     gen: torch.Generator, settings: AvodSettings, sizes: np.ndarray, log: list[dict]) -> None:
-    buf = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "numpy_rng": rng.bit_generator.state, "torch_rng": gen.get_state(),
-                "torch_global_rng": torch.get_rng_state(), "settings": asdict(settings),
-                "anchor_sizes_lwh": sizes.tolist(), "log": log, "code_version": CODE_VERSION}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+@dataclass(frozen=True)
+class Visit:
+    """One visit of a training frame: mirrored or not, and the colour jitter's α (or None)."""
+
+    frame_id: str
+    flip: bool
+    jitter_alpha: np.ndarray | None
+
+
+def visit_plan(frames: Sequence[str], settings: AvodSettings, start: int = 0) -> Iterator[Visit]:
+    """The endless stream of visits from visit ``start`` on: seeded permutations of ``frames``,
+    epoch after epoch, each visit mirrored with p = 0.5 (``flip``) and jittered with p = 0.5
+    (``pca_jitter``, with an image); every draw from one ``default_rng(seed)``."""
+    rng = np.random.default_rng(settings.seed)
+    order: list[int] = []
+    n = 0
+    while True:
+        if not order:
+            order = rng.permutation(len(frames)).tolist()
+        frame = frames[order.pop()]
+        flip = bool(settings.flip and rng.random() < 0.5)
+        jitter = settings.use_image and settings.pca_jitter and rng.random() < 0.5
+        visit = Visit(frame, flip, draw_jitter(rng) if jitter else None)
+        if n >= start:
+            yield visit
+        n += 1
+
+
+class _Visits(torch.utils.data.Sampler):
+    def __init__(self, frames: Sequence[str], settings: AvodSettings, start: int):
+        self.frames, self.settings, self.start = tuple(frames), settings, start
+
+    def __iter__(self) -> Iterator[Visit]:
+        return visit_plan(self.frames, self.settings, self.start)
+
+
+class AvodTrainSet(torch.utils.data.Dataset):
+    """A visit -> its :class:`FrameInputs`, read from disk (each worker keeps the ground planes it
+    fitted)."""
+
+    def __init__(self, root: KittiRoot, points_dir: Path, settings: AvodSettings, sizes: np.ndarray):
+        self.root, self.points_dir, self.settings, self.sizes = root, Path(points_dir), settings, sizes
+        self.planes_dir = planes_dir_for(self.points_dir)
+        self.planes: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, visit: Visit) -> FrameInputs:
+        return load_frame(self.root, self.points_dir, visit.frame_id, self.settings, self.sizes, planes=self.planes,
+                          planes_dir=self.planes_dir, flip=visit.flip, jitter_alpha=visit.jitter_alpha)
+
+
+def _as_is(item):
+    return item
+
+
+class _Trainer(TrainerBase):
+    def __init__(self, model: AvodNet, loader, settings: AvodSettings, device: torch.device, hooks, step: int,
+                 visits: int, out_dir: Path):
+        super().__init__(settings.steps, hooks, step=step)
+        self.model, self.settings, self.device, self.out_dir = model, settings, device, out_dir
+        self.opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.loader, self.batches = loader, None
+        self.visits, self.anchors_total = visits, 0
+        self.planes: dict[str, list[float]] = {}  # frame -> ground plane written to planes/
+
+    def run_step(self) -> dict | None:
+        if self.batches is None:
+            self.batches = iter(self.loader)
+        inputs: FrameInputs = next(self.batches)
+        self.visits += 1
+        if inputs.frame_id not in self.planes:
+            plane = inputs.plane * np.array([-1.0, 1.0, 1.0, 1.0]) if inputs.flipped else inputs.plane
+            write_plane_file(self.out_dir / "planes" / f"{inputs.frame_id}.txt", plane)
+            self.planes[inputs.frame_id] = plane.tolist()
+        if not len(inputs.anchors):
+            return None
+        settings, device = self.settings, self.device
+        lr = learning_rate(settings, self.step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        bev, image, anchors, geom = frame_tensors(inputs, device)
+        gt = torch.from_numpy(inputs.gt_boxes).float().to(device)
+        out = self.model(bev, image, anchors, geom, gt_anchors=boxes_to_anchors(gt), generator=self.gen)
+        terms = avod_loss(out, anchors, gt, torch.from_numpy(inputs.plane).float().to(device), settings, self.gen)
+        self.opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        self.opt.step()
+        self.anchors_total += len(inputs.anchors)
+        return {"lr": lr, **{k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms._asdict().items()}}
 
 
 def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: AvodSettings,
-               out_dir: Path, *, progress: bool = True, resume: Path | None = None) -> dict:
-    """Train AVOD and write ``out_dir/model.pt``, ``train_log.jsonl``, ``summary.json``,
-    ``planes/`` and ``checkpoint.pt`` (every ``checkpoint_every`` steps and at the end).
+               out_dir: Path, *, progress: bool = True, resume: Path | None = None, num_workers: int = 0) -> dict:
+    """Train AVOD and write ``out_dir/model.pt``, ``train_log.jsonl`` (means of ``LOG_EVERY``
+    steps), ``train_log.csv`` (every step), ``train_loss.png``, ``summary.json``, ``planes/`` and
+    ``checkpoint.pt`` (every ``checkpoint_every`` steps, at the end and on SIGTERM/SIGINT).
 
     Args:
         data_root: KITTI root (calib, image_2, label_2).
@@ -71,6 +160,8 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
         progress: show a progress bar.
         resume: a ``checkpoint.pt`` of a run with the same settings (``steps`` may be larger: a
             finished run is then trained further).
+        num_workers: DataLoader worker processes building the frames (0: the main process; the
+            trajectory is the same either way).
 
     Returns:
         Summary: frames, frames_with_objects, steps, anchor_sizes_lwh, anchors_mean, seconds,
@@ -79,7 +170,7 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
 
     Raises:
         KittiFormatError: missing inputs; ValueError: no labelled object, or a checkpoint with
-        other settings.
+        other settings; engine.TrainingInterrupted: SIGTERM/SIGINT (the checkpoint is written first).
     """
     t_start, cpu_start = time.time(), time.process_time()
     out_dir = Path(out_dir)
@@ -89,8 +180,6 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
     check_frame_inputs(root, frame_ids, points_dir, ("calib", "label_2", "image_2"))
     device = setup_device(settings.device, settings.num_threads)
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
 
     used = tuple(f for f in frame_ids if len(label_boxes(root, f, settings)))
     if not used:
@@ -98,72 +187,55 @@ def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], sett
     sizes = cluster_sizes([o for f in used for o in root.labels(f)], settings.class_name,
                           settings.anchor_sizes, seed=settings.seed)
     model = AvodNet(settings).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    step, log = 0, []
+    step, log, rows, visits, ck = 0, [], [], 0, None
     if resume is not None:
-        ck = torch.load(resume, map_location=device, weights_only=False)
+        ck = load_checkpoint(resume)
         if AvodSettings.from_dict(ck["settings"]).with_(steps=settings.steps) != settings:
             raise ValueError(f"{resume}: checkpoint was written with other settings (only steps may differ)")
+        if "visits" not in ck:
+            raise ValueError(f"{resume}: written by an earlier foresee (no visit count): delete it to train afresh")
         model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        step, log = ck["step"], ck["log"]
+        step, log, rows, visits = ck["step"], ck["log"], ck["rows"], ck["visits"]
         sizes = np.array(ck["anchor_sizes_lwh"])
-        rng.bit_generator.state = ck["numpy_rng"]
-        gen.set_state(ck["torch_rng"])
-        torch.set_rng_state(ck["torch_global_rng"])
 
-    planes: dict[str, np.ndarray] = {}
-    planes_dir = planes_dir_for(Path(points_dir))
-    sums: dict[str, float] = {}
-    n_sum = 0
-    anchors_total = 0
-    order: list[int] = []
+    loader = torch.utils.data.DataLoader(
+        AvodTrainSet(root, Path(points_dir), settings, sizes), batch_size=None,
+        sampler=_Visits(used, settings, visits), num_workers=num_workers, collate_fn=_as_is,
+        generator=torch.Generator().manual_seed(settings.seed))  # its own: the loader's seed draw
+    # must not advance the global generator (dropout)
+    csv_log = CsvLogHook(out_dir / "train_log.csv", ("step", "lr", "total", "rpn_cls", "rpn_reg", "cls", "box",
+                                                     "ang", "rpn_positives", "positives"), rows,
+                         png_path=out_dir / "train_loss.png", curve=("total",), title="AVOD")
+    mean_log = MeanLogHook(out_dir / "train_log.jsonl", LOG_EVERY, log, digits=5,
+                           state=ck.get("mean_log") if ck else None)
+    bar = ProgressHook(settings.steps, step, progress, desc="avod train")
+
+    def save(trainer: _Trainer) -> None:
+        save_checkpoint(out_dir / "checkpoint.pt", {
+            "state_dict": model.state_dict(), "optimizer": trainer.opt.state_dict(), "step": trainer.step,
+            "visits": trainer.visits, "rng": capture_rng(torch_gens={"model": trainer.gen}),
+            "settings": asdict(settings), "anchor_sizes_lwh": sizes.tolist(), "log": log, "rows": rows,
+            "mean_log": mean_log.state(), "planes": trainer.planes, "code_version": CODE_VERSION})
+        csv_log.write()
+
+    trainer = _Trainer(model, loader, settings, device,
+                       [csv_log, mean_log, bar, CheckpointHook(save, settings.checkpoint_every)], step, visits, out_dir)
+    if ck is not None:
+        trainer.opt.load_state_dict(ck["optimizer"])
+        restore_rng(ck["rng"], torch_gens={"model": trainer.gen})
+        for frame, plane in ck["planes"].items():  # the interrupted run's planes/ is not this folder
+            write_plane_file(out_dir / "planes" / f"{frame}.txt", np.array(plane))
+            trainer.planes[frame] = plane
     model.train()
-    bar = tqdm(total=settings.steps, initial=step, desc="avod train", disable=not progress, unit="step")
-    while step < settings.steps:
-        if not order:
-            order = rng.permutation(len(used)).tolist()
-        frame = used[order.pop()]
-        flip = bool(settings.flip and rng.random() < 0.5)
-        jitter = rng if (settings.use_image and settings.pca_jitter and rng.random() < 0.5) else None
-        known = frame in planes
-        inputs = load_frame(root, Path(points_dir), frame, settings, sizes, planes=planes, planes_dir=planes_dir,
-                            flip=flip, jitter_rng=jitter)
-        if not known:
-            write_plane_file(out_dir / "planes" / f"{frame}.txt", planes[frame])
-        if not len(inputs.anchors):
-            continue
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(settings, step)
-        bev, image, anchors, geom = frame_tensors(inputs, device)
-        gt = torch.from_numpy(inputs.gt_boxes).float().to(device)
-        out = model(bev, image, anchors, geom, gt_anchors=boxes_to_anchors(gt), generator=gen)
-        terms = avod_loss(out, anchors, gt, torch.from_numpy(inputs.plane).float().to(device), settings, gen)
-        opt.zero_grad(set_to_none=True)
-        terms.total.backward()
-        opt.step()
-        step += 1
-        anchors_total += len(inputs.anchors)
-        bar.update(1)
-        for name, value in terms._asdict().items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
-        n_sum += 1
-        if step % LOG_EVERY == 0 or step == settings.steps:
-            entry = {"step": step, "lr": learning_rate(settings, step - 1),
-                     **{k: round(v / n_sum, 5) for k, v in sums.items()}}
-            log.append(entry)
-            bar.set_postfix(loss=f"{entry['total']:.3f}", pos=f"{entry['positives']:.1f}")
-            sums, n_sum = {}, 0
-            atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
-            _save_checkpoint(out_dir / "checkpoint.pt", model, opt, step, rng, gen, settings, sizes, log)
+    trainer.train()
     bar.close()
-    atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
+    step = trainer.step
+    mean_log.write()
     save_model(out_dir / "model.pt", model, settings, sizes)
     last = log[-1] if log else {}
     summary = {"frames": len(frame_ids), "frames_with_objects": len(used), "steps": step,
                "anchor_sizes_lwh": np.round(sizes, 4).tolist(),
-               "anchors_mean": round(anchors_total / max(step, 1), 1) if anchors_total else None,
+               "anchors_mean": round(trainer.anchors_total / max(step, 1), 1) if trainer.anchors_total else None,
                "device": str(device), "seconds": round(time.time() - t_start, 2),
                "cpu_seconds": round(time.process_time() - cpu_start, 2),
                **{f"final_{k}": v for k, v in last.items() if k not in ("step", "lr")}}

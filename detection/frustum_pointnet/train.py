@@ -26,20 +26,22 @@ rank. Rank 0 writes the log, checkpoints, model and summary; a checkpoint restor
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from engine import (CheckpointHook, CsvLogHook, Hook, TrainerBase, amp_for, capture_rng, load_checkpoint,
+                    restore_rng, save_checkpoint)
+from engine.progress import ProgressHook
 from kitti.dist import DistContext, close_distributed, init_distributed, split_batch
 from kitti.errors import KittiFormatError
-from kitti.fileio import atomic_write_bytes, atomic_write_text
+from kitti.fileio import atomic_write_text
 from kitti.layout import KittiRoot
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.frustum import (ObjectFrustum, in_box2d_mask, object_frustums,
@@ -159,10 +161,10 @@ def evaluate_frustums(model: FPointNetV1, frustums: Sequence[ObjectFrustum], set
             "baseline_iou3d_at_0.5": float((b3 >= 0.5).mean())}
 
 
-def _rank_rng_states(ctx: DistContext, device: torch.device) -> list[dict]:
-    """Every rank's global torch RNG states (CPU, and CUDA when used: dropout draws), rank order."""
-    state = {"cpu": torch.get_rng_state(),
-             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+def _rank_rng_states(ctx: DistContext, rng: np.random.Generator, gen: torch.Generator) -> list[dict]:
+    """Every rank's random states (:func:`engine.capture_rng`: torch CPU and CUDA — dropout draws —,
+    the batch generator ``rng`` and the model's ``gen``), in rank order."""
+    state = capture_rng(numpy={"batches": rng}, torch_gens={"model": gen})
     if ctx.world <= 1:
         return [state]
     states: list = [None] * ctx.world
@@ -170,37 +172,138 @@ def _rank_rng_states(ctx: DistContext, device: torch.device) -> list[dict]:
     return states
 
 
-def _save_checkpoint(path: Path, model: FPointNetV1, opt: torch.optim.Optimizer, epoch: int,
-                     samples: int, steps: int, rng: np.random.Generator, gen: torch.Generator,
-                     settings: FPointNetSettings, log: list[dict], rank_rng: list[dict]) -> None:
-    buf = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                "samples": samples, "steps": steps, "numpy_rng": rng.bit_generator.state,
-                "torch_rng": gen.get_state(), "torch_global_rng": rank_rng[0]["cpu"],
-                "rank_rng": rank_rng, "settings": asdict(settings), "log": log,
-                "code_version": CODE_VERSION}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+def _steps_per_epoch(n_items: int, batch_size: int, world: int) -> int:
+    """Optimiser steps of one epoch: its batches, less those a rank would get fewer than two rows of."""
+    return sum(1 for start in range(0, n_items, batch_size)
+               if min(b - a for a, b in split_batch(min(batch_size, n_items - start), world)) >= 2)
 
 
-def _restore_rng(ck: dict, rng: np.random.Generator, gen: torch.Generator, ctx: DistContext,
-                 device: torch.device) -> None:
-    """Put back the generators of a checkpoint loaded on the CPU (``torch.set_rng_state`` and
-    ``Generator.set_state`` take CPU byte tensors only). Each rank takes its own global-RNG state
-    when the world size is the one of the checkpoint, else rank 0's."""
-    rng.bit_generator.state = ck["numpy_rng"]
-    gen.set_state(ck["torch_rng"])
-    ranks = ck.get("rank_rng") or [{"cpu": ck["torch_global_rng"], "cuda": None}]
-    mine = ranks[ctx.rank] if len(ranks) == ctx.world else ranks[0]
-    torch.set_rng_state(mine["cpu"])
-    if device.type == "cuda" and mine.get("cuda") is not None:
-        torch.cuda.set_rng_state(mine["cuda"], device)
+class _Trainer(TrainerBase):
+    """F-PointNet's step: a batch of the epoch's shuffled frustums (augmented), its loss; the epoch
+    ends with a line of ``train_log.jsonl`` and (every ``checkpoint_every_epochs``) a checkpoint."""
+
+    def __init__(self, model: FPointNetV1, net: torch.nn.Module, train_fr: Sequence[ObjectFrustum],
+                 settings: FPointNetSettings, device: torch.device, ctx: DistContext, max_steps: int, hooks,
+                 freeze_batch_norm: bool, rng: np.random.Generator, gen: torch.Generator, out_dir: Path):
+        super().__init__(max_steps, hooks, is_main=ctx.is_main)
+        self.model, self.net, self.train_fr, self.settings, self.device, self.ctx = model, net, train_fr, settings, device, ctx
+        self.freeze_batch_norm, self.rng, self.gen, self.out_dir = freeze_batch_norm, rng, gen, out_dir
+        self.opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+        self.amp = amp_for(device)
+        self.scaler = self.amp.scaler()
+        self.n_items = len(train_fr) * settings.augment_x
+        self.epoch, self.samples, self.log = 0, 0, []
+        self.order: np.ndarray | None = None  # the current epoch's order (None between epochs)
+        self.pos, self.sums, self.n_batches = 0, {}, 0
+        self.batches: Iterator | None = None
+        self.save = lambda: None
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "samples": self.samples, "steps": self.step, "log": self.log,
+                "order": self.order, "pos": self.pos, "sums": self.sums, "n_batches": self.n_batches}
+
+    def load_state(self, ck: dict) -> None:
+        self.epoch, self.samples, self.log, self.step = ck["epoch"], ck["samples"], ck["log"], ck.get("steps", 0)
+        self.order, self.pos = ck.get("order"), ck.get("pos", 0)
+        self.sums, self.n_batches = dict(ck.get("sums", {})), ck.get("n_batches", 0)
+
+    def _start_epoch(self) -> None:
+        self.model.train()
+        if self.freeze_batch_norm:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _epochs(self) -> Iterator[tuple[np.ndarray, list[tuple[int, int]]]]:
+        settings = self.settings
+        while self.epoch < settings.epochs:
+            if self.order is None:
+                self.order = self.rng.permutation(self.n_items) % len(self.train_fr)
+                self.pos, self.sums, self.n_batches = 0, {}, 0
+            self._start_epoch()
+            while self.pos < self.n_items:
+                idx = self.order[self.pos:self.pos + settings.batch_size]
+                self.pos += settings.batch_size
+                rows = split_batch(len(idx), self.ctx.world)
+                if min(b - a for a, b in rows) < 2:  # batch norm needs two samples (on every rank)
+                    continue
+                yield idx, rows
+            self.end_epoch()
+
+    def end_epoch(self) -> None:
+        """The epoch's log line (the global batch's figures: the ranks' shares summed) and, every
+        ``checkpoint_every_epochs``, at the last epoch or at ``max_steps``, a checkpoint."""
+        settings, sums = self.settings, self.sums
+        if self.ctx.world > 1 and sums:
+            names = sorted(sums)
+            packed = torch.tensor([sums[k] for k in names], dtype=torch.float64)
+            torch.distributed.all_reduce(packed)
+            sums = dict(zip(names, packed.tolist()))
+        self.log.append({"epoch": self.epoch + 1, "samples": self.samples, "lr": schedule(settings, self.samples)[0],
+                         **{k: v / max(self.n_batches, 1) for k, v in sums.items()}})
+        if self.ctx.is_main:
+            atomic_write_text(self.out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in self.log))
+        self.epoch += 1
+        self.order, self.pos, self.sums, self.n_batches = None, 0, {}, 0
+        if (self.epoch % settings.checkpoint_every_epochs == 0 or self.epoch == settings.epochs
+                or self.step >= self.max_steps):
+            self.save()
+
+    def run_step(self) -> dict:
+        settings, ctx = self.settings, self.ctx
+        if self.batches is None:
+            self.batches = self._epochs()
+        idx, rows = next(self.batches)
+        lr, mom = schedule(settings, self.samples)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.model.set_bn_momentum(mom)
+        mine = rows[ctx.rank]
+        share = (mine[1] - mine[0]) / len(idx)  # this rank's share of the global batch
+        pts, oh, tgt, _ = make_batch([self.train_fr[i] for i in idx], settings, self.rng, self.device, augment=True,
+                                     rows=mine if ctx.world > 1 else None)
+        with self.amp.autocast():
+            if ctx.world > 1:
+                out = self.net(pts, oh, generator=self.gen, key_rows=(mine[0], len(idx)))
+            else:
+                out = self.net(pts, oh, generator=self.gen)
+        if self.amp.enabled:  # the loss in float32 (as pipeline.gpu_check times it)
+            out = type(out)(*(x.float() if x.is_floating_point() else x for x in out))
+        terms = fpointnet_loss(out, tgt, self.model.mean_size_lwh, box_loss_weight=settings.box_loss_weight,
+                               corner_loss_weight=settings.corner_loss_weight)
+        self.opt.zero_grad(set_to_none=True)
+        # DDP averages gradients over ranks: weighting each rank's mean loss by share * world
+        # makes the average the gradient of the global batch's mean loss (1.0 on one process)
+        loss = terms.total * (share * ctx.world) if ctx.world > 1 else terms.total
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.samples += len(idx)
+        self.n_batches += 1
+        row = {"lr": lr}
+        for name, value in terms._asdict().items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value.detach()) * share
+            row[name] = float(value.detach())
+        seg_acc = float((out.seg_logits.argmax(dim=2) == tgt.seg).float().mean())
+        self.sums["seg_accuracy"] = self.sums.get("seg_accuracy", 0.0) + seg_acc * share
+        row["seg_accuracy"] = seg_acc
+        return row
+
+
+class _EndEpochHook(Hook):
+    """After the last step: the open epoch's log line and the final checkpoint."""
+
+    def after_train(self, trainer: TrainerBase) -> None:
+        if trainer.order is not None:
+            trainer.end_epoch()
 
 
 def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                     settings: FPointNetSettings, out_dir: Path, *, progress: bool = True,
                     resume: Path | None = None, freeze_batch_norm: bool = False) -> dict:
     """Train F-PointNet v1 and write ``out_dir/model.pt`` (weights + settings), ``train_log.jsonl``
-    and ``checkpoint.pt`` (every ``checkpoint_every_epochs`` and at the end).
+    (one line per epoch), ``train_log.csv`` (one row per step), ``train_loss.png`` and
+    ``checkpoint.pt`` (every ``checkpoint_every_epochs``, at the end and on SIGTERM/SIGINT).
 
     Args:
         data_root: KITTI root (labels, calib and image_2 sizes are read from it).
@@ -223,7 +326,8 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
 
     Raises:
         KittiFormatError: missing or malformed inputs; ValueError: no training object found or
-        a checkpoint with other settings.
+        a checkpoint with other settings; engine.TrainingInterrupted: SIGTERM/SIGINT (the
+        checkpoint is written first).
     """
     t_start, cpu_start = time.time(), time.process_time()
     out_dir = Path(out_dir)
@@ -266,90 +370,53 @@ def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
         torch.manual_seed(settings.seed + 1000 * ctx.rank)  # dropout: each rank its own draws
-    opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    start_epoch, samples, log, steps = 0, 0, [], 0
+    n_items = len(train_fr) * settings.augment_x
+    max_steps = settings.epochs * _steps_per_epoch(n_items, settings.batch_size, ctx.world)
+    if settings.max_steps:
+        max_steps = min(max_steps, settings.max_steps)
+    ck = None
     if resume is not None:
-        # on the CPU: RNG states must stay CPU byte tensors; weights and optimiser state are
-        # copied onto the parameters' device by load_state_dict
-        ck = torch.load(resume, map_location="cpu", weights_only=False)
+        # on the CPU: RNG states stay CPU byte tensors; weights and optimiser state are copied
+        # onto the parameters' device by load_state_dict
+        ck = load_checkpoint(resume)
         if FPointNetSettings.from_dict(ck["settings"]) != settings:
             raise ValueError(f"{resume}: checkpoint was written with other settings")
+        if "rank_rng" not in ck or "torch_cpu" not in ck["rank_rng"][0]:
+            raise ValueError(f"{resume}: written by an earlier foresee (other random states): delete it to train "
+                             "afresh")
+    rows: list[dict] = list(ck.get("rows", [])) if ck else []
+    csv_log = CsvLogHook(out_dir / "train_log.csv", ("step", "lr", "total", "seg", "center", "heading_class",
+                                                     "heading_residual", "size_class", "size_residual",
+                                                     "stage1_center", "corner", "seg_accuracy"), rows,
+                         png_path=out_dir / "train_loss.png", curve=("total",), title="F-PointNet")
+    bar = ProgressHook(max_steps, 0, progress, desc="F-PointNet train")
+    trainer = _Trainer(model, net, train_fr, settings, device, ctx, max_steps,
+                       [csv_log, bar], freeze_batch_norm, rng, gen, out_dir)
+
+    def save(_trainer=None) -> None:
+        rank_rng = _rank_rng_states(ctx, rng, gen)
+        if ctx.is_main:
+            save_checkpoint(out_dir / "checkpoint.pt", {
+                "state_dict": model.state_dict(), "optimizer": trainer.opt.state_dict(), **trainer.state(),
+                "rank_rng": rank_rng, "rows": rows, "settings": asdict(settings), "code_version": CODE_VERSION})
+            csv_log.write()
+
+    trainer.save = save
+    trainer.hooks += [_EndEpochHook(), CheckpointHook(save, 0, all_ranks=True, at_end=False)]
+    if ck is not None:
         model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, samples, log = ck["epoch"], ck["samples"], ck["log"]
-        steps = ck.get("steps", 0)
-        _restore_rng(ck, rng, gen, ctx, device)
+        trainer.opt.load_state_dict(ck["optimizer"])
+        trainer.load_state(ck)
+        ranks = ck["rank_rng"]
+        restore_rng(ranks[ctx.rank] if len(ranks) == ctx.world else ranks[0], numpy={"batches": rng},
+                    torch_gens={"model": gen})
+        bar.bar.update(trainer.step)
 
     t_train = time.time()
-
-    def finished() -> bool:
-        return bool(settings.max_steps) and steps >= settings.max_steps
-
-    n_items = len(train_fr) * settings.augment_x
-    for epoch in range(start_epoch, settings.epochs):
-        if finished():
-            break
-        model.train()
-        if freeze_batch_norm:
-            for m in model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        order = rng.permutation(n_items) % len(train_fr)
-        sums: dict[str, float] = {}
-        n_batches = 0
-        bar = tqdm(range(0, n_items, settings.batch_size), desc=f"epoch {epoch + 1}/{settings.epochs}",
-                   disable=not progress, unit="batch", leave=False)
-        for start in bar:
-            if finished():
-                break
-            idx = order[start:start + settings.batch_size]
-            rows = split_batch(len(idx), ctx.world)
-            if min(b - a for a, b in rows) < 2:  # batch norm needs two samples (on every rank)
-                continue
-            lr, mom = schedule(settings, samples)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            model.set_bn_momentum(mom)
-            mine = rows[ctx.rank]
-            share = (mine[1] - mine[0]) / len(idx)  # this rank's share of the global batch
-            pts, oh, tgt, _ = make_batch([train_fr[i] for i in idx], settings, rng, device, augment=True,
-                                         rows=mine if ctx.world > 1 else None)
-            if ctx.world > 1:
-                out = net(pts, oh, generator=gen, key_rows=(mine[0], len(idx)))
-            else:
-                out = net(pts, oh, generator=gen)
-            terms = fpointnet_loss(out, tgt, model.mean_size_lwh, box_loss_weight=settings.box_loss_weight,
-                                   corner_loss_weight=settings.corner_loss_weight)
-            opt.zero_grad(set_to_none=True)
-            # DDP averages gradients over ranks: weighting each rank's mean loss by share * world
-            # makes the average the gradient of the global batch's mean loss (1.0 on one process)
-            (terms.total * (share * ctx.world) if ctx.world > 1 else terms.total).backward()
-            opt.step()
-            samples += len(idx)
-            steps += 1
-            n_batches += 1
-            for name, value in terms._asdict().items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * share
-            seg_acc = float((out.seg_logits.argmax(dim=2) == tgt.seg).float().mean())
-            sums["seg_accuracy"] = sums.get("seg_accuracy", 0.0) + seg_acc * share
-            bar.set_postfix(loss=f"{float(terms.total.detach()):.3f}", seg=f"{seg_acc:.3f}")
-        if ctx.world > 1 and sums:  # the global batch's figures: the ranks' shares summed
-            names = sorted(sums)
-            packed = torch.tensor([sums[k] for k in names], dtype=torch.float64)
-            torch.distributed.all_reduce(packed)
-            sums = dict(zip(names, packed.tolist()))
-        entry = {"epoch": epoch + 1, "samples": samples, "lr": schedule(settings, samples)[0],
-                 **{k: v / max(n_batches, 1) for k, v in sums.items()}}
-        log.append(entry)
-        if ctx.is_main:
-            atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
-        if ((epoch + 1) % settings.checkpoint_every_epochs == 0 or epoch + 1 == settings.epochs
-                or finished()):
-            rank_rng = _rank_rng_states(ctx, device)
-            if ctx.is_main:
-                _save_checkpoint(out_dir / "checkpoint.pt", model, opt, epoch + 1, samples, steps, rng,
-                                 gen, settings, log, rank_rng)
+    trainer.train()
+    bar.close()
     t_train = time.time() - t_train
+    log, steps, samples = trainer.log, trainer.step, trainer.samples
     if not ctx.is_main:
         close_distributed(ctx)
         return {"rank": ctx.rank, "world_size": ctx.world, "steps": steps, "samples": samples}

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline import keys
+from pipeline.resume import resumable
 from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
 from pipeline.sharding import shard_option
 
@@ -96,7 +97,8 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
     def produce(tmp: Path):
         from depth.train import train_depth
 
-        return train_depth(root.root, ids, settings, tmp, progress=not quiet, resume=resume)
+        return resumable(tmp, lambda start: train_depth(root.root, ids, settings, tmp, progress=not quiet,
+                                                        resume=start), resume=resume, artifact_checkpoint=True)
 
     from depth.model import CheckpointMismatchError
     from depth.train import TrainingError

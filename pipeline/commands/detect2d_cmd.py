@@ -9,13 +9,13 @@ Artifacts: ``detect2d-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summar
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from kitti.layout import KittiRoot
 from pipeline import keys
+from pipeline.resume import resumable
 from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, workdir_option
 
@@ -42,21 +42,10 @@ def train_artifact(cache: ArtifactCache, root: KittiRoot, frame_ids: tuple[str, 
     from detect2d.train import train_detector
 
     k = keys.detect2d_train(root, frame_ids, settings)
-    resume_file = cache.workdir / k.stage / f"{k.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
-        start = resume or (resume_file if resume_file.is_file() else None)
-        try:
-            summary = train_detector(root.root, frame_ids, settings, tmp, progress=progress, resume=start)
-        except BaseException:
-            ck = tmp / "checkpoint.pt"
-            if ck.is_file():
-                resume_file.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(ck, resume_file)
-            raise
-        (tmp / "checkpoint.pt").unlink(missing_ok=True)
-        resume_file.unlink(missing_ok=True)
-        return summary
+        return resumable(tmp, lambda start: train_detector(root.root, frame_ids, settings, tmp, progress=progress,
+                                                           resume=start), resume=resume)
 
     return k.build(cache, produce, extra_manifest=dataset_fields(root))
 

@@ -13,7 +13,6 @@ Artifacts: ``detect-train/<key>/model.pt`` (plus ``train_log.jsonl``, ``summary.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -21,6 +20,7 @@ import click
 from kitti.errors import KittiFormatError
 from kitti.layout import KittiRoot
 from pipeline import keys
+from pipeline.resume import resumable
 from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
 from pipeline.detectors import DETECTORS, Detector, get as get_detector, names_help, titles
@@ -143,20 +143,10 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
     key = keys.detect_train(root, frame_ids, settings, points_ref, detector=det.name)
-    resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
     def produce(tmp: Path) -> dict:
-        start = resume or (resume_file if resume_file.is_file() else None)
-        try:
-            summary = det.train(data_root, points_dir, frame_ids, settings, tmp, progress=not quiet, resume=start)
-        except BaseException:
-            ck = tmp / "checkpoint.pt"
-            if ck.is_file():
-                resume_file.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(ck, resume_file)
-            raise
-        resume_file.unlink(missing_ok=True)
-        return dict(summary)
+        return dict(resumable(tmp, lambda start: det.train(data_root, points_dir, frame_ids, settings, tmp,
+                                                           progress=not quiet, resume=start), resume=resume))
 
     art = key.build(cache, produce)
     state = "cached" if art.cached else "built"

@@ -104,9 +104,10 @@ def test_resumed_ddp_run_continues_identically(runs):
 def test_rank0_alone_writes_the_outputs(runs):
     tmp = runs[0]
     assert sorted(p.name for p in (tmp / "two").iterdir()) == ["checkpoint.pt", "model.pt", "summary.json",
-                                                                "train_log.jsonl"]
+                                                                "train_log.csv", "train_log.jsonl",
+                                                                "train_loss.png"]
     ck = torch.load(tmp / "two/checkpoint.pt", weights_only=False)
-    assert len(ck["rank_rng"]) == 2 and ck["rank_rng"][0]["cpu"].dtype == torch.uint8
+    assert len(ck["rank_rng"]) == 2 and ck["rank_rng"][0]["torch_cpu"].dtype == torch.uint8
 
 
 def test_depth_training_under_torchrun_resumes(tmp_path):
@@ -135,7 +136,7 @@ def test_depth_training_under_torchrun_resumes(tmp_path):
     first = run("a", 2)
     assert first["world_size"] == 2 and first["effective_batch"] == 2 and first["batch_per_rank"] == 1
     assert first["steps"] == 2 and first["frames"] == 4
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint.pt", "train_log.csv"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint.pt", "train_log.csv", "train_loss.png"]
     more = run("b", 3, "--resume", str(tmp_path / "a/checkpoint.pt"))
     assert more["steps"] == 3
     log = (tmp_path / "b/train_log.csv").read_text().splitlines()
