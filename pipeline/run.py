@@ -179,7 +179,8 @@ def _training_curves_md(arts: dict, out: Path) -> str:
     lines = []
     for name, art in sorted(arts.items()):
         png = art.path / "train_loss.png"
-        if art.stage.endswith("-train") and png.is_file():
+        stage = getattr(art, "stage", name.split("/")[0])  # node names are <stage>/<...>
+        if stage.endswith("-train") and png.is_file():
             rel = Path(os.path.relpath(art.path, out)).as_posix()
             lines.append(f"- {name}: [loss curve]({rel}/train_loss.png), [per-step log]({rel}/train_log.csv)")
     return "### Training curves\n\n" + "\n".join(lines) + "\n" if lines else ""
