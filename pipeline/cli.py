@@ -64,6 +64,8 @@ def _load_stage_commands() -> None:
         ("detect2d", "pipeline.commands.detect2d_cmd", "detect2d_group", "2D detector (torchvision): train, infer."),
         ("run", "pipeline.commands.run_cmd", "run_command", "Run the whole chain, cached."),
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
+        ("export", "pipeline.commands.predict_cmd", "export_command", "A run's models as one bundle file."),
+        ("predict", "pipeline.commands.predict_cmd", "predict_command", "The trained chain on frames without labels."),
     ):
         try:
             spec = importlib.util.find_spec(module)
