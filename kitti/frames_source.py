@@ -94,8 +94,9 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def images_view(images: Sequence[Path], calib: Calibration, dest: Path) -> tuple[Path, tuple[str, ...]]:
-    """A root of ``images`` numbered ``000000 …`` with ``calib`` for each; returns (root, ids).
-    ``dest/frames.csv`` maps id -> image path."""
+    """A root of ``images`` with ``calib`` for each; returns (root, ids). Images named by number
+    (``000123.png``, ``42.jpg``) keep it as their id; otherwise they are numbered ``000000 …`` in
+    name order. ``dest/frames.csv`` maps id -> image path."""
     import cv2
 
     dest = Path(dest)
@@ -105,8 +106,10 @@ def images_view(images: Sequence[Path], calib: Calibration, dest: Path) -> tuple
     text = calib.to_text()
     ids = []
     rows = [("frame_id", "image")]
+    stems = [Path(p).stem for p in images]
+    numbered = all(st.isdigit() for st in stems) and len({st.zfill(6) for st in stems}) == len(stems)
     for i, src in enumerate(images):
-        fid = f"{i:06d}"
+        fid = stems[i].zfill(6) if numbered else f"{i:06d}"
         target = img_dir / f"{fid}.png"
         if not target.exists():
             if src.suffix.lower() == ".png":

@@ -293,3 +293,75 @@ def test_geometry_warnings_name_what_differs():
     assert any("focal length 1000.0 px vs 721.5 px" in x and "+39%" in x for x in lines)
     assert any("image height 720 px vs 375 px" in x for x in lines)
     assert not any("image width" in x for x in lines)  # 1280 vs 1242: +3 %, within 10 %
+
+
+def _plane_depth(calib, hw, objects) -> np.ndarray:
+    """A depth map of the sample frame: the road (camera 1.65 m above it), 60 m above the
+    horizon, each labelled object's 2D box at its label depth (nearest first)."""
+    h, w = hw
+    v = np.arange(h, dtype=np.float64)[:, None].repeat(w, 1)
+    below = v > calib.cv + 1.0
+    depth = np.full((h, w), 60.0)
+    depth[below] = np.minimum(60.0, calib.fv * 1.65 / (v[below] - calib.cv))
+    for o in sorted(objects, key=lambda o: -o.z):
+        if o.type == "DontCare":
+            continue
+        x1, y1, x2, y2 = (int(round(c)) for c in (o.x1, o.y1, o.x2, o.y2))
+        depth[y1:y2 + 1, x1:x2 + 1] = o.z
+    return depth.astype(np.float32)
+
+
+def test_own_camera_intrinsics_give_the_boxes_of_the_frames_own_calib(sample_root, tmp_path, restore_torch_threads):
+    """A real KITTI frame through pseudo-LiDAR and F-PointNet (a seeded untrained network, the
+    frame's ground-truth 2D boxes, the same depth map), once with its own calibration and once with a calibration
+    built from its intrinsics and KITTI's rig heights: the same boxes to 1 cm, once the
+    own-camera boxes (camera 2's frame) are moved into KITTI's rect frame (camera 0's)."""
+    from detection.frustum_pointnet.infer import build_model, infer_fpointnet, save_model
+    from detection.frustum_pointnet.settings import preset as fpn_preset
+    from detect2d.infer import detection_object
+    from kitti import KittiRoot, read_label_file, write_depth_npz, write_label_file
+    from kitti.frames_source import (KITTI_CAMERA_HEIGHT_M, KITTI_LIDAR_FORWARD_M, KITTI_LIDAR_HEIGHT_M,
+                                     calibration_from_intrinsics, images_view)
+    from pseudolidar.settings import preset as pl_preset
+    from pseudolidar.stage import run_pseudolidar
+
+    kr = KittiRoot(sample_root)
+    frame = "000006"  # four cars at 20-38 m
+    calib, hw, labels = kr.calib(frame), kr.image_hw(frame), kr.labels(frame)
+    cars = [o for o in labels if o.type == "Car" and o.y2 - o.y1 >= 25]
+    assert cars
+    own = calibration_from_intrinsics(calib.fu, calib.fv, calib.cu, calib.cv, camera_height_m=KITTI_CAMERA_HEIGHT_M,
+                                      lidar_height_m=KITTI_LIDAR_HEIGHT_M, lidar_forward_m=KITTI_LIDAR_FORWARD_M)
+    own_root, ids = images_view([kr.path("image_2", frame)], own, tmp_path / "own")
+    # the same depth map for both: it is what the depth network makes of the image alone
+    depth_dir = tmp_path / "depth"
+    depth_dir.mkdir()
+    write_depth_npz(depth_dir / f"{frame}.npz", _plane_depth(calib, hw, labels))
+    boxes = tmp_path / "boxes2d"
+    boxes.mkdir()
+    assert ids == (frame,)  # a numbered image keeps its id (and so its sampling seed)
+    write_label_file(boxes / f"{frame}.txt", [detection_object("Car", o.bbox, 0.9) for o in cars])
+    settings = fpn_preset("cpu-small").with_(num_threads=1)
+    torch.manual_seed(0)
+    model = build_model(settings).eval()
+    # segmentation "every point is object": the box then depends on the cloud only through its
+    # centroid and centred points, so this checks the geometry (clouds, frames, height cut), not
+    # how a learned segmentation reacts to camera 2's 6 cm offset
+    with torch.no_grad():
+        model.seg_out.weight.zero_()
+        model.seg_out.bias.copy_(torch.tensor([0.0, 1.0]))
+    save_model(tmp_path / "model.pt", model, settings)
+    results = {}
+    for name, root, fid in (("kitti", sample_root, frame), ("own", own_root, ids[0])):
+        clouds = tmp_path / name / "clouds"
+        run_pseudolidar(depth_dir, root, [fid], clouds, pl_preset("cpu-small"), workers=1, progress=False)
+        infer_fpointnet(root, clouds, [fid], tmp_path / "model.pt", settings, tmp_path / name / "out", boxes2d=boxes,
+                        progress=False)
+        results[name] = read_label_file(tmp_path / name / "out" / f"{fid}.txt")
+    assert len(results["kitti"]) == len(results["own"]) == len(cars)
+    # camera 2's centre in KITTI's rect frame: P2 = K [I | t] -> t = K^-1 P2[:, 3]
+    cam2_in_rect = -np.linalg.solve(calib.P2[:, :3], calib.P2[:, 3])
+    for a, b in zip(results["kitti"], results["own"]):
+        np.testing.assert_allclose(np.array(b.loc_rect) + cam2_in_rect, a.loc_rect, atol=0.01)
+        np.testing.assert_allclose(b.hwl, a.hwl, atol=0.01)
+        assert abs(b.ry - a.ry) < 0.01
