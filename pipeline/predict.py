@@ -221,8 +221,7 @@ def predict_artifact(models: Models, data_root: Path, frames: Sequence[str], wor
     settings = {"bundle": models.bundle.sha256, "keep_clouds": keep_clouds}
 
     def produce(tmp: Path, part: tuple[str, ...]) -> dict[str, Any]:
-        summary = predict_frames(models.files, data_root, part, tmp, keep_clouds=keep_clouds, progress=progress)
-        return {"frames": summary["frames"], "cpu_seconds_total": summary["cpu_seconds_total"]}
+        return predict_frames(models.files, data_root, part, tmp, keep_clouds=keep_clouds, progress=progress)
 
     return build_sharded(cache, "predict", code_version=CODE_VERSION, settings=settings,
                          inputs=[data_id], frame_ids=tuple(frames), produce=produce, shard=shard,
@@ -242,6 +241,21 @@ def copy_artifact(src: Path, out: Path) -> None:
                     os.link(p, target)
                 except OSError:
                     shutil.copy2(p, target)
+
+
+def manifest_summary(summary: Any) -> Any:
+    """A summary as the cache's manifest recorded it (floats as their ``repr`` strings), with
+    the numbers back."""
+    if isinstance(summary, Mapping):
+        return {k: manifest_summary(v) for k, v in summary.items()}
+    if isinstance(summary, list):
+        return [manifest_summary(v) for v in summary]
+    if isinstance(summary, str):
+        try:
+            return float(summary)
+        except ValueError:
+            return summary
+    return summary
 
 
 def write_summary(out: Path, summary: Mapping[str, Any]) -> None:

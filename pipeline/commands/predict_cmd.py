@@ -129,7 +129,7 @@ def predict_command(models: Path, data_root: Path | None, part: str, split: str 
                 click.echo(status)
                 return
             P.copy_artifact(art.path, out)
-            summary = dict(art.manifest.get("summary", {}))
+            summary = P.manifest_summary(dict(art.manifest.get("summary", {})))
             summary["cached"] = bool(art.cached)
             summary["artifact"] = str(art.path)
         else:

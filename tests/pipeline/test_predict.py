@@ -365,3 +365,75 @@ def test_own_camera_intrinsics_give_the_boxes_of_the_frames_own_calib(sample_roo
         np.testing.assert_allclose(np.array(b.loc_rect) + cam2_in_rect, a.loc_rect, atol=0.01)
         np.testing.assert_allclose(b.hwl, a.hwl, atol=0.01)
         assert abs(b.ry - a.ry) < 0.01
+
+
+# ---------------------------------------------------------------------------- cache, shards, memory
+def _many_frames_root(root: Path, dest: Path, n: int) -> tuple[Path, Path]:
+    """A testing/ root of ``n`` frames (the render's val frames repeated, images linked) and its ids file."""
+    import os
+
+    from kitti import KittiRoot
+
+    src = KittiRoot(root).split("val")
+    for kind in ("image_2", "calib"):
+        (dest / "testing" / kind).mkdir(parents=True)
+    for i in range(n):
+        f = src[i % len(src)]
+        os.symlink(root / "training" / "image_2" / f"{f}.png", dest / "testing" / "image_2" / f"{i:06d}.png")
+        shutil.copy(root / "training" / "calib" / f"{f}.txt", dest / "testing" / "calib" / f"{i:06d}.txt")
+    ids = dest / "ids.txt"
+    ids.write_text("".join(f"{i:06d}\n" for i in range(n)))
+    return dest, ids
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_write_the_files_of_one_process_and_the_cache_hits(bundle, tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    root, ids = _many_frames_root(tiny_run[0], tmp_path / "kitti", 6)
+    common = ["-m", "pipeline.cli", "predict", "--models", str(bundle), "--data", str(root), "--ids", str(ids),
+              "--quiet"]
+    one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          *common, "--out", str(tmp_path / "two"), "--workdir", str(tmp_path / "work")],
+                         capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr
+    a = sorted((tmp_path / "one" / "data").iterdir())
+    b = sorted((tmp_path / "two" / "data").iterdir())
+    assert [p.name for p in a] == [p.name for p in b] == [f"{i:06d}.txt" for i in range(6)]
+    for x, y in zip(a, b):
+        assert x.read_bytes() == y.read_bytes(), x.name
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["shards"] == 2 and summary["frames"] == 6
+    # the same call again is a cache hit
+    again = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "three"), "--workdir",
+                            str(tmp_path / "work")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "three" / "summary.json").read_text())["cached"] is True
+
+
+def _peak_rss_mib(args) -> float:
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; from pipeline.cli import main; "
+            "main(sys.argv[1:], standalone_mode=False); "
+            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return float(p.stdout.split("RSS")[-1])
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_frames(bundle, tiny_run, tmp_path):
+    """Peak RSS of predict on 400 frames within 10 % of 40 frames (chunks of 32)."""
+    root, _ = _many_frames_root(tiny_run[0], tmp_path / "kitti", 400)
+    rss = {}
+    for n in (40, 400):
+        ids = tmp_path / f"ids{n}.txt"
+        ids.write_text("".join(f"{i:06d}\n" for i in range(n)))
+        rss[n] = _peak_rss_mib(["predict", "--models", bundle, "--data", root, "--ids", ids, "--out",
+                                tmp_path / f"out{n}", "--quiet"])
+    assert rss[400] <= 1.10 * rss[40], rss
