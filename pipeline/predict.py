@@ -80,9 +80,10 @@ def open_models(source: Path, folder: Path, *, variant: str = "foresee", detecto
 
 
 def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, keep_clouds: bool = False,
-                   progress: bool = True, chunk: int = CHUNK) -> dict[str, Any]:
+                   progress: bool = True, chunk: int = CHUNK, threads: int = 0) -> dict[str, Any]:
     """Write ``out/data`` (and ``out/boxes2d``, ``out/velodyne`` with ``keep_clouds``) for
     ``frames`` of the KITTI-format root ``data_root`` (``training/{image_2,calib}``).
+    ``threads``: torch CPU threads of every stage (0: the bundle's settings and torch's default).
 
     Returns:
         ``frames``, ``seconds`` and ``cpu_seconds`` per stage (:data:`STAGES`), totals, frames/s.
@@ -101,6 +102,14 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
     for d in (data, boxes2d, clouds, depth_dir):
         d.mkdir(parents=True, exist_ok=True)
     det = detector_entry(files.detector)
+    d2_threads, settings3 = files.detect2d_threads, files.detect3d_settings
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        d2_threads = threads
+        if hasattr(settings3, "num_threads"):
+            settings3 = settings3.with_(num_threads=threads)
     wall = dict.fromkeys(STAGES, 0.0)
     cpu = dict.fromkeys(STAGES, 0.0)
 
@@ -121,8 +130,8 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
                 timed("pseudolidar", run_pseudolidar, depth_dir, data_root, part, clouds, files.pseudolidar,
                       workers=1, progress=False)
                 timed("detect2d", infer_detector, data_root, part, files.detect2d_model, boxes2d,
-                      num_threads=files.detect2d_threads, options=dict(files.detect2d_options), progress=False)
-                timed("detect3d", det.infer, data_root, clouds, part, files.detect3d_model, files.detect3d_settings,
+                      num_threads=d2_threads, options=dict(files.detect2d_options), progress=False)
+                timed("detect3d", det.infer, data_root, clouds, part, files.detect3d_model, settings3,
                       data, boxes2d)
                 for f in part:
                     (depth_dir / f"{f}.npz").unlink(missing_ok=True)
@@ -141,7 +150,8 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
             "seconds_total": round(seconds, 3), "cpu_seconds_total": round(cpu_seconds, 3),
             "frames_per_s": round(n / seconds, 3) if seconds > 0 else None,
             "cpu_seconds_per_frame": round(cpu_seconds / n, 4) if n else None,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "threads": threads or None}
 
 
 def write_pages(data_root: Path, out: Path, frames: Sequence[str]) -> list[str]:
@@ -211,7 +221,8 @@ def root_geometry(root_dir: Path, frame: str, trained) -> Any:
 
 # ------------------------------------------------------------------------------------ cached, sharded
 def predict_artifact(models: Models, data_root: Path, frames: Sequence[str], workdir: Path, *,
-                     keep_clouds: bool, progress: bool, data_id: str, shard=None) -> tuple[Any, str]:
+                     keep_clouds: bool, progress: bool, data_id: str, shard=None, threads: int = 0
+                     ) -> tuple[Any, str]:
     """predict as a cached (and, under torchrun, sharded) artifact ``<workdir>/predict/<key>``:
     keyed on the bundle's manifest hash, the frames' data and the options."""
     from pipeline.cache import ArtifactCache
@@ -221,7 +232,8 @@ def predict_artifact(models: Models, data_root: Path, frames: Sequence[str], wor
     settings = {"bundle": models.bundle.sha256, "keep_clouds": keep_clouds}
 
     def produce(tmp: Path, part: tuple[str, ...]) -> dict[str, Any]:
-        return predict_frames(models.files, data_root, part, tmp, keep_clouds=keep_clouds, progress=progress)
+        return predict_frames(models.files, data_root, part, tmp, keep_clouds=keep_clouds, progress=progress,
+                              threads=threads)
 
     return build_sharded(cache, "predict", code_version=CODE_VERSION, settings=settings,
                          inputs=[data_id], frame_ids=tuple(frames), produce=produce, shard=shard,
