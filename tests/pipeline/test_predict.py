@@ -435,5 +435,5 @@ def test_memory_does_not_grow_with_the_frames(bundle, tiny_run, tmp_path):
         ids = tmp_path / f"ids{n}.txt"
         ids.write_text("".join(f"{i:06d}\n" for i in range(n)))
         rss[n] = _peak_rss_mib(["predict", "--models", bundle, "--data", root, "--ids", ids, "--out",
-                                tmp_path / f"out{n}", "--quiet"])
+                                tmp_path / f"out{n}", "--threads", "1", "--quiet"])
     assert rss[400] <= 1.10 * rss[40], rss
