@@ -317,15 +317,20 @@ def _newest(cache, label: str):
 
 
 def run_artifacts(workdir: Path, variant: str, detector: str) -> dict[str, Any]:
-    """The artifacts of a run that a bundle is made of (the newest of each node name)."""
+    """The artifacts of a run that a bundle is made of: those of the last ``foresee run``'s
+    summary (``WORKDIR/report/run_summary.json``) when it names them, else the newest artifact of
+    each node name."""
     from pipeline.cache import ArtifactCache, CacheError
 
     cache = ArtifactCache(workdir)
     names = {"depth": f"depth-train/{variant}", "detect2d": "detect2d-train",
              "detect3d": f"detect-train/{detector}/{variant}", "pseudolidar": f"pseudolidar/{variant}"}
+    run_summary = Path(workdir) / "report" / "run_summary.json"
+    stages = json.loads(run_summary.read_text()).get("stages", {}) if run_summary.is_file() else {}
     found = {}
     for role, label in names.items():
-        art = _newest(cache, label)
+        path = stages.get(label, {}).get("path")
+        art = cache.resolve(path) if path and Path(path).is_dir() else _newest(cache, label)
         if art is None:
             raise CacheError(f"{workdir}: no finished '{label}' artifact (run `foresee run` with "
                              f"--clouds {variant} --boxes2d detector --detector {detector} first)")
@@ -361,7 +366,12 @@ def export_bundle(workdir: Path, out: Path, *, variant: str = "foresee", detecto
 
     d3 = torch.load(arts["detect3d"].path / detector_entry(detector).model_file, map_location="cpu",
                     weights_only=False)
-    data_root = Path(arts["depth"].manifest.get("data_root", ""))
+    if not arts["depth"].manifest.get("data_root"):
+        from pipeline.cache import CacheError
+
+        raise CacheError(f"{arts['depth'].path}: the manifest does not name its data root (made by a stage "
+                         "command, not `foresee run`): export takes the artifacts of a run")
+    data_root = Path(arts["depth"].manifest["data_root"])
     train_frames = _train_frames(arts["detect2d"])
     meta = {
         "depth": {"settings": _plain(depth_ck["settings"]), "bins": list(depth_ck["bins"]),
