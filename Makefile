@@ -44,8 +44,14 @@ test: setup
 test-slow: setup
 	$(VENV)/bin/pytest -q -m "slow"
 
+# ... then the trained chain as one bundle, and predict on 3 val frames with viewer pages (seconds)
 demo: setup
 	$(VENV)/bin/foresee run --data $(DATA) --preset cpu-small --workdir $(WORKDIR) --synth-if-missing
+	$(VENV)/bin/foresee export --workdir $(WORKDIR) --out $(WORKDIR)/demo.foresee
+	head -n 3 $(DATA)/ImageSets/val.txt > $(WORKDIR)/demo-predict-ids.txt
+	$(VENV)/bin/foresee predict --models $(WORKDIR)/demo.foresee --data $(DATA) --ids $(WORKDIR)/demo-predict-ids.txt \
+	  --out $(WORKDIR)/predict-demo --pages 3 --quiet
+	@echo "bundle: $(WORKDIR)/demo.foresee; predictions: $(WORKDIR)/predict-demo/data; viewer pages: $(WORKDIR)/predict-demo/pages"
 
 # Three seeds on the embedded benchmark with longer CPU training than the demo (depth 1500 steps,
 # detect2d 1200 steps; F-PointNet keeps cpu-small's 640): every seed's Table 2 / Table 4, mean ± std

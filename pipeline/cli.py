@@ -70,6 +70,8 @@ def _load_stage_commands() -> None:
         ("table4", "pipeline.commands.run_cmd", "table4_command", "The paper's Table 4 (and Table 2) for a run."),
         ("backbones", "pipeline.commands.backbones_cmd", "backbones_group", "ImageNet encoders: fetch their weights (the only command that downloads)."),
         ("settings", "pipeline.commands.settings_cmd", "settings_command", "Every --set STAGE.FIELD setting, its preset values and meaning."),
+        ("export", "pipeline.commands.predict_cmd", "export_command", "A run's models as one bundle file."),
+        ("predict", "pipeline.commands.predict_cmd", "predict_command", "The trained chain on frames without labels."),
     ):
         try:
             spec = importlib.util.find_spec(module)
