@@ -281,7 +281,7 @@ def materialize(bundle: Bundle, folder: Path) -> ModelFiles:
 
     from depth.model import CHECKPOINT_FORMAT
     from detect2d.settings import Detect2DSettings
-    from pipeline.predict import detector_settings
+    from pipeline.detectors import settings_from_dict
     from pseudolidar.settings import PseudoLidarSettings
 
     folder = Path(folder)
@@ -300,7 +300,7 @@ def materialize(bundle: Bundle, folder: Path) -> ModelFiles:
     if "anchor_sizes_lwh" in m3:
         blob["anchor_sizes_lwh"] = m3["anchor_sizes_lwh"]
     torch.save(blob, folder / "detect3d.pt")
-    settings3 = detector_settings(str(m3["detector"]), m3["settings"])
+    settings3 = settings_from_dict(str(m3["detector"]), m3["settings"])
     return ModelFiles(folder / "depth.pt", folder / "detect2d.pt", s2.inference_options(), int(s2.num_threads),
                       str(m3["detector"]), folder / "detect3d.pt", settings3,
                       decode_settings(PseudoLidarSettings, bundle.meta["pseudolidar"]["settings"]),
@@ -362,9 +362,9 @@ def export_bundle(workdir: Path, out: Path, *, variant: str = "foresee", detecto
     arts = run_artifacts(Path(workdir), variant, detector)
     depth_ck = torch.load(arts["depth"].path / "checkpoint.pt", map_location="cpu", weights_only=False)
     d2 = torch.load(arts["detect2d"].path / "model.pt", map_location="cpu", weights_only=False)
-    from pipeline.predict import detector_entry
+    from pipeline.detectors import get as get_detector
 
-    d3 = torch.load(arts["detect3d"].path / detector_entry(detector).model_file, map_location="cpu",
+    d3 = torch.load(arts["detect3d"].path / get_detector(detector).model_file, map_location="cpu",
                     weights_only=False)
     if not arts["depth"].manifest.get("data_root"):
         from pipeline.cache import CacheError

@@ -249,6 +249,11 @@ def get(name: str) -> Detector:
         raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}") from None
 
 
+def settings_from_dict(name: str, values: Mapping[str, Any]) -> Any:
+    """Detector ``name``'s settings dataclass from its JSON form (a model file's ``settings``)."""
+    return type(get(name).preset("cpu-small")).from_dict(values)
+
+
 def names_help() -> str:
     """``name: help`` of every detector, one clause each (for ``--help`` texts)."""
     return "; ".join(f"{d.name}: {d.help}" for d in DETECTORS.values())

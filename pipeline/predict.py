@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from kitti import KittiFormatError
+from pipeline.detectors import get as get_detector
 
 #: frames per chunk (each stage runs on a chunk, then the chunk's temporary files are removed)
 CHUNK = 32
@@ -39,20 +40,6 @@ CHUNK = 32
 STAGES = ("depth", "pseudolidar", "detect2d", "detect3d")
 #: bumped when predict's output changes for the same models and frames (its cache key)
 CODE_VERSION = "1"
-
-
-def detector_entry(name: str):
-    """The 3D detector's record (preset, train, infer, model file): the one place predict and
-    export look detectors up."""
-    from pipeline.detectors import get
-
-    return get(name)
-
-
-def detector_settings(name: str, d: Mapping[str, Any]) -> Any:
-    """The detector's settings dataclass from its JSON form (a model file's ``settings``)."""
-    base = detector_entry(name).preset("cpu-small")
-    return type(base).from_dict(d)
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
     depth_dir = out / ".tmp-depth"
     for d in (data, boxes2d, clouds, depth_dir):
         d.mkdir(parents=True, exist_ok=True)
-    det = detector_entry(files.detector)
+    det = get_detector(files.detector)
     d2_threads, settings3 = files.detect2d_threads, files.detect3d_settings
     if threads:
         import torch
