@@ -38,7 +38,7 @@ def synth_default(data_root: Path, preset: str) -> None:
 
 def print_plan(cfg: RunConfig, cache: ArtifactCache, specs: list | None = None) -> list:
     """Print the plan of ``cfg`` (its chain built unless ``specs`` is given); returns the plan."""
-    specs = build_chain(cfg) if specs is None else specs
+    specs = build_chain(cfg, cache.workdir) if specs is None else specs
     planned = plan(specs, cache)
     n_run = sum(not p.cached for p in planned)
     click.echo(f"plan for {cfg.data_root} (preset {cfg.preset}, workdir {cache.workdir}): "
@@ -59,7 +59,7 @@ def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
     The chain is built (raw data fingerprinted) once, unless ``specs`` of ``cfg`` are given, and
     every artifact is checked once: the plan's stat check is what execution and the report use."""
     cache = ArtifactCache(workdir)
-    specs = build_chain(cfg) if specs is None else specs
+    specs = build_chain(cfg, workdir) if specs is None else specs
     planned = print_plan(cfg, cache, specs)
     if dry_run:
         return {}
@@ -106,7 +106,7 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     ``built``: (specs, name -> Artifact) of the run that just made them (else planned here)."""
     if built is None:
         cache = ArtifactCache(workdir)
-        specs = build_chain(cfg)
+        specs = build_chain(cfg, workdir)
         planned = plan(specs, cache)
         missing = [p.spec.name for p in planned if not p.cached]
         if missing:

@@ -59,7 +59,7 @@ def _parse_overrides(items) -> dict:
 
 
 def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=(),
-            depth_train_split=None, depth_val_split=None, seeds=1):
+            depth_train_split=None, depth_val_split=None, seeds=1, workdir=None):
     from pipeline.stages import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
@@ -73,7 +73,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     from pipeline.stages import build_chain
 
     try:
-        specs = build_chain(cfg)  # settings and data are checked here, before any work
+        specs = build_chain(cfg, workdir)  # settings and data are checked here, before any work
     except KittiFormatError:
         raise
     except ValueError as e:
@@ -98,7 +98,7 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
 
         synth_default(Path(data_root), preset)
     cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                         depth_train_split, depth_val_split, seeds)
+                         depth_train_split, depth_val_split, seeds, workdir=Path(workdir))
     run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
 
 
@@ -112,5 +112,5 @@ def table4_command(workdir, data_root, train_split, val_split, depth_train_split
     from pipeline.run import write_reports
 
     cfg, _ = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                     depth_train_split, depth_val_split, seeds)
+                     depth_train_split, depth_val_split, seeds, workdir=Path(workdir))
     write_reports(cfg, Path(workdir), report_dir=report_dir)
