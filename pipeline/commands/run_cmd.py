@@ -88,8 +88,11 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
               help="Render the embedded benchmark into --data first when it does not exist.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
+@click.option("--no-wait", is_flag=True,
+              help="When another run on this workdir is building a stage this run needs, stop (exit 2) "
+                   "instead of waiting for it and taking its artifact from the cache.")
 def run_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset, detector,
-                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir):
+                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir, no_wait):
     """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
     from pipeline.run import run_chain
 
@@ -99,7 +102,7 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
         synth_default(Path(data_root), preset)
     cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
                          depth_train_split, depth_val_split, seeds, workdir=Path(workdir))
-    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
+    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs, wait=not no_wait)
 
 
 @click.command("table4")
