@@ -17,6 +17,7 @@ import click
 from kitti.layout import KittiRoot
 from pipeline import keys
 from pipeline.cache import ArtifactCache
+from pipeline.validate import validate
 
 
 def avod_settings(preset_name: str, **overrides):
@@ -36,6 +37,7 @@ def avod_train(workdir: Path, data_root: Path, points: str, split: str | None, s
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = resolve_points(cache, points, frame_ids, root)
+    validate(root, [(frame_ids, ("calib", "label_2", "image_2"))], workdir=workdir, clouds=(points_dir, frame_ids))
     key = keys.detect_train(root, frame_ids, settings, points_ref, detector="avod")
     resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
@@ -70,6 +72,7 @@ def avod_infer(workdir: Path, data_root: Path, points: str, split: str | None, s
     frame_ids = root.split(split or "val")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = resolve_points(cache, points, frame_ids, root)
+    validate(root, [(frame_ids, ("calib", "image_2"))], workdir=workdir, clouds=(points_dir, frame_ids))
     model_path, model_id = resolve_model(cache, model_ref)
     key = keys.detect_infer(root, frame_ids, settings, points_ref, model_id, keys.NO_BOXES2D, detector="avod")
     art, status = key.build_sharded(

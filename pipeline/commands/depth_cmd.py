@@ -16,6 +16,7 @@ import click
 from pipeline import keys
 from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
 from pipeline.sharding import shard_option
+from pipeline.validate import validate
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -91,6 +92,7 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
         raise click.BadParameter(str(e)) from None
     root = KittiRoot(data_root)
     ids = root.split(split)
+    validate(root, [(ids, ("image_2", "calib", "label_2", "depth_2"))], workdir=workdir)
     key = keys.depth_train(root, ids, settings)
 
     def produce(tmp: Path):
@@ -136,6 +138,8 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
     _threads(threads)
     root = KittiRoot(data_root)
     ids = root.split(split)
+    reads = ("image_2", "depth_2") if from_gt else ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
+    validate(root, [(ids, reads)], workdir=workdir)
     cache = ArtifactCache(workdir)
     if from_gt:
         key = keys.depth_gt(root, ids)
@@ -192,6 +196,7 @@ def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_p
 
     root = KittiRoot(data_root)
     ids = root.split(split)
+    validate(root, [(ids, ("label_2", "depth_2"))], workdir=workdir)
     rows = {}
     for item in depth_refs:
         name, sep, ref = item.partition("=")

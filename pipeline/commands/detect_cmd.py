@@ -20,6 +20,7 @@ from pipeline import keys
 from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
 from pipeline.sharding import shard_option
+from pipeline.validate import validate
 
 
 
@@ -122,6 +123,7 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
+    validate(root, [(frame_ids, ("calib", "label_2", "image_2"))], workdir=workdir, clouds=(points_dir, frame_ids))
     key = keys.detect_train(root, frame_ids, settings, points_ref)
     resume_file = cache.workdir / key.stage / f"{key.key}.resume.pt"
 
@@ -183,7 +185,7 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
                          num_threads=num_threads)
     cache = ArtifactCache(workdir)
-    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
+    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split, boxes2d)
     model_path, model_id = _resolve_model(cache, model_ref)
     key = keys.detect_infer(root, frame_ids, settings, points_id, model_id, _boxes2d_input(boxes2d))
     art, status = key.build_sharded(
@@ -209,7 +211,7 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
     settings = _settings(preset_name, classes=classes, num_points=num_points, seed=seed, device=device,
                          num_threads=num_threads)
     cache = ArtifactCache(workdir)
-    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
+    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split, boxes2d)
     key = keys.detect_baseline(root, frame_ids, settings, points_id, _boxes2d_input(boxes2d))
     art, status = key.build_sharded(
         cache, frame_ids=frame_ids, shard=shard,
@@ -219,11 +221,15 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
 
 
 def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
-                    split: str | None) -> tuple[KittiRoot, tuple[str, ...], Path, str]:
-    """The root, the frames of the split (default val), the clouds' folder and its input id."""
+                    split: str | None, boxes2d: str) -> tuple[KittiRoot, tuple[str, ...], Path, str]:
+    """The root, the frames of the split (default val), the clouds' folder and its input id;
+    everything they and the 2D boxes read is validated."""
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "val")
     points_dir, points_id = _resolve_points(cache, points, frame_ids, root)
+    derived = ("label_2",) if str(boxes2d) in keys.BOXES2D_DERIVED else ()
+    validate(root, [(frame_ids, ("calib", "image_2") + derived)], workdir=cache.workdir,
+             clouds=(points_dir, frame_ids), boxes2d=boxes2d, boxes2d_frames=frame_ids)
     return root, frame_ids, points_dir, points_id
 
 

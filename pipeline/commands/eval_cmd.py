@@ -49,6 +49,10 @@ def eval_command(gt_path: Path, split: str | None, det_dir: Path, classes: str, 
     root = KittiRoot(gt_path)
     label_dir = root.folder("label_2") if root.has("label_2") else gt_path
     frame_ids = root.split(split) if split is not None else None
+    if frame_ids is not None and root.has("label_2"):
+        from pipeline.validate import validate
+
+        validate(root, [(frame_ids, ("label_2",))])
     result = evaluate_folders(label_dir, det_dir, frame_ids, missing_as_empty=missing_as_empty,
                               classes=settings.classes, metrics=settings.metrics,
                               recall_points=settings.recall_points, thresholds=settings.iou)

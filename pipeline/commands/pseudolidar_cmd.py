@@ -11,6 +11,7 @@ import click
 from pipeline import keys
 from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_sharded, workdir_option
 from pipeline.sharding import shard_option
+from pipeline.validate import validate
 
 _PRESETS = ("paper", "cpu-small")
 
@@ -87,6 +88,7 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
         raise click.BadParameter(str(e)) from None
     root = KittiRoot(data_root)
     frame_ids = root.split(split)
+    validate(root, [(frame_ids, ("calib", "image_2") + (("depth_2",) if from_gt_depth else ()))], workdir=workdir)
     cache = ArtifactCache(workdir)
     if from_gt_depth:
         role, source = "oracle", "gt-depth"

@@ -178,3 +178,27 @@ def test_kitti_scale_validation_takes_seconds_and_is_remembered(tmp_path, sample
     second = cpu() - t0
     print(f"7481 frames: plan with validation {first:.1f} CPU s, remembered {second:.1f} CPU s")
     assert first < 30 and second < first
+
+
+def test_stage_commands_validate_what_they_read(root, tmp_path):
+    r = KittiRoot(root)
+    val = r.split("val")
+    calib = r.path("calib", val[0])
+    calib.write_text(calib.read_text().replace("P2:", "P2: x", 1))
+    depth = r.path("depth_2", val[1])
+    depth.write_bytes(b"not a png")
+    work = tmp_path / "work"
+    res = _foresee("pseudolidar", "--data", str(root), "--from-gt-depth", "--workdir", str(work), "--quiet")
+    assert res.returncode == 2, res.stderr
+    assert "2 problems" in res.stderr and f"calib/{val[0]}.txt:3" in res.stderr and f"depth_2/{val[1]}.png" in res.stderr
+    assert not (work / "pseudolidar").exists()
+    boxes = tmp_path / "boxes"
+    boxes.mkdir()
+    (boxes / f"{val[0]}.txt").write_text("Car 0 0\n")
+    res = _foresee("detect", "infer", "--data", str(root), "--points", str(r.folder("velodyne")),
+                   "--model", str(tmp_path / "no-model.pt"), "--boxes2d", str(boxes), "--workdir", str(work))
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0].endswith("4 problems in the data this command reads:"), lines  # calib, 3 box files
+    assert f"{boxes / val[0]}.txt:1: expected 16 fields" in res.stderr
+    assert sum("2D detection file of this frame not found" in line for line in lines) == 2
