@@ -30,6 +30,7 @@ from kitti.classes import KITTI_TYPES
 from kitti.errors import KittiFormatError
 from kitti.labels import Object3d
 from kitti.layout import KittiRoot
+from kitti.progress import tqdm_disable
 
 from detect2d.settings import Detect2DSettings
 
@@ -136,7 +137,7 @@ def load_train_frames(root: KittiRoot, frame_ids: Sequence[str], settings: Detec
     reference_hw = root.image_hw(frame_ids[0])
     counts: Counter = Counter()
     frames = []
-    for f in tqdm(frame_ids, desc="read train images", disable=not progress, unit="img"):
+    for f in tqdm(frame_ids, desc="read train images", disable=tqdm_disable(progress), unit="img"):
         path = root.path("image_2", f)
         check_image(path, root.image_hw(f), reference_hw, settings.size_tolerance, root.calib(f))
         image = root.image(f)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline import keys
-from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
+from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, not_found, workdir_option
 from pipeline.sharding import shard_option
 from pipeline.validate import validate
 
@@ -39,8 +39,8 @@ def _artifact_folder(ref: str, workdir: Path, *, option: str) -> tuple[Path, str
         return p, f"dir:{p.resolve()}"
     try:
         art = ArtifactCache(workdir).resolve(ref)
-    except CacheError as e:
-        raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint=option) from None
+    except CacheError:
+        raise not_found(ref, workdir, option) from None
     return art.path, art.ref
 
 
@@ -261,5 +261,5 @@ def kod_build_command(kitti_root: Path, out_root: Path, depth_root: Path | None,
         raise click.UsageError("give exactly one of --depth-root and --from-velodyne")
     summary = build_kod(kitti_root, out_root, depth_root=depth_root, mapping_dir=mapping_dir,
                         from_velodyne=from_velodyne,
-                        progress=lambda ids: tqdm(ids, desc="kod", disable=quiet, dynamic_ncols=True))
+                        progress=lambda ids: tqdm(ids, desc="kod", disable=True if quiet else None, dynamic_ncols=True))
     click.echo(summary.line())

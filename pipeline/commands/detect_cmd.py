@@ -28,6 +28,8 @@ def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...
                     root: KittiRoot) -> tuple[Path, str]:
     """(folder of NNNNNN.bin, input id) from a cache ref or a plain folder."""
     p = Path(points)
+    if points == "lidar":  # the root's own scans, as in `foresee show` and the chain's lidar row
+        p = root.folder("velodyne")
     if p.is_dir() and not (p / "manifest.json").is_file():
         folder = p / "velodyne" if (p / "velodyne").is_dir() else p
         return folder, keys.folder_id("points-folder", folder, frame_ids, ".bin")
@@ -79,7 +81,8 @@ def _common(f):
                      default="cpu-small", show_default=True, help="Settings preset.")(f)
     f = click.option("--split", default=None, help="Split name (ImageSets/<name>.txt) or file.")(f)
     f = click.option("--points", required=True,
-                     help="Clouds: a cache ref (stage/key with velodyne/) or a folder of NNNNNN.bin.")(f)
+                     help="Clouds: a cache ref (stage/key with velodyne/), a folder of NNNNNN.bin, or lidar "
+                          "(the root's own velodyne scans).")(f)
     f = click.option("--data", "data_root", required=True, type=click.Path(path_type=Path, exists=True),
                      help="KITTI-format root (calib, label_2, image_2).")(f)
     return workdir_option(f)

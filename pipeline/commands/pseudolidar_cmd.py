@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from pipeline import keys
-from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_sharded, workdir_option
+from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_sharded, not_found, workdir_option
 from pipeline.sharding import shard_option
 from pipeline.validate import validate
 
@@ -28,8 +28,8 @@ def _depth_source(ref: str, cache, frame_ids, root) -> tuple[Path, str, str]:
         return folder, f"depth-dir:{depth_folder_fingerprint(folder, frame_ids)}", ""
     try:
         art = cache.resolve(ref)
-    except CacheError as e:
-        raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint="--depth") from None
+    except CacheError:
+        raise not_found(ref, cache.workdir, "--depth") from None
     check_same_dataset(art, root, "depth artifact")
     folder = art.path / "depth" if (art.path / "depth").is_dir() else art.path
     settings = art.manifest.get("settings")
