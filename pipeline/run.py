@@ -129,6 +129,10 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     else:
         specs, arts = built
     out = Path(report_dir) if report_dir else Path(workdir) / "report"
+    from pipeline.cache import workdir_writable
+
+    if not workdir_writable(out):
+        raise CacheError(f"report folder {out} is not writable (give --report a folder elsewhere)")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.seeds > 1:
         return _write_seed_reports(cfg, specs, arts, out, run_summary)

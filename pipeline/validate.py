@@ -81,7 +81,9 @@ def validate(root: KittiRoot, reads: Sequence[Read], *, workdir: str | os.PathLi
     if boxes is not None:
         problems += check_boxes2d(root, boxes, boxes2d_frames, boxes2d_classes)
     raise_if_any(root.root, problems)
-    if marker is not None:
+    from pipeline.cache import workdir_writable
+
+    if marker is not None and workdir_writable(Path(workdir)):
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text("clean\n")

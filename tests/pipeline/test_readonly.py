@@ -72,6 +72,11 @@ def test_fully_cached_run_reads_a_read_only_workdir(tiny_root, tmp_path, monkeyp
     assert _snapshot(work) == before  # nothing written, not even a run marker
     with pytest.raises(CacheError, match=f"^workdir {work} is not writable .*give --report"):
         run_chain(cfg, work)  # the report would go into the workdir
+    from pipeline.run import write_reports
+
+    assert write_reports(cfg, work, report_dir=tmp_path / "table4") == tmp_path / "table4"  # foresee table4
+    with pytest.raises(CacheError, match=f"^report folder {work / 'report'} is not writable"):
+        write_reports(cfg, work)
     changed = RunConfig(data_root=tiny_root, clouds=("lidar",), boxes2d="simulated",
                         overrides={"detect": {"epochs": 2}})
     with pytest.raises(CacheError, match=f"^workdir {work} is not writable$"):
