@@ -1,9 +1,10 @@
 """One lock per artifact, so two runs on one workdir never build the same artifact twice.
 
-``<workdir>/.locks/<stage>-<key>.lock`` is locked with ``flock`` (``fcntl``) while the artifact is
-being built. The kernel drops an ``flock`` lock when its holder's file descriptor closes, and
-therefore when the holder dies in any way (SIGKILL included): a killed run never blocks the next
-one, and no stale-lock cleanup is needed. The lock files stay (a few bytes each, the holder's pid
+``<workdir>/.locks/<stage>-<key>.lock`` is locked with a POSIX record lock (``fcntl.lockf``) while
+the artifact is being built. The kernel drops it when its holder process dies in any way (SIGKILL
+included): a killed run never blocks the next one, and no stale-lock cleanup is needed. A record
+lock, unlike ``flock``, belongs to the process and is not shared with the children it forks: a
+stage's worker pool that outlives its killed parent for a moment does not keep the lock. The lock files stay (a few bytes each, the holder's pid
 inside for the wait message); ``foresee cache gc`` leaves them, deleting a lock file another
 process has open would let a third one lock a new file of the same name.
 
@@ -14,6 +15,7 @@ cache (``ArtifactCache.build`` looks again once it holds the lock); with ``wait=
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from contextlib import contextmanager
@@ -54,16 +56,18 @@ def artifact_lock(workdir: Path, stage: str, key: str, *, wait: bool = True,
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             who = _holder(fd)
             if not wait:
                 raise LockBusy(f"{stage}/{key} is being built by {who} on this workdir") from None
             if on_wait is not None:
                 on_wait(f"{stage}/{key} is being built by {who}: waiting for it, then taking it from the cache")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.lockf(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        os.close(fd)  # closing the (only) descriptor of the file releases the lock
