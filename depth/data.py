@@ -18,6 +18,7 @@ import numpy as np
 from depth.bins import DepthBins
 from depth.settings import DepthSettings
 from kitti import DEPTH_FOREGROUND_CLASSES, KittiFormatError, KittiRoot, Object3d
+from kitti.progress import tqdm_disable
 
 
 
@@ -209,7 +210,7 @@ class DepthTrainSet:
         if settings.cache_images:
             from tqdm import tqdm
 
-            for i in tqdm(range(len(self.frame_ids)), desc="load train frames", disable=not progress,
+            for i in tqdm(range(len(self.frame_ids)), desc="load train frames", disable=tqdm_disable(progress),
                           leave=False):
                 self._cache[i] = self._prepare(i)
 

@@ -31,6 +31,7 @@ from depth.model import DepthNet, bins_of, load_checkpoint, merge_logits, soft_w
 from depth.settings import MERGES, DepthSettings
 from kitti import KittiFormatError, KittiRoot, write_depth_npz
 from kitti.dist import local_rank
+from kitti.progress import tqdm_disable
 
 
 def _device() -> torch.device:
@@ -119,7 +120,7 @@ def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    for fid in tqdm(frame_ids, desc=f"depth {settings.variant}", disable=not progress, dynamic_ncols=True):
+    for fid in tqdm(frame_ids, desc=f"depth {settings.variant}", disable=tqdm_disable(progress), dynamic_ncols=True):
         frame = load_frame(root, fid, with_depth=False)
         boxes = eval_fg_boxes(frame.labels) if merge == "mask" else None
         depth = predict_depth(model, frame.image, merge=merge, fg_boxes=boxes, device=device, flip=flip)

@@ -31,6 +31,7 @@ from kitti.classes import KITTI_TYPES
 from kitti.errors import KittiFormatError
 from kitti.labels import Object3d
 from kitti.layout import KittiRoot
+from kitti.progress import tqdm_disable
 
 from detect2d.settings import Detect2DSettings
 
@@ -152,7 +153,7 @@ def read_train_labels(root: KittiRoot, frame_ids: Sequence[str], settings: Detec
     counts: Counter = Counter()
     out = []
     s = settings.image_scale
-    for f in tqdm(frame_ids, desc="check train frames", disable=not progress, unit="frame"):
+    for f in tqdm(frame_ids, desc="check train frames", disable=tqdm_disable(progress), unit="frame"):
         check_image(root.path("image_2", f), root.image_hw(f), reference_hw, settings.size_tolerance, root.calib(f))
         boxes, labels, ignore = sort_labels(root.labels(f), settings, counts)
         if len(boxes) == 0:

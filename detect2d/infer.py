@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
+from kitti.progress import tqdm_disable
 
 from detect2d.data import check_image, scale_image
 from detect2d.model import build_detector
@@ -162,7 +163,7 @@ def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, 
                     root.calib(f))
     t0, cpu0 = time.time(), time.process_time()
     per_class = {c: 0 for c in settings.classes}
-    for f in tqdm(frame_ids, desc="detect 2D", disable=not progress, unit="frame"):
+    for f in tqdm(frame_ids, desc="detect 2D", disable=tqdm_disable(progress), unit="frame"):
         boxes, scores, labels = detect_image(model, root.image(f), settings.inference_scales, dev,
                                              nms_thresh=settings.nms_thresh, vote_iou=settings.box_vote_iou,
                                              max_detections=settings.detections_per_img)

@@ -56,7 +56,10 @@ def read_depth_npz(path: str | PathLike[str]) -> np.ndarray:
     if not path.is_file():
         raise KittiFormatError(path, None, "depth map not found")
     try:
-        with np.load(path) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array (or junk that parses as one)
+            raise ValueError("an .npy array, not an .npz archive")
+        with z:
             d = z["depth_m"]
     except (KeyError, ValueError, OSError, EOFError, AttributeError, zipfile.BadZipFile) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__

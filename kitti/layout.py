@@ -126,31 +126,47 @@ class KittiRoot:
 
     def split(self, name_or_path: str | PathLike[str]) -> tuple[str, ...]:
         """Frame ids of a split: ``ROOT/ImageSets/<name>.txt`` if present, else a file path,
-        else the built-in 3DOP split of that name."""
+        else the built-in 3DOP split of that name.
+
+        Raises:
+            KittiFormatError: the split is not found, or its file holds no frame id (every
+                command would otherwise do nothing, or cache an artifact of 0 frames).
+        """
         candidate = self.root / "ImageSets" / f"{name_or_path}.txt"
-        if candidate.is_file():
-            return read_split_file(candidate)
         p = Path(name_or_path)
-        if p.is_file():
-            return read_split_file(p)
+        for path in (candidate, p):
+            if path.is_file():
+                ids = read_split_file(path)
+                if not ids:
+                    raise KittiFormatError(path, None, "split file is empty (no frame ids)")
+                return ids
         if str(name_or_path) in ("train", "val", "test"):
             return builtin_split(str(name_or_path))
         raise KittiFormatError(p, None, "split not found (neither ImageSets/<name>.txt nor a file)")
 
     def check(self, frame_ids: tuple[str, ...] | list[str], kinds: tuple[str, ...]) -> None:
         """Raise one :class:`KittiFormatError` naming what is missing before any work starts."""
+        problems = self.missing(frame_ids, kinds)
+        if problems:
+            raise problems[0]
+
+    def missing(self, frame_ids: tuple[str, ...] | list[str], kinds: tuple[str, ...]) -> list[KittiFormatError]:
+        """One error per kind whose folder is missing or lacks files of ``frame_ids`` (listdir only)."""
+        problems = []
         for kind in kinds:
             folder = self.folder(kind)
             if not folder.is_dir():
-                raise KittiFormatError(folder, None, f"missing folder '{kind}' in KITTI root {self.root}")
+                problems.append(KittiFormatError(folder, None, f"missing folder '{kind}' in KITTI root {self.root}"))
+                continue
             present = set(os.listdir(folder))
             suffix = _SUFFIX[kind]
             missing = [f for f in frame_ids if f + suffix not in present]
             if missing:
                 more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-                raise KittiFormatError(self.path(kind, missing[0]), None,
-                                       f"{len(missing)} frame(s) of the split missing in {kind}/: "
-                                       f"{', '.join(missing[:3])}{more}")
+                problems.append(KittiFormatError(self.path(kind, missing[0]), None,
+                                                 f"{len(missing)} frame(s) of the split missing in {kind}/: "
+                                                 f"{', '.join(missing[:3])}{more}"))
+        return problems
 
     # readers -------------------------------------------------------------------------------
     def calib(self, frame_id: str) -> Calibration:

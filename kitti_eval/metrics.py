@@ -53,12 +53,30 @@ class EvalResult:
             ``aos``) at recall samples 0, 1/40, ..., 1, rows easy/moderate/hard.
         n_frames: frames evaluated.
         iou: the thresholds used.
+        n_gt: class -> valid ground-truth objects per difficulty (easy, moderate, hard), for
+            the classes evaluated.
     """
 
     ap: APTable
     curves: Mapping[tuple[str, str], np.ndarray] = field(repr=False)
     n_frames: int
     iou: IouThresholds
+    n_gt: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def sampling_notes(self) -> list[str]:
+        """One line per class whose AP is capped by the devkit's recall sampling (a difficulty
+        with 1 to 40 valid objects, :func:`sampling_cap`): the counts and the caps."""
+        lines = []
+        for cname, counts in self.n_gt.items():
+            if cname not in self.ap or not any(0 < n < N_SAMPLE_PTS for n in counts):
+                continue
+            recalls = sorted({r for ms in self.ap[cname].values() for r in ms}, key=lambda r: -int(r[1:]))
+            caps = ", ".join(f"{r} " + " / ".join(f"{sampling_cap(n, int(r[1:])):.2f}" for n in counts)
+                             for r in recalls)
+            lines.append(f"note: {cname} has {' / '.join(map(str, counts))} ground-truth objects "
+                         f"(easy / moderate / hard); with {N_SAMPLE_PTS - 1} or fewer, the devkit's recall "
+                         f"sampling caps AP even for perfect detections, here at {caps}")
+        return lines
 
     def to_dict(self) -> dict:
         """Plain nested dict in the golden ``expected.json`` schema."""
@@ -122,6 +140,25 @@ def _max_element_filter(x: np.ndarray, n: int) -> np.ndarray:
                 best = v
         out[i] = best
     return out
+
+
+def sampling_cap(n_gt: int, recall_points: int) -> float:
+    """The highest AP (percent) the devkit can give a class and difficulty with ``n_gt`` valid
+    ground-truth objects: that of perfect detections (every object found, no false positive).
+
+    The devkit samples the precision curve at the score thresholds ``getThresholds`` picks, one
+    per 1/40 of recall; with ``n_gt <= 40`` objects it finds only ``n_gt`` of them (recall
+    1/n, 2/n, ..., 1 each get one), so the curve holds precision 1 at samples ``0 .. n_gt - 1`` and
+    0 after: R40 (samples 1..40) is ``100 (n_gt - 1) / 40``, R11 (samples 0, 4, ..., 40)
+    ``100 ceil(n_gt / 4) / 11``. From 41 objects on the cap is 100. 0 objects: 0.
+    """
+    if n_gt <= 0:
+        return 0.0
+    scores = np.arange(n_gt, 0, -1, dtype=np.float64)  # n_gt distinct scores, all true positives
+    n_thr = min(len(K.get_thresholds(scores, n_gt, N_SAMPLE_PTS)), N_SAMPLE_PTS)
+    curve = np.zeros(N_SAMPLE_PTS)
+    curve[:n_thr] = 1.0
+    return average_precision(curve, recall_points)
 
 
 def average_precision(curve: np.ndarray, recall_points: int) -> float:
@@ -212,6 +249,9 @@ def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
     tasks.sort(key=lambda t: (t[2], t[1]))  # interleave classes: balanced across threads
     ap: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
     curves: dict[tuple[str, str], np.ndarray] = {}
+    n_gt: dict[str, list[int]] = {}
+    for cname, _, diff, *_rest in tasks:
+        n_gt.setdefault(cname, [0, 0, 0])[diff] = int(_rest[-1])
     if tasks:
         n_thr, tp, fp, _, sim = K.eval_tasks(
             gt.offsets, det.offsets, pair_off, np.stack([t[5] for t in tasks]),
@@ -228,7 +268,8 @@ def evaluate(gt: FrameLabels | Sequence[Sequence[Object3d]],
             f"R{r}": tuple(average_precision(curve[d], r) for d in range(3))
             for r in settings.recall_points}
     ap = {c: {m: ap[c][m] for m in METRICS if m in ap[c]} for c in settings.classes if c in ap}
-    return EvalResult(ap=ap, curves=curves, n_frames=gt.n_frames, iou=thresholds)
+    return EvalResult(ap=ap, curves=curves, n_frames=gt.n_frames, iou=thresholds,
+                      n_gt={c: tuple(n_gt[c]) for c in settings.classes if c in n_gt})
 
 
 def evaluate_folders(gt_label_dir: str | PathLike[str], det_dir: str | PathLike[str],

@@ -126,9 +126,12 @@ class ArtifactCache:
             crash), ``"hash"`` or ``"size"``.
     """
 
-    def __init__(self, workdir: str | PathLike[str], verify: Verify = "stat") -> None:
+    def __init__(self, workdir: str | PathLike[str], verify: Verify = "stat", *, wait: bool = True,
+                 log: Callable[[str], None] | None = None) -> None:
         self.workdir = Path(workdir)
         self.verify = verify
+        self.wait = wait
+        self.log = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
         self._after_crash: bool | None = None
 
     # ------------------------------------------------------------------ crash evidence
@@ -160,7 +163,12 @@ class ArtifactCache:
     def running(self) -> Iterator[None]:
         """Mark a run in progress (``<workdir>/.runs/<pid>``): a marker left behind by a killed run
         makes the next run verify its hits by hash. A run that ends (even by an exception)
-        removes its marker and, having verified by hash what it used, the dead runs' markers."""
+        removes its marker and, having verified by hash what it used, the dead runs' markers.
+        On a workdir this process cannot write (a shared, read-only cache) nothing is marked:
+        such a run can only read, and a build raises "workdir W is not writable"."""
+        if not workdir_writable(self.workdir):
+            yield
+            return
         runs = self.workdir / RUNS
         runs.mkdir(parents=True, exist_ok=True)
         mine = runs / str(os.getpid())
@@ -263,6 +271,10 @@ class ArtifactCache:
               extra_manifest: Mapping[str, Any] | None = None) -> Artifact:
         """Return the cached artifact for these inputs, or build it.
 
+        A build holds the artifact's lock (:mod:`pipeline.lock`): when another process is
+        building the same key, this one waits for it (one line through ``log``) and takes its
+        artifact from the cache, or, with ``wait=False``, raises :class:`CacheError`.
+
         Args:
             stage: stage name (a folder name).
             code_version: the stage's code version string (bump it when outputs change).
@@ -272,10 +284,25 @@ class ArtifactCache:
                 mapping of summary figures recorded in the manifest under ``summary``.
             extra_manifest: more fields to record in the manifest.
         """
+        from pipeline.lock import LockBusy, artifact_lock
+
         key = make_key(stage, code_version, settings, inputs)
         hit = self.lookup(stage, key)
         if hit is not None:
             return hit
+        check_writable(self.workdir)
+        try:
+            with artifact_lock(self.workdir, stage, key, wait=self.wait, on_wait=self.log):
+                hit = self.lookup(stage, key)  # built by the run we waited for
+                if hit is not None:
+                    return hit
+                return self._build_locked(stage, key, code_version, settings, inputs, produce, extra_manifest)
+        except LockBusy as e:
+            raise CacheError(f"{e}; not waiting (--no-wait)") from None
+
+    def _build_locked(self, stage: str, key: str, code_version: str, settings: Any, inputs: Sequence[str],
+                      produce: Callable[[Path], Mapping[str, Any] | None],
+                      extra_manifest: Mapping[str, Any] | None) -> Artifact:
         stage_dir = self.workdir / stage
         stage_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_tmp(stage_dir, key)
@@ -393,6 +420,21 @@ class ArtifactCache:
                 if not dry_run:
                     shutil.rmtree(path, ignore_errors=True)
         return removed
+
+
+def workdir_writable(workdir: Path) -> bool:
+    """True when files can be created in ``workdir`` (or in the nearest existing folder above
+    it, which ``mkdir -p`` would create it in)."""
+    p = Path(workdir).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+
+
+def check_writable(workdir: Path) -> None:
+    """Raise :class:`CacheError` ("workdir W is not writable") unless :func:`workdir_writable`."""
+    if not workdir_writable(workdir):
+        raise CacheError(f"workdir {workdir} is not writable")
 
 
 def _pid_of_tmp(name: str) -> int | None:

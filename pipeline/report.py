@@ -155,6 +155,16 @@ def table4_png(measured: Sequence[Table4Row], path: Path, *, title: str) -> None
     atomic_write_bytes(path, buf.getvalue())
 
 
+def with_zeros(evals: Mapping[str, Mapping]) -> dict:
+    """cloud -> evaluation with every class of the eval stage present: the devkit leaves out a
+    class nothing was detected as (its AP is 0: nothing found), and the tables print 0.0 for it,
+    so the JSON says 0.0 too (every metric, R11 and R40) instead of leaving the class out."""
+    from kitti.classes import EVAL_CLASSES
+
+    zero = {m: {r: [0.0, 0.0, 0.0] for r in ("R11", "R40")} for m in ("2d", "bev", "3d", "aos")}
+    return {cloud: {**{c: zero for c in EVAL_CLASSES}, **dict(ev)} for cloud, ev in evals.items()}
+
+
 def write_table4(evals: Mapping[str, Mapping[str, Mapping]], out_dir: Path, *, title: str, note: str = "",
                  evals_loose: Mapping[str, Mapping[str, Mapping]] | None = None,
                  labels: Mapping[str, str] | None = None) -> str:
@@ -169,14 +179,14 @@ def write_table4(evals: Mapping[str, Mapping[str, Mapping]], out_dir: Path, *, t
     atomic_write_text(out_dir / "table4.md", md)
     atomic_write_text(out_dir / "table4.csv", table4_csv(measured))
     table4_png(measured, out_dir / "table4.png", title=title)
-    atomic_write_text(out_dir / "evals.json", json.dumps(evals, indent=1))
+    atomic_write_text(out_dir / "evals.json", json.dumps({d: with_zeros(ev) for d, ev in evals.items()}, indent=1))
     if evals_loose:
         loose = measured_rows(evals_loose, labels)
         md_loose = table4_markdown(loose, title=title + " — loose IoU (not in the paper)", note=note,
                                    iou="0.5", with_reference=False)
         atomic_write_text(out_dir / "table4_iou05.md", md_loose)
         atomic_write_text(out_dir / "table4_iou05.csv", table4_csv(loose, with_reference=False))
-        atomic_write_text(out_dir / "evals_iou05.json", json.dumps(evals_loose, indent=1))
+        atomic_write_text(out_dir / "evals_iou05.json", json.dumps({d: with_zeros(ev) for d, ev in evals_loose.items()}, indent=1))
         md = md + "\n" + md_loose
     return md
 

@@ -12,7 +12,7 @@ import click
 
 from kitti import KittiFormatError
 from kitti.fileio import atomic_write_text
-from pipeline.cache import ArtifactCache
+from pipeline.cache import ArtifactCache, CacheError
 from pipeline.stages import RunConfig, build_chain
 from pipeline.executor import execute, plan
 
@@ -38,7 +38,7 @@ def synth_default(data_root: Path, preset: str) -> None:
 
 def print_plan(cfg: RunConfig, cache: ArtifactCache, specs: list | None = None) -> list:
     """Print the plan of ``cfg`` (its chain built unless ``specs`` is given); returns the plan."""
-    specs = build_chain(cfg) if specs is None else specs
+    specs = build_chain(cfg, cache.workdir) if specs is None else specs
     planned = plan(specs, cache)
     n_run = sum(not p.cached for p in planned)
     click.echo(f"plan for {cfg.data_root} (preset {cfg.preset}, workdir {cache.workdir}): "
@@ -53,16 +53,29 @@ def print_plan(cfg: RunConfig, cache: ArtifactCache, specs: list | None = None) 
 
 
 def run_chain(cfg: RunConfig, workdir: Path, *, dry_run: bool = False,
-              report_dir: Path | None = None, specs: list | None = None) -> dict:
+              report_dir: Path | None = None, specs: list | None = None, wait: bool = True) -> dict:
     """Plan, then run or reuse every stage, then write the reports; returns the run summary.
 
     The chain is built (raw data fingerprinted) once, unless ``specs`` of ``cfg`` are given, and
-    every artifact is checked once: the plan's stat check is what execution and the report use."""
-    cache = ArtifactCache(workdir)
-    specs = build_chain(cfg) if specs is None else specs
+    every artifact is checked once: the plan's stat check is what execution and the report use.
+    A stage another run is building is waited for and taken from the cache (``wait=False``: a
+    ``CacheError`` instead). A workdir this process cannot write is enough when every stage is
+    cached and ``report_dir`` is elsewhere; otherwise "workdir W is not writable" before any work."""
+    from pipeline.cache import check_writable, workdir_writable
+
+    cache = ArtifactCache(workdir, wait=wait, log=click.echo)
+    specs = build_chain(cfg, workdir) if specs is None else specs
     planned = print_plan(cfg, cache, specs)
     if dry_run:
         return {}
+    if not workdir_writable(cache.workdir):
+        if not all(p.cached for p in planned):
+            check_writable(cache.workdir)
+        if report_dir is None:
+            raise CacheError(f"workdir {cache.workdir} is not writable (its stages are all cached: "
+                             f"give --report a folder elsewhere)")
+    if report_dir is not None and not workdir_writable(Path(report_dir)):
+        raise CacheError(f"report folder {report_dir} is not writable")
     t0 = time.time()
     from kitti import KittiRoot
 
@@ -106,7 +119,7 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     ``built``: (specs, name -> Artifact) of the run that just made them (else planned here)."""
     if built is None:
         cache = ArtifactCache(workdir)
-        specs = build_chain(cfg)
+        specs = build_chain(cfg, workdir)
         planned = plan(specs, cache)
         missing = [p.spec.name for p in planned if not p.cached]
         if missing:
@@ -116,6 +129,10 @@ def write_reports(cfg: RunConfig, workdir: Path, *, report_dir: Path | None = No
     else:
         specs, arts = built
     out = Path(report_dir) if report_dir else Path(workdir) / "report"
+    from pipeline.cache import workdir_writable
+
+    if not workdir_writable(out):
+        raise CacheError(f"report folder {out} is not writable (give --report a folder elsewhere)")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.seeds > 1:
         return _write_seed_reports(cfg, specs, arts, out, run_summary)

@@ -464,24 +464,37 @@ def _frames(root: KittiRoot, cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
     return train, val, depth_train, depth_val
 
 
-def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], ...]:
-    """Fail before any work, with one line naming what is missing where. Depth ground truth is
-    needed only where it is read: depth training and Table 2 (their splits) and the oracle (every
-    frame); velodyne only for the LiDAR row."""
-    root = KittiRoot(cfg.data_root)
+def data_reads(cfg: RunConfig, frames: tuple[tuple[str, ...], ...]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(frames, kinds) of every raw file the chain of ``cfg`` reads. Depth ground truth is read
+    only where it is used: depth training and Table 2 (their splits) and the oracle (every frame);
+    velodyne only for the LiDAR row."""
+    train, val, depth_train, depth_val = frames
+    reads = [(train + val, ("image_2", "calib", "label_2") + (("velodyne",) if "lidar" in cfg.clouds else ()))]
+    if "oracle" in cfg.clouds:
+        reads.append((train + val, ("depth_2",)))
+    if any(c in DEPTH_VARIANTS for c in cfg.clouds):
+        reads.append((depth_train, ("depth_2", "label_2", "image_2", "calib")))
+    if any(c != "lidar" for c in cfg.clouds):
+        reads.append((depth_val, ("depth_2", "label_2")))
+    return reads
+
+
+def check_data(cfg: RunConfig, root: KittiRoot | None = None, workdir: Path | None = None) -> tuple[tuple[str, ...], ...]:
+    """Fail before any work with one report of every problem in the data the chain reads
+    (``pipeline.validate``: split files, missing files, every label and calib line, image and
+    depth PNG headers, velodyne sizes, a ``--boxes2d`` file or folder). With ``workdir``, a clean
+    result is remembered there by the data's fingerprint."""
+    from pipeline.validate import validate
+
+    root = KittiRoot(cfg.data_root) if root is None else root
     if not root.root.is_dir():
         raise KittiFormatError(root.root, None, "data root does not exist")
     train, val, depth_train, depth_val = frames = _frames(root, cfg)
-    root.check(train + val, ("image_2", "calib", "label_2") + (("velodyne",) if "lidar" in cfg.clouds else ()))
-    if "oracle" in cfg.clouds:
-        root.check(train + val, ("depth_2",))
-    if any(c in DEPTH_VARIANTS for c in cfg.clouds):
-        root.check(depth_train, ("depth_2", "label_2", "image_2", "calib"))
-    if any(c != "lidar" for c in cfg.clouds):
-        root.check(depth_val, ("depth_2", "label_2"))
     overlap = set(train) & set(val)
     if overlap:
         raise KittiFormatError(root.root, None, f"train and val splits share {len(overlap)} frames")
+    boxes2d = None if cfg.boxes2d == BOXES2D_DETECTOR else cfg.boxes2d
+    validate(root, data_reads(cfg, frames), workdir=workdir, boxes2d=boxes2d, boxes2d_frames=val)
     return frames
 
 
@@ -513,11 +526,12 @@ def _check_config(cfg: RunConfig) -> None:
             raise ValueError(f"--seeds {cfg.seeds} sets the seeds 0..{cfg.seeds - 1} itself; drop --set {', '.join(fixed)}")
 
 
-def build_chain(cfg: RunConfig) -> list[StageSpec]:
-    """The stage specs of ``cfg`` in topological order, each with its complete key inputs."""
+def build_chain(cfg: RunConfig, workdir: Path | None = None) -> list[StageSpec]:
+    """The stage specs of ``cfg`` in topological order, each with its complete key inputs; the
+    data is validated first (:func:`check_data`; remembered in ``workdir`` when given)."""
     _check_config(cfg)
     root = KittiRoot(cfg.data_root, memo={})  # each raw file stat'ed / read once per plan
-    train, val, depth_train, depth_val = check_data(cfg)
+    train, val, depth_train, depth_val = check_data(cfg, root, workdir)
     ctx = Ctx(cfg, root, train, val, tuple(sorted(set(train) | set(val))), root.image_hw(val[0]),
               depth_train, depth_val)
     refs: dict[str, str] = {}

@@ -20,6 +20,7 @@ import numpy as np
 from kitti import (Calibration, KittiFormatError, KittiRoot, check_depth_map, read_depth,
                    write_velodyne)
 from kitti.layout import image_size_hw
+from kitti.progress import tqdm_disable
 from pseudolidar.backproject import depth_to_points_velo
 from pseudolidar.settings import PseudoLidarSettings
 
@@ -125,7 +126,7 @@ def _execute(jobs: list[_Job], settings: PseudoLidarSettings, out_dir: Path, wor
         bar.update(len(results))
 
     def new_bar():
-        return tqdm(total=len(jobs), desc="pseudo-LiDAR", unit="frame", disable=not progress)
+        return tqdm(total=len(jobs), desc="pseudo-LiDAR", unit="frame", disable=tqdm_disable(progress))
 
     if workers <= 1 or len(jobs) <= 1:
         with new_bar() as bar:

@@ -30,6 +30,7 @@ from kitti.depth_io import encode_depth_png
 from kitti.errors import MissingDependencyError
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.labels import format_label_lines
+from kitti.progress import tqdm_disable
 from synth.settings import KITTI_IMAGE_HW, SynthSettings
 
 #: Depth histogram bins of the summary (metres), as in the paper's Fig. 2 (0 … 80 m).
@@ -242,7 +243,7 @@ def render_dataset(out_root: Path, settings: SynthSettings, *, workers: int = 2,
         (out_root / "training" / kind).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     stats: list[dict] = []
-    bar = tqdm(total=len(jobs), desc="synth", unit="frame", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="synth", unit="frame", disable=tqdm_disable(progress))
     if workers <= 1:
         for job in jobs:
             stats.append(_write_frame(out_root, settings, job))

@@ -32,6 +32,7 @@ from kitti.errors import KittiFormatError
 from kitti.fileio import atomic_write_bytes
 from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
+from kitti.progress import tqdm_disable
 from detection.avod import CODE_VERSION
 from detection.avod.data import FrameInputs, load_frame, planes_dir_for
 from detection.avod.encoding import anchors_to_bev_xyxy, anchors_to_boxes, box_4c_to_boxes, boxes_to_4c, boxes_to_anchors
@@ -143,7 +144,7 @@ def infer_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], mode
     out_dir.mkdir(parents=True, exist_ok=True)
     t0, cpu0 = time.time(), time.process_time()
     n_boxes = n_empty = n_anchors = 0
-    for frame in tqdm(frame_ids, desc="avod infer", disable=not progress, unit="frame"):
+    for frame in tqdm(frame_ids, desc="avod infer", disable=tqdm_disable(progress), unit="frame"):
         inputs = load_frame(root, Path(points_dir), frame, trained, sizes, planes_dir=planes_dir, with_labels=False)
         if planes_out is not None:
             write_plane_file(Path(planes_out) / f"{frame}.txt", inputs.plane)

@@ -34,6 +34,7 @@ from kitti.errors import KittiFormatError
 from kitti.fileio import atomic_write_bytes
 from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
+from kitti.progress import tqdm_disable
 from kitti.velodyne import read_velodyne
 from detection.runtime import select_device
 from detection.frustum_pointnet import CODE_VERSION
@@ -205,7 +206,7 @@ def _run(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: 
     out_dir.mkdir(parents=True, exist_ok=True)
     t0, cpu0 = time.time(), time.process_time()
     n_det = n_boxes = n_empty = n_few = n_small = 0
-    for frame in tqdm(frame_ids, desc="detect infer", disable=not progress, unit="frame"):
+    for frame in tqdm(frame_ids, desc="detect infer", disable=tqdm_disable(progress), unit="frame"):
         dets = source(frame)
         n_det += len(dets)
         kept_dets = [d for d in dets if d.height_px >= settings.min_box_height_px]

@@ -27,6 +27,15 @@ def check_same_dataset(art, root, what: str) -> None:
                                f"({art.manifest.get('data_root')}), not from {root.root}")
 
 
+def not_found(ref: str, workdir: Path, option: str):
+    """The one-line error for an option's value that is neither a file or folder nor an artifact
+    of the cache (raise it: ``raise not_found(...) from None``)."""
+    from kitti import KittiFormatError
+
+    return KittiFormatError(ref, None, f"{option}: no such file or folder, and no artifact of {workdir} "
+                                       "matches it (stage/key or a key prefix)")
+
+
 def echo_artifact(art, describe) -> None:
     """One summary line for a stage command: ``PATH cached`` on a hit, else ``PATH <describe(summary)>``."""
     if art.cached:

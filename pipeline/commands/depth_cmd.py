@@ -15,8 +15,9 @@ import click
 
 from pipeline import keys
 from pipeline.resume import resumable
-from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
+from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, not_found, workdir_option
 from pipeline.sharding import shard_option
+from pipeline.validate import validate
 
 _VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
@@ -39,8 +40,8 @@ def _artifact_folder(ref: str, workdir: Path, *, option: str) -> tuple[Path, str
         return p, f"dir:{p.resolve()}"
     try:
         art = ArtifactCache(workdir).resolve(ref)
-    except CacheError as e:
-        raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint=option) from None
+    except CacheError:
+        raise not_found(ref, workdir, option) from None
     return art.path, art.ref
 
 
@@ -92,6 +93,7 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
         raise click.BadParameter(str(e)) from None
     root = KittiRoot(data_root)
     ids = root.split(split)
+    validate(root, [(ids, ("image_2", "calib", "label_2", "depth_2"))], workdir=workdir)
     key = keys.depth_train(root, ids, settings)
 
     def produce(tmp: Path):
@@ -138,6 +140,8 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
     _threads(threads)
     root = KittiRoot(data_root)
     ids = root.split(split)
+    reads = ("image_2", "depth_2") if from_gt else ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
+    validate(root, [(ids, reads)], workdir=workdir)
     cache = ArtifactCache(workdir)
     if from_gt:
         key = keys.depth_gt(root, ids)
@@ -194,6 +198,7 @@ def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_p
 
     root = KittiRoot(data_root)
     ids = root.split(split)
+    validate(root, [(ids, ("label_2", "depth_2"))], workdir=workdir)
     rows = {}
     for item in depth_refs:
         name, sep, ref = item.partition("=")
@@ -258,5 +263,5 @@ def kod_build_command(kitti_root: Path, out_root: Path, depth_root: Path | None,
         raise click.UsageError("give exactly one of --depth-root and --from-velodyne")
     summary = build_kod(kitti_root, out_root, depth_root=depth_root, mapping_dir=mapping_dir,
                         from_velodyne=from_velodyne,
-                        progress=lambda ids: tqdm(ids, desc="kod", disable=quiet, dynamic_ncols=True))
+                        progress=lambda ids: tqdm(ids, desc="kod", disable=True if quiet else None, dynamic_ncols=True))
     click.echo(summary.line())

@@ -17,6 +17,7 @@ from kitti.layout import KittiRoot
 from pipeline import keys
 from pipeline.resume import resumable
 from pipeline.cache import ArtifactCache
+from pipeline.validate import validate
 from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, workdir_option
 
 
@@ -107,6 +108,7 @@ def train_command(workdir: Path, data_root: Path, split: str, preset_name: str, 
     settings = detect2d_settings(preset_name, device=device, num_threads=num_threads, **overrides)
     root = KittiRoot(data_root)
     frame_ids = root.split(split)
+    validate(root, [(frame_ids, ("image_2", "label_2", "calib"))], workdir=workdir)
     try:
         art = train_artifact(ArtifactCache(workdir), root, frame_ids, settings, progress=not quiet,
                              resume=resume)
@@ -139,6 +141,7 @@ def infer_command(workdir: Path, data_root: Path, device: str | None, num_thread
     cache = ArtifactCache(workdir)
     root = KittiRoot(data_root)
     frame_ids = root.split(split)
+    validate(root, [(frame_ids, ("image_2", "calib") + (("label_2",) if evaluate and root.has("label_2") else ()))], workdir=workdir)
     model_art = cache.resolve(model_ref)
     if not (model_art.path / "model.pt").is_file():
         raise click.BadParameter(f"{model_art.path}: not a detect2d-train artifact (no model.pt)",

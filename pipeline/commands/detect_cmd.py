@@ -25,12 +25,15 @@ from pipeline.cache import ArtifactCache
 from pipeline.commands.cache_cmd import check_same_dataset, workdir_option
 from pipeline.detectors import DETECTORS, Detector, get as get_detector, names_help, titles
 from pipeline.sharding import shard_option
+from pipeline.validate import validate
 
 
 def _resolve_points(cache: ArtifactCache, points: str, frame_ids: tuple[str, ...],
                     root: KittiRoot) -> tuple[Path, str]:
     """(folder of NNNNNN.bin, input id) from a cache ref or a plain folder."""
     p = Path(points)
+    if points == "lidar":  # the root's own scans, as in `foresee show` and the chain's lidar row
+        p = root.folder("velodyne")
     if p.is_dir() and not (p / "manifest.json").is_file():
         folder = p / "velodyne" if (p / "velodyne").is_dir() else p
         return folder, keys.folder_id("points-folder", folder, frame_ids, ".bin")
@@ -110,7 +113,8 @@ def _common(command: str):
                          default="cpu-small", show_default=True, help="Settings preset.")(f)
         f = click.option("--split", default=None, help="Split name (ImageSets/<name>.txt) or file.")(f)
         f = click.option("--points", required=True,
-                         help="Clouds: a cache ref (stage/key with velodyne/) or a folder of NNNNNN.bin.")(f)
+                         help="Clouds: a cache ref (stage/key with velodyne/), a folder of NNNNNN.bin, or lidar "
+                              "(the root's own velodyne scans).")(f)
         f = click.option("--data", "data_root", required=True, type=click.Path(path_type=Path, exists=True),
                          help="KITTI-format root (calib, label_2, image_2).")(f)
         return workdir_option(f)
@@ -142,6 +146,7 @@ def detect_train(workdir: Path, data_root: Path, points: str, split: str | None,
     frame_ids = root.split(split or "train")
     cache = ArtifactCache(workdir)
     points_dir, points_ref = _resolve_points(cache, points, frame_ids, root)
+    validate(root, [(frame_ids, ("calib", "label_2", "image_2"))], workdir=workdir, clouds=(points_dir, frame_ids))
     key = keys.detect_train(root, frame_ids, settings, points_ref, detector=det.name)
 
     def produce(tmp: Path) -> dict:
@@ -180,7 +185,7 @@ def detect_infer(workdir: Path, data_root: Path, points: str, split: str | None,
     settings = _settings(det, "infer", preset_name, given)
     boxes2d, boxes_id = _boxes2d_for(det, boxes2d)
     cache = ArtifactCache(workdir)
-    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
+    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split, boxes2d)
     model_path, model_id = _resolve_model(cache, model_ref, det.model_file)
     key = keys.detect_infer(root, frame_ids, settings, points_id, model_id, boxes_id, detector=det.name)
     art, status = key.build_sharded(
@@ -205,7 +210,7 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
     settings = _settings(det, "baseline", preset_name, given)
     boxes2d, boxes_id = _boxes2d_for(det, boxes2d)
     cache = ArtifactCache(workdir)
-    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split)
+    root, frame_ids, points_dir, points_id = _results_inputs(cache, data_root, points, split, boxes2d)
     key = keys.detect_baseline(root, frame_ids, settings, points_id, boxes_id, detector=det.name)
     art, status = key.build_sharded(
         cache, frame_ids=frame_ids, shard=shard,
@@ -215,11 +220,15 @@ def detect_baseline(workdir: Path, data_root: Path, points: str, split: str | No
 
 
 def _results_inputs(cache: ArtifactCache, data_root: Path, points: str,
-                    split: str | None) -> tuple[KittiRoot, tuple[str, ...], Path, str]:
-    """The root, the frames of the split (default val), the clouds' folder and its input id."""
+                    split: str | None, boxes2d: str | None) -> tuple[KittiRoot, tuple[str, ...], Path, str]:
+    """The root, the frames of the split (default val), the clouds' folder and its input id;
+    everything they and the 2D boxes read is validated."""
     root = KittiRoot(data_root)
     frame_ids = root.split(split or "val")
     points_dir, points_id = _resolve_points(cache, points, frame_ids, root)
+    derived = ("label_2",) if str(boxes2d) in keys.BOXES2D_DERIVED else ()
+    validate(root, [(frame_ids, ("calib", "image_2") + derived)], workdir=cache.workdir,
+             clouds=(points_dir, frame_ids), boxes2d=boxes2d, boxes2d_frames=frame_ids)
     return root, frame_ids, points_dir, points_id
 
 

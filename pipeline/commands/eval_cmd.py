@@ -49,6 +49,10 @@ def eval_command(gt_path: Path, split: str | None, det_dir: Path, classes: str, 
     root = KittiRoot(gt_path)
     label_dir = root.folder("label_2") if root.has("label_2") else gt_path
     frame_ids = root.split(split) if split is not None else None
+    if frame_ids is not None and root.has("label_2"):
+        from pipeline.validate import validate
+
+        validate(root, [(frame_ids, ("label_2",))])
     result = evaluate_folders(label_dir, det_dir, frame_ids, missing_as_empty=missing_as_empty,
                               classes=settings.classes, metrics=settings.metrics,
                               recall_points=settings.recall_points, thresholds=settings.iou)
@@ -58,9 +62,20 @@ def eval_command(gt_path: Path, split: str | None, det_dir: Path, classes: str, 
         atomic_write_text(csv_out, result.to_dataframe().to_csv(index=False))
     if not quiet:
         click.echo(format_table(result.ap, settings.iou, result.n_frames))
-    car = result.ap.get("Car", {})
-    headline = ", ".join(f"Car {m} R40 mod {car[m]['R40'][1]:.2f}" for m in ("bev", "3d")
-                         if m in car and "R40" in car[m])
     written = " ".join(str(p) for p in (json_out, csv_out) if p is not None)
+    headline = _headline(result.ap)
     click.echo(f"evaluated {result.n_frames} frames{': ' + headline if headline else ''}"
                f"{' -> ' + written if written else ''}")
+    for note in result.sampling_notes():  # why perfect detections may score below 100
+        click.echo(note, err=True)
+
+
+def _headline(ap) -> str:
+    """The summary line's AP: R40 moderate of BEV and 3D (2D and AOS when there is no 3D box) of
+    Car, else of the first class evaluated."""
+    cname = "Car" if "Car" in ap else next(iter(ap), None)
+    if cname is None:
+        return ""
+    metrics = ap[cname]
+    shown = [m for m in ("bev", "3d") if m in metrics] or [m for m in ("2d", "aos") if m in metrics]
+    return ", ".join(f"{cname} {m} R40 mod {metrics[m]['R40'][1]:.2f}" for m in shown if "R40" in metrics[m])

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from pipeline import keys
-from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_sharded, workdir_option
+from pipeline.commands.cache_cmd import check_same_dataset, dataset_fields, echo_sharded, not_found, workdir_option
 from pipeline.sharding import shard_option
+from pipeline.validate import validate
 
 _PRESETS = ("paper", "cpu-small")
 
@@ -27,8 +28,8 @@ def _depth_source(ref: str, cache, frame_ids, root) -> tuple[Path, str, str]:
         return folder, f"depth-dir:{depth_folder_fingerprint(folder, frame_ids)}", ""
     try:
         art = cache.resolve(ref)
-    except CacheError as e:
-        raise click.BadParameter(f"{e} (and {ref!r} is not a folder)", param_hint="--depth") from None
+    except CacheError:
+        raise not_found(ref, cache.workdir, "--depth") from None
     check_same_dataset(art, root, "depth artifact")
     folder = art.path / "depth" if (art.path / "depth").is_dir() else art.path
     settings = art.manifest.get("settings")
@@ -87,6 +88,7 @@ def pseudolidar_command(data_root: Path, depth_ref: str | None, from_gt_depth: b
         raise click.BadParameter(str(e)) from None
     root = KittiRoot(data_root)
     frame_ids = root.split(split)
+    validate(root, [(frame_ids, ("calib", "image_2") + (("depth_2",) if from_gt_depth else ()))], workdir=workdir)
     cache = ArtifactCache(workdir)
     if from_gt_depth:
         role, source = "oracle", "gt-depth"

@@ -73,7 +73,7 @@ def _parse_overrides(items) -> dict:
 
 
 def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides=(),
-            depth_train_split=None, depth_val_split=None, seeds=1):
+            depth_train_split=None, depth_val_split=None, seeds=1, workdir=None):
     from pipeline.stages import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
@@ -87,7 +87,7 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     from pipeline.stages import build_chain
 
     try:
-        specs = build_chain(cfg)  # settings and data are checked here, before any work
+        specs = build_chain(cfg, workdir)  # settings and data are checked here, before any work
     except KittiFormatError:
         raise
     except ValueError as e:
@@ -102,8 +102,11 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
               help="Render the embedded benchmark into --data first when it does not exist.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Report folder (default WORKDIR/report).")
+@click.option("--no-wait", is_flag=True,
+              help="When another run on this workdir is building a stage this run needs, stop (exit 2) "
+                   "instead of waiting for it and taking its artifact from the cache.")
 def run_command(workdir, data_root, train_split, val_split, depth_train_split, depth_val_split, preset, detector,
-                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir):
+                boxes2d, clouds, seeds, overrides, dry_run, synth_if_missing, report_dir, no_wait):
     """Run (or reuse) every stage: depth -> pseudo-LiDAR -> detection -> evaluation -> report."""
     from pipeline.run import run_chain
 
@@ -112,8 +115,8 @@ def run_command(workdir, data_root, train_split, val_split, depth_train_split, d
 
         synth_default(Path(data_root), preset)
     cfg, specs = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                         depth_train_split, depth_val_split, seeds)
-    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs)
+                         depth_train_split, depth_val_split, seeds, workdir=Path(workdir))
+    run_chain(cfg, Path(workdir), dry_run=dry_run, report_dir=report_dir, specs=specs, wait=not no_wait)
 
 
 @click.command("table4")
@@ -126,5 +129,5 @@ def table4_command(workdir, data_root, train_split, val_split, depth_train_split
     from pipeline.run import write_reports
 
     cfg, _ = _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds, overrides,
-                     depth_train_split, depth_val_split, seeds)
+                     depth_train_split, depth_val_split, seeds, workdir=Path(workdir))
     write_reports(cfg, Path(workdir), report_dir=report_dir)

@@ -57,7 +57,7 @@ def test_eval_command_writes_json_equal_to_devkit(tmp_path):
     res = CliRunner().invoke(eval_command, ["--gt", str(TINY / "gt" / "label_2"), "--det",
                                             str(TINY / "det"), "--json", str(out), "--csv", str(csv)])
     assert res.exit_code == 0, res.output
-    assert "Car (IoU" in res.output and res.output.strip().splitlines()[-1].startswith("evaluated 5 frames")
+    assert "Car (IoU" in res.output and res.stdout.strip().splitlines()[-1].startswith("evaluated 5 frames")
     got, expected = json.loads(out.read_text()), json.loads((TINY / "expected.json").read_text())
     for c in expected:
         for m in expected[c]:
@@ -76,7 +76,7 @@ def test_eval_command_kitti_root_split_and_options(tmp_path):
                                             str(TINY / "det"), "--classes", "Car", "--metrics",
                                             "bev,3d", "--loose", "--quiet"])
     assert res.exit_code == 0, res.output
-    assert res.output.startswith("evaluated 2 frames: Car bev R40 mod")
+    assert res.stdout.startswith("evaluated 2 frames: Car bev R40 mod")
 
 
 def test_eval_command_missing_result_file_fails_unless_missing_as_empty(tmp_path):

@@ -21,19 +21,27 @@ from pipeline.cache import ArtifactCache
 REPO = Path(__file__).resolve().parents[2]
 
 #: A 4-stage chain of deterministic, slow-ish stages (each writes 25 files, 5 ms apart), run by
-#: pipeline.executor.execute in a subprocess; argv: workdir.
+#: pipeline.executor.execute in a subprocess; argv: workdir [build log [--no-wait [seconds per file]]].
+#: Each build appends "<stage> <pid>" to the build log; --no-wait: exit 2 on a busy artifact.
 _CHAIN = textwrap.dedent("""
-    import hashlib, sys, time
+    import hashlib, os, sys, time
     from pathlib import Path
-    from pipeline.cache import ArtifactCache
+    from pipeline.cache import ArtifactCache, CacheError
     from pipeline.executor import StageSpec, execute
+
+    build_log = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    wait = not (len(sys.argv) > 3 and sys.argv[3] == "--no-wait")
+    pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.005
 
     def make(name):
         def produce(out, deps):
+            if build_log is not None:
+                with open(build_log, "a") as f:
+                    f.write(f"{name} {os.getpid()}\\n")
             seed = name + "".join(sorted((d.path / "000.txt").read_text() for d in deps.values()))
             for i in range(25):
                 (out / f"{i:03d}.txt").write_text(hashlib.sha256(f"{seed}{i}".encode()).hexdigest())
-                time.sleep(0.005)
+                time.sleep(pause)
             return {"files": 25}
         return produce
 
@@ -43,7 +51,12 @@ _CHAIN = textwrap.dedent("""
         StageSpec("det", "detect", "1", {}, ("pl",), (), make("det")),
         StageSpec("eval", "eval", "1", {}, ("det",), ("data:lbl",), make("eval")),
     ]
-    execute(specs, ArtifactCache(sys.argv[1]), log=lambda s: print(s, flush=True))
+    log = lambda s: print(s, flush=True)
+    try:
+        execute(specs, ArtifactCache(sys.argv[1], wait=wait, log=log), log=log)
+    except CacheError as e:
+        print(f"error: {e}", flush=True)
+        sys.exit(2)
 """)
 
 
@@ -209,3 +222,64 @@ def test_real_chain_killed_at_random_points_equals_uninterrupted(tmp_path):
         run(work, kill_after=rng.uniform(0.1, 1.0) * full)
     assert run(work) == 0
     assert results(work) == expected
+
+
+# ---------------------------------------------------------------- two runs on one workdir (locks)
+def _start_chain(work: Path, build_log: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-c", _CHAIN, str(work), str(build_log), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_a_build(work: Path, timeout: float = 60) -> None:
+    """Until some artifact is being written under ``work`` (a ``.tmp-`` folder with a file)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if work.is_dir() and any(p.is_dir() and ".tmp-" in p.name and any(p.iterdir())
+                                 for stage in work.iterdir() if stage.is_dir() for p in stage.iterdir()):
+            return
+        time.sleep(0.005)
+    raise AssertionError("no build started")
+
+
+def test_two_runs_on_one_workdir_build_every_artifact_once(tmp_path):
+    work, builds = tmp_path / "work", tmp_path / "builds.log"
+    first = _start_chain(work, builds, "--wait", "0.03")  # ~0.75 s per stage
+    _wait_for_a_build(work)
+    second = _start_chain(work, builds, "--wait", "0.03")
+    out1, _ = first.communicate(timeout=120)
+    out2, _ = second.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, (out1, out2)
+    built = [line.split()[0] for line in builds.read_text().splitlines()]
+    assert sorted(built) == ["depth", "det", "eval", "pl"]  # each once, by one run or the other
+    waited = [line for line in (out1 + out2).splitlines() if "waiting for it" in line]
+    assert waited and all("is being built by pid " in line for line in waited), out2
+    assert "cached" in out2
+    expected = tmp_path / "ref"
+    assert _run_chain(expected) == 0
+    assert _final_files(work) == _final_files(expected)
+
+
+def test_no_wait_stops_with_exit_2_while_another_run_builds(tmp_path):
+    work, builds = tmp_path / "work", tmp_path / "builds.log"
+    first = _start_chain(work, builds, "--wait", "0.03")
+    _wait_for_a_build(work)
+    second = _start_chain(work, builds, "--no-wait")
+    out2, _ = second.communicate(timeout=120)
+    first.communicate(timeout=120)
+    assert second.returncode == 2, out2
+    assert f"is being built by pid {first.pid} on this workdir; not waiting (--no-wait)" in out2
+    assert [line.split()[1] for line in builds.read_text().splitlines()] == [str(first.pid)] * 4
+
+
+def test_a_holder_killed_by_sigkill_does_not_block_the_next_run(tmp_path):
+    work, builds = tmp_path / "work", tmp_path / "builds.log"
+    holder = _start_chain(work, builds, "--wait", "0.5")  # 12 s per stage: killed inside the first
+    _wait_for_a_build(work)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    assert list((work / ".locks").iterdir())  # its lock file stays; the kernel dropped the lock
+    nxt = _start_chain(work, builds, "--no-wait")
+    out, _ = nxt.communicate(timeout=120)
+    assert nxt.returncode == 0, out
+    assert [line.split()[0] for line in builds.read_text().splitlines()] == ["depth", "depth", "pl", "det", "eval"]

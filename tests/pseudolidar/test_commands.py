@@ -59,10 +59,14 @@ def test_pseudolidar_command_needs_exactly_one_source(gt_root, tmp_path, extra):
     assert res.exit_code == 2 and "exactly one of --depth" in res.output
 
 
-def test_pseudolidar_command_unknown_ref_is_a_bad_parameter(gt_root, tmp_path):
+def test_pseudolidar_command_unknown_ref_is_one_line_naming_it(gt_root, tmp_path):
+    from kitti import KittiFormatError
+
     res = CliRunner().invoke(pseudolidar_command, ["--data", str(gt_root), "--depth", "depth-infer/zzz",
                                                    "--workdir", str(tmp_path)])
-    assert res.exit_code == 2 and "no artifact match" in res.output
+    assert isinstance(res.exception, KittiFormatError)  # `foresee` prints it as one line, exit 2
+    assert str(res.exception) == (f"depth-infer/zzz: --depth: no such file or folder, and no artifact of "
+                                  f"{tmp_path} matches it (stage/key or a key prefix)")
 
 
 def test_show_command_writes_bev_front_and_ply(gt_root, tmp_path):

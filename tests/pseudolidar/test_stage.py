@@ -129,8 +129,17 @@ def test_depth_folder_fingerprint_changes_with_content(depth_dir, sample_ids, tm
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_run_pseudolidar_progress_bar_on_stderr(gt_root, depth_dir, sample_ids, tmp_path, capsys, workers):
+@pytest.mark.parametrize("terminal", [True, False])
+def test_run_pseudolidar_progress_bar_on_stderr(gt_root, depth_dir, sample_ids, tmp_path, capsys, monkeypatch,
+                                                workers, terminal):
+    """A bar on a terminal; none when stderr is a file or a pipe (a log gets no \\r updates)."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
     run_pseudolidar(depth_dir, gt_root, sample_ids[:3], tmp_path / "out", PseudoLidarSettings(stride_px=4),
                     workers=workers, progress=True)
     err = capsys.readouterr().err
-    assert "pseudo-LiDAR" in err and "3/3" in err
+    if terminal:
+        assert "pseudo-LiDAR" in err and "3/3" in err
+    else:
+        assert err == ""
