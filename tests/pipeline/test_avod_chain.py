@@ -92,6 +92,16 @@ def _check_table4_rows(md: str, csv_text: str, evals: dict) -> None:
                 assert f"| {labels[det]}, {CLOUD_LABELS[cloud]} | {recall} | {cells} |" in md
 
 
+_ZERO_CLASS = {m: {r: [0.0, 0.0, 0.0] for r in ("R11", "R40")} for m in ("2d", "bev", "3d", "aos")}
+
+
+def _with_zero_classes(evals: dict) -> dict:
+    """What the report's JSON holds: every evaluated class of every (detector, cloud), a class
+    nothing was detected as with AP 0 in every metric (the devkit leaves it out)."""
+    return {det: {cloud: {c: ev.get(c, _ZERO_CLASS) for c in ("Car", "Pedestrian", "Cyclist")}
+                  for cloud, ev in by_cloud.items()} for det, by_cloud in evals.items()}
+
+
 def test_table4_rows_hold_each_detectors_r11_and_r40_values(tmp_path):
     """Two detectors, two clouds, R11 and R40 and every difficulty distinct: each cell of
     table4.md / table4.csv (and the loose ones) is its own value (none read from another recall)."""
@@ -104,8 +114,8 @@ def test_table4_rows_hold_each_detectors_r11_and_r40_values(tmp_path):
     md = write_table4(evals, tmp_path, title="t", evals_loose=loose)
     _check_table4_rows(md, (tmp_path / "table4.csv").read_text(), evals)
     _check_table4_rows((tmp_path / "table4_iou05.md").read_text(), (tmp_path / "table4_iou05.csv").read_text(), loose)
-    assert json.loads((tmp_path / "evals.json").read_text()) == evals
-    assert json.loads((tmp_path / "evals_iou05.json").read_text()) == loose
+    assert json.loads((tmp_path / "evals.json").read_text()) == _with_zero_classes(evals)
+    assert json.loads((tmp_path / "evals_iou05.json").read_text()) == _with_zero_classes(loose)
 
 
 @pytest.mark.parametrize("detector", ["fpointnet,avod", "avod"])
@@ -134,8 +144,8 @@ def test_run_report_files_hold_every_detectors_evaluations(root, tmp_path, monke
     assert list(want) == detector.split(",")
     out = tmp_path / "report"
     report = _write_one(cfg, specs, arts, out, None)
-    assert json.loads((out / "evals.json").read_text()) == want
-    assert json.loads((out / "evals_iou05.json").read_text()) == want_loose
+    assert json.loads((out / "evals.json").read_text()) == _with_zero_classes(want)
+    assert json.loads((out / "evals_iou05.json").read_text()) == _with_zero_classes(want_loose)
     _check_table4_rows(report, (out / "table4.csv").read_text(), want)
     _check_table4_rows((out / "table4_iou05.md").read_text(), (out / "table4_iou05.csv").read_text(), want_loose)
     assert "AVOD uses no 2D boxes" in report
