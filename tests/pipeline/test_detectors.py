@@ -82,7 +82,9 @@ def test_a_third_detector_is_one_registry_entry(root, tmp_path, monkeypatch):
     ev = {"lidar": {"Car": {m: {"R11": [1.0, 2.0, 3.0], "R40": [4.0, 5.0, 6.0]} for m in ("bev", "3d")}}}
     md = write_table4({"toy": ev}, tmp_path, title="t")
     assert "| TOY, LiDAR (ours) | R40 | 4.0 / 4.0 | 5.0 / 5.0 | 6.0 / 6.0 |" in md
-    assert json.loads((tmp_path / "evals.json").read_text()) == {"toy": ev}
+    zeros = {m: {r: [0.0, 0.0, 0.0] for r in ("R11", "R40")} for m in ("2d", "bev", "3d", "aos")}
+    want = {cloud: {c: by_class.get(c, zeros) for c in ("Car", "Pedestrian", "Cyclist")} for cloud, by_class in ev.items()}
+    assert json.loads((tmp_path / "evals.json").read_text()) == {"toy": want}
 
 
 def test_keys_take_the_code_version_from_the_registry(root, monkeypatch):

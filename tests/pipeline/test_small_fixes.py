@@ -55,8 +55,8 @@ def test_evals_json_holds_zeros_for_a_cloud_without_detections(tmp_path):
 
     car = {"bev": {"R11": [50.0, 40.0, 30.0], "R40": [51.0, 41.0, 31.0]},
            "3d": {"R11": [20.0, 10.0, 5.0], "R40": [21.0, 11.0, 6.0]}}
-    write_table4({"lidar": {"Car": car}, "foresee": {}}, tmp_path, title="t")
-    evals = json.loads((tmp_path / "evals.json").read_text())
+    write_table4({"fpointnet": {"lidar": {"Car": car}, "foresee": {}}}, tmp_path, title="t")
+    evals = json.loads((tmp_path / "evals.json").read_text())["fpointnet"]
     zeros = {m: {r: [0.0, 0.0, 0.0] for r in ("R11", "R40")} for m in ("2d", "bev", "3d", "aos")}
     assert evals["lidar"] == {"Car": car, "Pedestrian": zeros, "Cyclist": zeros}  # Car untouched
     assert evals["foresee"] == {c: zeros for c in ("Car", "Pedestrian", "Cyclist")}
