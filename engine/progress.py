@@ -6,13 +6,15 @@ from engine.loop import Hook, TrainerBase
 
 
 class ProgressHook(Hook):
-    """A tqdm bar of ``total`` steps starting at ``initial`` (disabled unless ``enabled``); shows
+    """A tqdm bar of ``total`` steps starting at ``initial`` (drawn when ``enabled`` and the output is a terminal); shows
     the row's ``loss_key`` and ``lr``."""
 
     def __init__(self, total: int, initial: int, enabled: bool, desc: str = "train", loss_key: str = "total"):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not enabled,
+        from kitti.progress import tqdm_disable
+
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=tqdm_disable(enabled),
                         dynamic_ncols=True)
         self.loss_key = loss_key
 

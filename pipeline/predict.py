@@ -75,6 +75,8 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
     """
     from tqdm import tqdm
 
+    from kitti.progress import tqdm_disable
+
     from depth.infer import infer_depth
     from detect2d.infer import infer_detector
     from pseudolidar.stage import run_pseudolidar
@@ -107,7 +109,7 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
 
     t_all, c_all = time.perf_counter(), time.process_time()
     try:
-        with tqdm(total=len(frames), desc="predict", unit="frame", disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(total=len(frames), desc="predict", unit="frame", disable=tqdm_disable(progress), dynamic_ncols=True) as bar:
             for i in range(0, len(frames), chunk):
                 part = frames[i:i + chunk]
                 timed("depth", infer_depth, data_root, part, files.depth_checkpoint, depth_dir, merge="max",

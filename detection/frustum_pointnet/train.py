@@ -43,6 +43,7 @@ from kitti.dist import DistContext, close_distributed, init_distributed, split_b
 from kitti.errors import KittiFormatError
 from kitti.fileio import atomic_write_text
 from kitti.layout import KittiRoot
+from kitti.progress import tqdm_disable
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.frustum import (ObjectFrustum, in_box2d_mask, object_frustums,
                                                 training_sample)
@@ -74,7 +75,7 @@ def collect_frustums(root: KittiRoot, points_dir: Path, frame_ids: Sequence[str]
                      progress: bool = True, desc: str = "frustums") -> list[ObjectFrustum]:
     """Stream the frames and keep each labelled object's frustum region (see the module doc)."""
     out: list[ObjectFrustum] = []
-    for frame in tqdm(frame_ids, desc=desc, disable=not progress, unit="frame"):
+    for frame in tqdm(frame_ids, desc=desc, disable=tqdm_disable(progress), unit="frame"):
         calib = root.calib(frame)
         cloud = read_frame_cloud(root, points_dir, frame, calib, settings)
         out.extend(object_frustums(frame, cloud, calib, root.labels(frame), settings, rng))
