@@ -11,7 +11,7 @@ Predicted depths ≤ 0 are clamped to 1 mm.
 Per-object depth error (:func:`object_depth_errors`, not in the paper): for each labelled object of
 those classes, its pixels are the pixels inside its 2D box whose ground-truth depth, back-projected
 through P2 (pixel centre = integer column, row), lands inside its 3D box (see
-:func:`object_pixel_mask`); the object's error is ``median(pred) − median(gt)`` over those pixels,
+:func:`depth.data.object_pixel_mask`); the object's error is ``median(pred) − median(gt)`` over those pixels,
 binned by the object's distance (label z, rect camera).
 """
 
@@ -25,9 +25,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from depth.data import boxes_mask, eval_fg_boxes
-from kitti import (DEPTH_FOREGROUND_CLASSES, Calibration, KittiFormatError, KittiRoot, Object3d, points_in_box_mask,
-                   read_depth_npz)
+from depth.data import (OBJECT_BOTTOM_MARGIN_M, OBJECT_FACE_MARGIN_M, boxes_mask, eval_fg_boxes,  # noqa: F401
+                        object_pixel_mask)
+from kitti import DEPTH_FOREGROUND_CLASSES, Calibration, KittiFormatError, KittiRoot, Object3d, read_depth_npz
 
 REGIONS: tuple[str, ...] = ("fg", "bg", "global")
 METRICS: tuple[str, ...] = ("absrel", "sqrel", "silog", "log10", "d1", "d2", "d3")
@@ -181,34 +181,8 @@ def evaluate_depth_dir(data_root: Path, frame_ids: Sequence[str], depth_dir: Pat
 # ---------------------------------------------------------------------------- per-object error
 #: Distance bins (metres, label z) of the per-object table; the last is open-ended.
 DISTANCE_BINS_M: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 40.0, float("inf"))
-#: An object's pixels start this far above its box's bottom face (drops the road it stands on).
-OBJECT_BOTTOM_MARGIN_M = 0.05
-#: Tolerance on the other faces (ground truth stored in 1/256 m steps, meshes touch the faces).
-OBJECT_FACE_MARGIN_M = 0.02
 #: Objects with fewer pixels are left out of the per-object table.
 OBJECT_MIN_PIXELS = 10
-
-
-def object_pixel_mask(gt_depth_m: np.ndarray, obj: Object3d, calib: Calibration) -> np.ndarray:
-    """(H, W) bool: the pixels of ``obj`` — inside its 2D box (``boxes_mask`` convention), with ground
-    truth, whose ground-truth point (``calib.img_to_rect`` of column, row, depth) lies in its 3D box.
-
-    The box is the label's (bottom centre ``x, y, z``, ``h, w, l``, yaw ``ry`` about camera y),
-    its bottom raised by :data:`OBJECT_BOTTOM_MARGIN_M` and its other faces moved out by
-    :data:`OBJECT_FACE_MARGIN_M`. Occluders in front and background behind fall outside the box.
-    """
-    in_box2d = boxes_mask(gt_depth_m.shape, np.array([[obj.x1, obj.y1, obj.x2, obj.y2]])) & (gt_depth_m > 0)
-    rows, cols = np.nonzero(in_box2d)
-    out = np.zeros(gt_depth_m.shape, dtype=bool)
-    if rows.size == 0:
-        return out
-    pts = calib.img_to_rect(np.stack([cols, rows], axis=1).astype(np.float64), gt_depth_m[rows, cols])
-    m, top = OBJECT_FACE_MARGIN_M, OBJECT_BOTTOM_MARGIN_M
-    loc = np.array([obj.x, obj.y - top, obj.z])
-    hwl = np.array([obj.h - top + m, obj.w + 2 * m, obj.l + 2 * m])
-    inside = points_in_box_mask(pts, loc, hwl, obj.ry)
-    out[rows[inside], cols[inside]] = True
-    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import click
 
+from depth.settings import VARIANTS as _VARIANTS
 from pipeline import keys
 from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, workdir_option
 from pipeline.sharding import shard_option
 
-_VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
 _MERGES = ("max", "mask", "fg", "bg")
 
