@@ -189,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             if args.data is None:
                 p.error("accuracy needs --data")
-            row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames, args.reuse)
+            try:
+                row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames, args.reuse)
+            except ValueError as e:
+                p.exit(2, f"error: {e}\n")
         _emit({"tag": tag, "variant": variant, "overrides": ov, "threads": args.threads, **row,
                "load": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None},
               args.jsonl)
