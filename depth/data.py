@@ -1,5 +1,6 @@
 """Depth training data: frames (image, ground-truth depth, label boxes), foreground masks from 2D
-boxes, resizing that keeps sparse ground truth, and the paper's augmentation.
+boxes (the paper) or from object surfaces (``foresee-obj``: pixels whose ground-truth point lies in
+a 3D label box), resizing that keeps sparse ground truth, and the paper's augmentation.
 
 Conventions: images (H, W, 3) uint8 RGB; depth (H, W) float32 metres, 0 = no ground truth; masks
 (H, W) bool; boxes (N, 4) float64 ``[x1, y1, x2, y2]`` in image_2 pixels. A box covers the pixel
@@ -17,7 +18,8 @@ import numpy as np
 
 from depth.bins import DepthBins
 from depth.settings import DepthSettings
-from kitti import DEPTH_FOREGROUND_CLASSES, KittiFormatError, KittiRoot, Object3d
+from kitti import (DEPTH_FOREGROUND_CLASSES, Calibration, KittiFormatError, KittiRoot, Object3d,
+                   points_in_box_mask)
 from kitti.progress import tqdm_disable
 
 
@@ -42,11 +44,14 @@ def normalize_image(image: np.ndarray, encoder: str) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def labels_of(labels: Sequence[Object3d], classes: Sequence[str] | None = None) -> list[Object3d]:
+    """The labels whose type is in ``classes`` (None or empty: all but DontCare)."""
+    return [o for o in labels if (o.type in classes if classes else o.type != "DontCare")]
+
+
 def boxes_of(labels: Sequence[Object3d], classes: Sequence[str] | None = None) -> np.ndarray:
     """(N, 4) 2D boxes of the labels whose type is in ``classes`` (None: all but DontCare)."""
-    keep = [o.bbox for o in labels
-            if (o.type in classes if classes else o.type != "DontCare")]
-    return np.asarray(keep, dtype=np.float64).reshape(-1, 4)
+    return np.asarray([o.bbox for o in labels_of(labels, classes)], dtype=np.float64).reshape(-1, 4)
 
 
 def train_fg_boxes(labels: Sequence[Object3d], settings: DepthSettings, rng: np.random.Generator) -> np.ndarray:
@@ -76,6 +81,46 @@ def boxes_mask(image_hw: tuple[int, int], boxes: np.ndarray, scale: float = 1.0)
     return mask
 
 
+# ---------------------------------------------------------------------------- object surfaces
+#: An object's pixels start this far above its box's bottom face (drops the road it stands on).
+OBJECT_BOTTOM_MARGIN_M = 0.05
+#: Tolerance on the other faces (ground truth stored in 1/256 m steps, meshes touch the faces).
+OBJECT_FACE_MARGIN_M = 0.02
+
+
+def object_pixel_mask(gt_depth_m: np.ndarray, obj: Object3d, calib: Calibration) -> np.ndarray:
+    """(H, W) bool: the pixels of ``obj`` — inside its 2D box (``boxes_mask`` convention), with ground
+    truth, whose ground-truth point (``calib.img_to_rect`` of column, row, depth) lies in its 3D box.
+
+    The box is the label's (bottom centre ``x, y, z``, ``h, w, l``, yaw ``ry`` about camera y),
+    its bottom raised by :data:`OBJECT_BOTTOM_MARGIN_M` and its other faces moved out by
+    :data:`OBJECT_FACE_MARGIN_M`. Occluders in front and background behind fall outside the box.
+    The per-object metric (:mod:`depth.metrics`) and the ``foresee-obj`` training foreground
+    (:func:`object_surface_mask`) both use this rule.
+    """
+    in_box2d = boxes_mask(gt_depth_m.shape, np.array([[obj.x1, obj.y1, obj.x2, obj.y2]])) & (gt_depth_m > 0)
+    rows, cols = np.nonzero(in_box2d)
+    out = np.zeros(gt_depth_m.shape, dtype=bool)
+    if rows.size == 0:
+        return out
+    pts = calib.img_to_rect(np.stack([cols, rows], axis=1).astype(np.float64), gt_depth_m[rows, cols])
+    m, top = OBJECT_FACE_MARGIN_M, OBJECT_BOTTOM_MARGIN_M
+    loc = np.array([obj.x, obj.y - top, obj.z])
+    hwl = np.array([obj.h - top + m, obj.w + 2 * m, obj.l + 2 * m])
+    inside = points_in_box_mask(pts, loc, hwl, obj.ry)
+    out[rows[inside], cols[inside]] = True
+    return out
+
+
+def object_surface_mask(gt_depth_m: np.ndarray, objects: Sequence[Object3d], calib: Calibration) -> np.ndarray:
+    """(H, W) bool: the union of :func:`object_pixel_mask` over ``objects`` — every pixel whose
+    ground-truth point lies inside the 3D box of an object whose 2D box holds it."""
+    out = np.zeros(gt_depth_m.shape, dtype=bool)
+    for obj in objects:
+        out |= object_pixel_mask(gt_depth_m, obj, calib)
+    return out
+
+
 def resize_image(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """Resize an RGB image (area when shrinking, bilinear when growing)."""
     h, w = out_hw
@@ -83,6 +128,21 @@ def resize_image(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
         return image
     shrink = h < image.shape[0]
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _resample_nearest(depth_m: np.ndarray, out_hw: tuple[int, int]) -> bool:
+    """Whether :func:`resize_depth` resamples ``depth_m`` nearest-neighbour (dense map, or growing)."""
+    return bool((depth_m > 0).mean() > 0.5 or out_hw[0] > depth_m.shape[0])
+
+
+def _scatter_index(depth_m: np.ndarray, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of the valid pixels of a sparse map, and the flat index of the output
+    pixel that contains each one's centre."""
+    h, w = out_hw
+    rows, cols = np.nonzero(depth_m > 0)
+    r = np.minimum(((rows + 0.5) * h / depth_m.shape[0]).astype(np.int64), h - 1)
+    c = np.minimum(((cols + 0.5) * w / depth_m.shape[1]).astype(np.int64), w - 1)
+    return rows, cols, r * w + c
 
 
 def resize_depth(depth_m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
@@ -96,15 +156,34 @@ def resize_depth(depth_m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     d = np.asarray(depth_m, dtype=np.float32)
     if d.shape == (h, w):
         return d
-    valid = d > 0
-    if valid.mean() > 0.5 or h > d.shape[0]:
+    if _resample_nearest(d, out_hw):
         return cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
-    rows, cols = np.nonzero(valid)
-    r = np.minimum(((rows + 0.5) * h / d.shape[0]).astype(np.int64), h - 1)
-    c = np.minimum(((cols + 0.5) * w / d.shape[1]).astype(np.int64), w - 1)
+    rows, cols, idx = _scatter_index(d, out_hw)
     out = np.full(h * w, np.inf, dtype=np.float32)
-    np.minimum.at(out, r * w + c, d[rows, cols])
+    np.minimum.at(out, idx, d[rows, cols])
     out[np.isinf(out)] = 0.0
+    return out.reshape(h, w)
+
+
+def resize_mask_with_depth(mask: np.ndarray, depth_m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """Resize a per-pixel mask of ``depth_m``'s pixels so that it stays the mask of the pixels
+    :func:`resize_depth` keeps: a resized pixel is in the mask when the ground-truth pixel its
+    depth comes from is (dense: the nearest pixel; sparse: the nearest point of those that land
+    in it — a tie between a masked and an unmasked point counts as masked)."""
+    h, w = out_hw
+    m = np.asarray(mask, dtype=bool)
+    d = np.asarray(depth_m, dtype=np.float32)
+    if m.shape != d.shape:
+        raise ValueError(f"mask {m.shape} and depth {d.shape} differ in size")
+    if d.shape == (h, w):
+        return m.copy()
+    if _resample_nearest(d, out_hw):
+        return cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    rows, cols, idx = _scatter_index(d, out_hw)
+    nearest = resize_depth(d, out_hw).reshape(-1)
+    wins = d[rows, cols] == nearest[idx]
+    out = np.zeros(h * w, dtype=bool)
+    out[idx[wins & m[rows, cols]]] = True
     return out.reshape(h, w)
 
 
@@ -185,6 +264,7 @@ class _Prepared:
     depth_m: np.ndarray
     labels: tuple[Object3d, ...]
     scale: float                     # resized / original
+    object_fg: np.ndarray | None     # resized object-surface fg (``fg_source == "objects"``), else None
 
 
 class DepthTrainSet:
@@ -224,13 +304,20 @@ class DepthTrainSet:
         frame = load_frame(self.root, self.frame_ids[i])
         hw = resized_hw(frame.image.shape[:2], self.settings.resize_factor)
         scale = hw[1] / frame.image.shape[1]
-        return _Prepared(resize_image(frame.image, hw), resize_depth(frame.depth_m, hw), frame.labels, scale)
+        object_fg = None
+        if self.settings.fg_source == "objects":
+            objects = labels_of(frame.labels, self.settings.fg_train_classes or None)
+            full = object_surface_mask(frame.depth_m, objects, self.root.calib(self.frame_ids[i]))
+            object_fg = resize_mask_with_depth(full, frame.depth_m, hw)
+        return _Prepared(resize_image(frame.image, hw), resize_depth(frame.depth_m, hw), frame.labels, scale,
+                         object_fg)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         prep = self._cache.get(i) or self._prepare(i)
         rng = np.random.default_rng([self.settings.seed, self.epoch, i])
+        # the boxes are drawn for every fg source, so that a seed gives the same crops to all variants
         boxes = train_fg_boxes(prep.labels, self.settings, rng)
-        fg = boxes_mask(prep.image.shape[:2], boxes, prep.scale)
+        fg = boxes_mask(prep.image.shape[:2], boxes, prep.scale) if prep.object_fg is None else prep.object_fg
         image, depth_m, fg = augment(prep.image, prep.depth_m, fg, self.settings, rng)
         return {"image": normalize_image(image, self.settings.encoder), "target_bin": self.bins.depth_to_bin(depth_m),
                 "fg_mask": np.ascontiguousarray(fg)}

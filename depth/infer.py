@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from depth.bins import DepthBins
 from depth.data import boxes_mask, eval_fg_boxes, load_frame, normalize_image, resize_image, resized_hw
 from depth.model import DepthNet, bins_of, load_checkpoint, merge_logits, soft_weighted_depth
 from depth.settings import MERGES, DepthSettings
@@ -41,8 +42,9 @@ def _device() -> torch.device:
 
 def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
                   fg_boxes: np.ndarray | None = None, device: torch.device | None = None,
-                  flip: bool = False) -> np.ndarray:
-    """Predict one (H, W) float32 depth map in metres for an (H, W, 3) uint8 RGB image.
+                  flip: bool = False, dominant: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Predict one (H, W) float32 depth map in metres for an (H, W, 3) uint8 RGB image (and, with
+    ``dominant``, the (H, W) float32 dominant-bin depth map, :func:`dominant_bin_depth`, as a pair).
 
     Args:
         model: a :class:`DepthNet` in eval mode (its ``settings`` give resize factor and bins).
@@ -74,9 +76,21 @@ def predict_depth(model: DepthNet, image: np.ndarray, *, merge: str = "max",
         logits = tuple(lg[:, :, :hw[0], :hw[1]].float() for lg in logits)
         if flip:
             logits = tuple(((lg[0] + lg[1].flip(-1)) / 2)[None] for lg in logits)
-        depth = soft_weighted_depth(merge_logits(logits, merge, fg_mask), bins_of(settings))[0]
-        depth = upsample_log_depth(depth, full_hw)
-    return depth.cpu().numpy().astype(np.float32)
+        merged = merge_logits(logits, merge, fg_mask)
+        depth = upsample_log_depth(soft_weighted_depth(merged, bins_of(settings))[0], full_hw)
+        depth_np = depth.cpu().numpy().astype(np.float32)
+        if not dominant:
+            return depth_np
+        mode = F.interpolate(dominant_bin_depth(merged, bins_of(settings))[:, None], size=tuple(full_hw),
+                             mode="nearest-exact")[0, 0]
+    return depth_np, mode.cpu().numpy().astype(np.float32)
+
+
+def dominant_bin_depth(logits: torch.Tensor, bins: DepthBins) -> torch.Tensor:
+    """(B, C, H, W) logits -> (B, H, W) float32 depth (metres) of each pixel's most likely bin's
+    centre (the first of equal maxima)."""
+    centres = torch.as_tensor(bins.centres_m, dtype=torch.float32, device=logits.device)
+    return centres[logits.argmax(dim=1)]
 
 
 def upsample_log_depth(depth_m: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -89,7 +103,8 @@ def upsample_log_depth(depth_m: torch.Tensor, out_hw: tuple[int, int]) -> torch.
 
 
 def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out_dir: Path, *,
-                merge: str = "max", flip: bool = False, progress: bool = True) -> dict[str, Any]:
+                merge: str = "max", flip: bool = False, progress: bool = True,
+                dominant_dir: Path | None = None) -> dict[str, Any]:
     """Write ``out_dir/NNNNNN.npz`` (float32 metres, full image resolution) for every frame.
 
     Args:
@@ -101,6 +116,7 @@ def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out
             labels, bg decoder elsewhere), ``fg`` or ``bg``; one-decoder models accept ``max``/``fg``.
         flip: test-time flip augmentation (:func:`predict_depth`).
         progress: tqdm bar.
+        dominant_dir: also write each frame's dominant-bin depth map here (created).
 
     Returns:
         ``{"frames", "seconds", "images_per_s", "device", "variant", "merge", "flip"}``.
@@ -119,11 +135,19 @@ def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out
     model.to(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if dominant_dir is not None:
+        Path(dominant_dir).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for fid in tqdm(frame_ids, desc=f"depth {settings.variant}", disable=tqdm_disable(progress), dynamic_ncols=True):
         frame = load_frame(root, fid, with_depth=False)
         boxes = eval_fg_boxes(frame.labels) if merge == "mask" else None
-        depth = predict_depth(model, frame.image, merge=merge, fg_boxes=boxes, device=device, flip=flip)
+        out = predict_depth(model, frame.image, merge=merge, fg_boxes=boxes, device=device, flip=flip,
+                            dominant=dominant_dir is not None)
+        if dominant_dir is not None:
+            depth, mode = out
+            write_depth_npz(Path(dominant_dir) / f"{fid}.npz", mode)
+        else:
+            depth = out
         write_depth_npz(out_dir / f"{fid}.npz", depth)
     seconds = time.time() - t0
     return {"frames": len(frame_ids), "seconds": round(seconds, 2),

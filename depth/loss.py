@@ -74,12 +74,13 @@ def variant_loss(logits: tuple[torch.Tensor, ...], target_bin: torch.Tensor, fg_
     * baseline: mean over all pixels with ground truth.
     * so: ``so_lambda·E_fg + (1 − so_lambda)·E_bg``.
     * so-sd: fg decoder ``E_fg``, bg decoder ``E'_bg`` (each its own region only), summed.
-    * foresee: fg decoder ``own·E_fg + other·E_bg``, bg decoder ``own·E'_bg + other·E'_fg``, summed.
+    * foresee, foresee-obj: fg decoder ``own·E_fg + other·E_bg``, bg decoder ``own·E'_bg + other·E'_fg``,
+      summed (they differ in ``fg_mask`` only).
 
     Args:
         logits: one (B, C, H, W) tensor per decoder (fg decoder first).
         target_bin: (B, H, W) int64 with ``IGNORE_BIN`` for no ground truth.
-        fg_mask: (B, H, W) bool, True inside training foreground boxes.
+        fg_mask: (B, H, W) bool, True on the training foreground (boxes, or object surfaces).
     """
     if len(logits) != settings.n_decoders:
         raise ValueError(f"variant {settings.variant} needs {settings.n_decoders} decoder output(s), "

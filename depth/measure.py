@@ -7,11 +7,16 @@ Three measurements, each printing one JSON line per case (and appending it to ``
 
       python -m depth.measure step --case lite0 baseline '{}' --case lite0-bf16 baseline '{"cpu_bf16": true}'
 
-* ``accuracy`` — train on a KITTI-format root's train split, infer its val split, evaluate
-  (pooled fg / bg / global absRel and the per-object table)::
+* ``accuracy`` — train on a KITTI-format root's train split, infer its val split (with its
+  dominant-bin maps), evaluate (pooled fg / bg / global and object-surface absRel, the per-object
+  table and the per-object diagnosis)::
 
       python -m depth.measure accuracy --data data/embedded --work /tmp/power \\
           --case lite0_500_s0 baseline '{"max_steps": 500}'
+
+  ``--reuse`` keeps a case's checkpoint when ``WORK/TAG/train/checkpoint.pt`` exists (it must be
+  a finished training of the same settings) and only infers and evaluates again (its training
+  CPU seconds are then null).
 
 * ``floor`` — the error that predicting at a reduced size costs by itself: each val ground truth
   resized by ``--factors`` the way training targets are (``depth.data.resize_depth``), then
@@ -85,9 +90,11 @@ def step_cost(settings: DepthSettings, steps: int = 7, warmup: int = 2,
             "cpu_s_per_infer_frame": infer}
 
 
-def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, frames: int = 0) -> dict[str, Any]:
+def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, frames: int = 0,
+             reuse: bool = False) -> dict[str, Any]:
     """Train ``settings`` on the train split (its first ``frames`` frames when > 0), infer and
-    evaluate the val split; CPU and wall seconds of each part."""
+    evaluate the val split; CPU and wall seconds of each part. With ``reuse``, an existing
+    ``work/tag/train/checkpoint.pt`` of the same settings is used instead of training."""
     from depth.infer import infer_depth
     from depth.metrics import evaluate_depth_dir
     from depth.train import train_depth
@@ -98,17 +105,30 @@ def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, fra
     if frames:
         train_ids = train_ids[:frames]
     out = Path(work) / tag
+    ckpt = out / "train" / "checkpoint.pt"
     c0, w0 = cpu_seconds(), time.time()
-    info = train_depth(data_root, train_ids, settings, out / "train", progress=False)
+    if reuse and ckpt.is_file():
+        from depth.model import read_checkpoint
+
+        payload = read_checkpoint(ckpt)
+        if payload["settings"] != settings or int(payload["step"]) < settings.max_steps:
+            raise ValueError(f"{ckpt}: not a finished training of case {tag!r} (other settings, or step "
+                             f"{payload['step']} of {settings.max_steps})")
+        info = {"steps": int(payload["step"]), "parameters": None, "reused": True}
+    else:
+        info = train_depth(data_root, train_ids, settings, out / "train", progress=False)
     c1, w1 = cpu_seconds(), time.time()
-    infer_depth(data_root, val_ids, out / "train" / "checkpoint.pt", out / "depth", progress=False)
+    infer_depth(data_root, val_ids, ckpt, out / "depth", progress=False, dominant_dir=out / "dominant")
     c2, w2 = cpu_seconds(), time.time()
-    res = evaluate_depth_dir(data_root, val_ids, out / "depth")
-    return {"frames": len(train_ids), "steps": info["steps"], "params": info["parameters"],
-            "train_cpu_s": round(c1 - c0, 1), "train_wall_s": round(w1 - w0, 1),
+    res = evaluate_depth_dir(data_root, val_ids, out / "depth", dominant_dir=out / "dominant")
+    reused = bool(info.get("reused"))
+    return {"frames": len(train_ids), "steps": info["steps"], "params": info["parameters"], "reused": reused,
+            "train_cpu_s": None if reused else round(c1 - c0, 1), "train_wall_s": None if reused else round(w1 - w0, 1),
             "infer_cpu_s": round(c2 - c1, 1), "infer_wall_s": round(w2 - w1, 1),
             "absrel": {r: round(res.pooled[r]["absrel"], 4) for r in ("fg", "bg", "global")},
-            "objects": res.objects.by_distance() if res.objects is not None else None}
+            "absrel_surface": round(res.surface["absrel"], 4) if res.surface else None,
+            "objects": res.objects.by_distance() if res.objects is not None else None,
+            "diagnosis": res.diagnosis.by_distance() if res.diagnosis is not None else None}
 
 
 def resolution_floor(data_root: Path, factor: float, split: str = "val") -> dict[str, Any]:
@@ -150,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--data", type=Path)
     p.add_argument("--work", type=Path, default=Path("power"))
     p.add_argument("--jsonl", type=Path, default=None)
+    p.add_argument("--reuse", action="store_true", help="accuracy: reuse WORK/TAG/train/checkpoint.pt when present")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "floor":
@@ -168,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             if args.data is None:
                 p.error("accuracy needs --data")
-            row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames)
+            try:
+                row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames, args.reuse)
+            except ValueError as e:
+                p.exit(2, f"error: {e}\n")
         _emit({"tag": tag, "variant": variant, "overrides": ov, "threads": args.threads, **row,
                "load": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None},
               args.jsonl)

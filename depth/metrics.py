@@ -11,8 +11,14 @@ Predicted depths ≤ 0 are clamped to 1 mm.
 Per-object depth error (:func:`object_depth_errors`, not in the paper): for each labelled object of
 those classes, its pixels are the pixels inside its 2D box whose ground-truth depth, back-projected
 through P2 (pixel centre = integer column, row), lands inside its 3D box (see
-:func:`object_pixel_mask`); the object's error is ``median(pred) − median(gt)`` over those pixels,
-binned by the object's distance (label z, rect camera).
+:func:`depth.data.object_pixel_mask`); the object's error is ``median(pred) − median(gt)`` over those pixels,
+binned by the object's distance (label z, rect camera). The same pixels, pooled over all objects of
+those classes, make the **object-surface** region (``DepthEvalResult.surface``).
+
+Per-object diagnosis (:func:`object_diagnosis`, not in the paper), from the dominant-bin depth maps
+of ``foresee depth infer --dominant``: the share of each object's pixels whose dominant-bin depth is
+within ±10 % of the pixel's ground truth, else within ±10 % of the object's background depth, else
+farther or nearer than the ground truth (see :func:`object_diagnosis` for the background's rule).
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ import csv
 import io
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from depth.data import boxes_mask, eval_fg_boxes
-from kitti import (DEPTH_FOREGROUND_CLASSES, Calibration, KittiFormatError, KittiRoot, Object3d, points_in_box_mask,
-                   read_depth_npz)
+from depth.data import (OBJECT_BOTTOM_MARGIN_M, OBJECT_FACE_MARGIN_M, boxes_mask, eval_fg_boxes,  # noqa: F401
+                        labels_of, object_pixel_mask, object_surface_mask)
+from kitti import DEPTH_FOREGROUND_CLASSES, Calibration, KittiFormatError, KittiRoot, Object3d, read_depth_npz
 
 REGIONS: tuple[str, ...] = ("fg", "bg", "global")
 METRICS: tuple[str, ...] = ("absrel", "sqrel", "silog", "log10", "d1", "d2", "d3")
@@ -95,6 +101,11 @@ class DepthEvalResult:
         frames: number of frames evaluated.
         objects: per-object depth errors (:class:`ObjectDepthErrors`), when labels and calib were
             given (:func:`evaluate_depth_dir` always gives them).
+        surface: metric -> value pooled over the object-surface pixels (every pixel of an object of
+            the evaluation classes, :func:`depth.data.object_surface_mask`), with ``pixels``;
+            given by :func:`evaluate_depth_dir` when the split has such pixels.
+        diagnosis: the per-object diagnosis (:class:`ObjectDiagnosis`), when dominant-bin maps were
+            given.
     """
 
     pooled: Mapping[str, Mapping[str, float]]
@@ -102,6 +113,8 @@ class DepthEvalResult:
     pixels: Mapping[str, int]
     frames: int
     objects: ObjectDepthErrors | None = None
+    surface: Mapping[str, float] | None = None
+    diagnosis: ObjectDiagnosis | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict (NaN written as null)."""
@@ -112,6 +125,10 @@ class DepthEvalResult:
                "pixels": {r: int(n) for r, n in self.pixels.items()}, "frames": int(self.frames)}
         if self.objects is not None:
             out["objects"] = self.objects.to_json()
+        if self.surface is not None:
+            out["surface"] = {m: (int(v) if m == "pixels" else float(v)) for m, v in self.surface.items()}
+        if self.diagnosis is not None:
+            out["diagnosis"] = self.diagnosis.to_json()
         return out
 
     @classmethod
@@ -120,8 +137,11 @@ class DepthEvalResult:
         def load(t: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
             return {r: {m: float("nan") if v is None else float(v) for m, v in t[r].items()} for r in t}
 
+        surface = {m: (int(v) if m == "pixels" else float(v)) for m, v in d["surface"].items()} \
+            if d.get("surface") else None
         return cls(load(d["pooled"]), load(d["per_image"]), {r: int(n) for r, n in d["pixels"].items()},
-                   int(d["frames"]), ObjectDepthErrors.from_json(d["objects"]) if d.get("objects") else None)
+                   int(d["frames"]), ObjectDepthErrors.from_json(d["objects"]) if d.get("objects") else None,
+                   surface, ObjectDiagnosis.from_json(d["diagnosis"]) if d.get("diagnosis") else None)
 
 
 def evaluate_depth_maps(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
@@ -158,57 +178,47 @@ def _read_pair(root: KittiRoot, depth_dir: Path, fid: str) -> tuple[np.ndarray, 
     return pred, gt
 
 
-def evaluate_depth_dir(data_root: Path, frame_ids: Sequence[str], depth_dir: Path) -> DepthEvalResult:
-    """Evaluate ``depth_dir/NNNNNN.npz`` against ``data_root``'s depth_2 with fg from label_2, and the
-    per-object errors (label_2, calib; :func:`object_depth_errors`).
+def evaluate_depth_dir(data_root: Path, frame_ids: Sequence[str], depth_dir: Path,
+                       dominant_dir: Path | None = None) -> DepthEvalResult:
+    """Evaluate ``depth_dir/NNNNNN.npz`` against ``data_root``'s depth_2 with fg from label_2, the
+    per-object errors and the object-surface region (label_2, calib; :func:`object_depth_errors`),
+    and, with ``dominant_dir`` (dominant-bin maps, :mod:`depth.infer`), the per-object diagnosis.
 
     Raises:
         KittiFormatError: a missing prediction or ground truth, or a map whose size differs.
     """
     root = KittiRoot(Path(data_root))
     root.check(tuple(frame_ids), ("depth_2", "label_2", "calib"))
-    preds, gts, fgs, labels = [], [], [], []
+    preds, gts, fgs, labels, calibs, modes = [], [], [], [], [], []
+    surface = _Sums()
     for fid in frame_ids:
         pred, gt = _read_pair(root, Path(depth_dir), fid)
         preds.append(pred)
         gts.append(gt)
         labels.append(root.labels(fid))
+        calibs.append(root.calib(fid))
         fgs.append(boxes_mask(gt.shape, eval_fg_boxes(labels[-1])))
-    objects = object_depth_errors(preds, gts, labels, [root.calib(f) for f in frame_ids], frame_ids)
-    return replace(evaluate_depth_maps(preds, gts, fgs), objects=objects)
+        on = object_surface_mask(gt, labels_of(labels[-1], DEPTH_FOREGROUND_CLASSES), calibs[-1])
+        surface.add(pred[on], gt[on])
+        if dominant_dir is not None:
+            modes.append(_read_pair(root, Path(dominant_dir), fid)[0])
+    objects = object_depth_errors(preds, gts, labels, calibs, frame_ids)
+    diagnosis = object_diagnosis(modes, gts, labels, calibs, frame_ids) if dominant_dir is not None else None
+    return replace(evaluate_depth_maps(preds, gts, fgs), objects=objects, diagnosis=diagnosis,
+                   surface={**surface.metrics(), "pixels": surface.n} if surface.n else None)
 
 
 # ---------------------------------------------------------------------------- per-object error
 #: Distance bins (metres, label z) of the per-object table; the last is open-ended.
 DISTANCE_BINS_M: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 40.0, float("inf"))
-#: An object's pixels start this far above its box's bottom face (drops the road it stands on).
-OBJECT_BOTTOM_MARGIN_M = 0.05
-#: Tolerance on the other faces (ground truth stored in 1/256 m steps, meshes touch the faces).
-OBJECT_FACE_MARGIN_M = 0.02
 #: Objects with fewer pixels are left out of the per-object table.
 OBJECT_MIN_PIXELS = 10
 
 
-def object_pixel_mask(gt_depth_m: np.ndarray, obj: Object3d, calib: Calibration) -> np.ndarray:
-    """(H, W) bool: the pixels of ``obj`` — inside its 2D box (``boxes_mask`` convention), with ground
-    truth, whose ground-truth point (``calib.img_to_rect`` of column, row, depth) lies in its 3D box.
-
-    The box is the label's (bottom centre ``x, y, z``, ``h, w, l``, yaw ``ry`` about camera y),
-    its bottom raised by :data:`OBJECT_BOTTOM_MARGIN_M` and its other faces moved out by
-    :data:`OBJECT_FACE_MARGIN_M`. Occluders in front and background behind fall outside the box.
-    """
-    in_box2d = boxes_mask(gt_depth_m.shape, np.array([[obj.x1, obj.y1, obj.x2, obj.y2]])) & (gt_depth_m > 0)
-    rows, cols = np.nonzero(in_box2d)
-    out = np.zeros(gt_depth_m.shape, dtype=bool)
-    if rows.size == 0:
-        return out
-    pts = calib.img_to_rect(np.stack([cols, rows], axis=1).astype(np.float64), gt_depth_m[rows, cols])
-    m, top = OBJECT_FACE_MARGIN_M, OBJECT_BOTTOM_MARGIN_M
-    loc = np.array([obj.x, obj.y - top, obj.z])
-    hwl = np.array([obj.h - top + m, obj.w + 2 * m, obj.l + 2 * m])
-    inside = points_in_box_mask(pts, loc, hwl, obj.ry)
-    out[rows[inside], cols[inside]] = True
-    return out
+def _same_objects(a: Any, b: Any, arrays: Sequence[str]) -> bool:
+    """Equal frame ids and types, and equal ``arrays`` (NaN equal to NaN)."""
+    return (a.frame_ids, a.types) == (b.frame_ids, b.types) and all(
+        np.array_equal(getattr(a, k), getattr(b, k), equal_nan=True) for k in arrays)
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,9 +242,7 @@ class ObjectDepthErrors:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ObjectDepthErrors):
             return NotImplemented
-        return (self.frame_ids, self.types) == (other.frame_ids, other.types) and all(
-            np.array_equal(getattr(self, k), getattr(other, k))
-            for k in ("distance_m", "gt_median_m", "pred_median_m", "pixels"))
+        return _same_objects(self, other, ("distance_m", "gt_median_m", "pred_median_m", "pixels"))
 
     @property
     def error_m(self) -> np.ndarray:
@@ -250,9 +258,7 @@ class ObjectDepthErrors:
         """One row per bin ``[lo, hi)``: objects, mean and median relative error, median |error| and
         mean signed error (metres); NaN for an empty bin. A last row ``all`` covers every object."""
         rows = []
-        bins = [(f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+", (self.distance_m >= lo) & (self.distance_m < hi))
-                for lo, hi in zip(edges[:-1], edges[1:])]
-        for label, sel in bins + [("all", np.ones(len(self.distance_m), dtype=bool))]:
+        for label, sel in _bins_of_objects(self.distance_m, edges):
             n = int(sel.sum())
             nan = float("nan")
             rows.append({"bin_m": label, "objects": n,
@@ -283,6 +289,22 @@ class ObjectDepthErrors:
                    np.asarray(o["pixels"], dtype=np.int64))
 
 
+def _scored_objects(gts: Sequence[np.ndarray], labels: Sequence[Sequence[Object3d]],
+                    calibs: Sequence[Calibration], frame_ids: Sequence[str] | None,
+                    classes: Sequence[str]) -> Iterator[tuple[int, str, Object3d, np.ndarray]]:
+    """(frame index, frame id, object, its pixel mask) of every object of ``classes`` with at least
+    :data:`OBJECT_MIN_PIXELS` pixels (:func:`depth.data.object_pixel_mask`): the objects that the
+    per-object error and the diagnosis score."""
+    ids = list(frame_ids) if frame_ids is not None else [str(i) for i in range(len(gts))]
+    for k, (fid, gt, objs, calib) in enumerate(zip(ids, gts, labels, calibs, strict=True)):
+        for obj in objs:
+            if obj.type not in classes:
+                continue
+            mask = object_pixel_mask(gt, obj, calib)
+            if int(mask.sum()) >= OBJECT_MIN_PIXELS:
+                yield k, fid, obj, mask
+
+
 def object_depth_errors(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
                         labels: Sequence[Sequence[Object3d]], calibs: Sequence[Calibration],
                         frame_ids: Sequence[str] | None = None,
@@ -292,23 +314,150 @@ def object_depth_errors(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
     Objects of ``classes`` with at least :data:`OBJECT_MIN_PIXELS` pixels (:func:`object_pixel_mask`)
     count; predictions ≤ 0 are clamped to 1 mm as in the pooled metrics.
     """
-    ids = list(frame_ids) if frame_ids is not None else [str(i) for i in range(len(preds))]
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth maps")
     cols: dict[str, list[Any]] = {k: [] for k in ("fid", "type", "dist", "gt", "pred", "n")}
-    for fid, pred, gt, objs, calib in zip(ids, preds, gts, labels, calibs, strict=True):
-        for obj in objs:
-            if obj.type not in classes:
-                continue
-            mask = object_pixel_mask(gt, obj, calib)
-            n = int(mask.sum())
-            if n < OBJECT_MIN_PIXELS:
-                continue
-            for key, val in (("fid", fid), ("type", obj.type), ("dist", obj.z), ("n", n),
-                             ("gt", float(np.median(gt[mask].astype(np.float64)))),
-                             ("pred", float(np.median(np.maximum(pred[mask].astype(np.float64), MIN_PRED_M))))):
-                cols[key].append(val)
+    for k, fid, obj, mask in _scored_objects(gts, labels, calibs, frame_ids, classes):
+        for key, val in (("fid", fid), ("type", obj.type), ("dist", obj.z), ("n", int(mask.sum())),
+                         ("gt", float(np.median(gts[k][mask].astype(np.float64)))),
+                         ("pred", float(np.median(np.maximum(preds[k][mask].astype(np.float64), MIN_PRED_M))))):
+            cols[key].append(val)
     return ObjectDepthErrors(tuple(cols["fid"]), tuple(cols["type"]), np.asarray(cols["dist"], dtype=np.float64),
                              np.asarray(cols["gt"], dtype=np.float64), np.asarray(cols["pred"], dtype=np.float64),
                              np.asarray(cols["n"], dtype=np.int64))
+
+
+# ---------------------------------------------------------------------------- per-object diagnosis
+#: A dominant-bin depth within this fraction of a depth is "at" that depth.
+DIAGNOSIS_TOLERANCE = 0.10
+#: The diagnosis' categories, in the order they are tested (a pixel takes the first that holds).
+DIAGNOSIS_CATEGORIES: tuple[str, ...] = ("true", "background", "far", "near")
+
+
+def _bins_of_objects(distance_m: np.ndarray, edges: Sequence[float]) -> list[tuple[str, np.ndarray]]:
+    """``(label, selection)`` per distance bin ``[lo, hi)`` and a last ``all``."""
+    bins = [(f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+", (distance_m >= lo) & (distance_m < hi))
+            for lo, hi in zip(edges[:-1], edges[1:])]
+    return bins + [("all", np.ones(len(distance_m), dtype=bool))]
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectDiagnosis:
+    """Where each object's dominant-bin depths lie: one entry per object (arrays of equal length).
+
+    Attributes:
+        frame_ids, types, distance_m, pixels: as :class:`ObjectDepthErrors` (the same objects).
+        background_m: the object's background depth (NaN when its 2D box shows nothing behind it).
+        shares: (N, 4) share of the object's pixels in each of :data:`DIAGNOSIS_CATEGORIES`.
+    """
+
+    frame_ids: tuple[str, ...]
+    types: tuple[str, ...]
+    distance_m: np.ndarray
+    pixels: np.ndarray
+    background_m: np.ndarray
+    shares: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectDiagnosis):
+            return NotImplemented
+        return _same_objects(self, other, ("distance_m", "pixels", "background_m", "shares"))
+
+    def by_distance(self, edges: Sequence[float] = DISTANCE_BINS_M) -> list[dict[str, Any]]:
+        """One row per bin and ``all``: objects, objects with a background, the mean over objects of
+        each category's share (``share_true`` …), and how many objects have at least half their
+        pixels at the background depth."""
+        rows = []
+        for label, sel in _bins_of_objects(self.distance_m, edges):
+            n = int(sel.sum())
+            row: dict[str, Any] = {"bin_m": label, "objects": n,
+                                   "with_background": int(np.isfinite(self.background_m[sel]).sum())}
+            for j, cat in enumerate(DIAGNOSIS_CATEGORIES):
+                row[f"share_{cat}"] = float(self.shares[sel, j].mean()) if n else float("nan")
+            row["background_majority"] = int((self.shares[sel, 1] >= 0.5).sum())
+            rows.append(row)
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict: the definition, the binned table and the per-object values."""
+        return {"definition": "dominant-bin depth of each object pixel: within 10 % of its ground truth (true), "
+                              "else within 10 % of the object's background depth (median ground truth of its 2D box's "
+                              "other pixels more than 10 % behind its median), else farther (far) or nearer (near)",
+                "by_distance": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                                for r in self.by_distance()],
+                "objects": {"frame_ids": list(self.frame_ids), "types": list(self.types),
+                            "distance_m": self.distance_m.tolist(), "pixels": self.pixels.tolist(),
+                            "background_m": [None if v != v else v for v in self.background_m.tolist()],
+                            "shares": self.shares.tolist()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ObjectDiagnosis":
+        """Inverse of :meth:`to_json`."""
+        o = d["objects"]
+        return cls(tuple(o["frame_ids"]), tuple(o["types"]), np.asarray(o["distance_m"], dtype=np.float64),
+                   np.asarray(o["pixels"], dtype=np.int64),
+                   np.asarray([np.nan if v is None else v for v in o["background_m"]], dtype=np.float64),
+                   np.asarray(o["shares"], dtype=np.float64).reshape(-1, len(DIAGNOSIS_CATEGORIES)))
+
+
+def object_background_depth(gt_depth_m: np.ndarray, obj: Object3d, object_mask: np.ndarray) -> float:
+    """The object's background depth: the median ground truth of the pixels of its 2D box that are
+    not its own (``object_mask``) and lie more than :data:`DIAGNOSIS_TOLERANCE` behind the median
+    ground truth of its own pixels; NaN when there are none. (Occluders in front and the road it
+    stands on are not behind it.)"""
+    own = float(np.median(gt_depth_m[object_mask].astype(np.float64)))
+    box = boxes_mask(gt_depth_m.shape, np.array([[obj.x1, obj.y1, obj.x2, obj.y2]]))
+    behind = box & ~object_mask & (gt_depth_m > own * (1.0 + DIAGNOSIS_TOLERANCE))
+    return float(np.median(gt_depth_m[behind].astype(np.float64))) if behind.any() else float("nan")
+
+
+def classify_object_pixels(mode_m: np.ndarray, gt_m: np.ndarray, background_m: float) -> np.ndarray:
+    """(N,) int: each pixel's category index in :data:`DIAGNOSIS_CATEGORIES` from its dominant-bin
+    depth ``mode_m`` and ground truth ``gt_m``: ``true`` when ``|mode − gt| ≤ 10 %·gt``, else
+    ``background`` when ``|mode − background| ≤ 10 %·background`` (never when it is NaN), else
+    ``far`` (mode > gt) or ``near``."""
+    mode, gt = np.asarray(mode_m, np.float64), np.asarray(gt_m, np.float64)
+    tol = DIAGNOSIS_TOLERANCE
+    out = np.where(mode > gt, 2, 3)
+    if np.isfinite(background_m):
+        out = np.where(np.abs(mode - background_m) <= tol * background_m, 1, out)
+    return np.where(np.abs(mode - gt) <= tol * gt, 0, out)
+
+
+def object_diagnosis(modes: Sequence[np.ndarray], gts: Sequence[np.ndarray],
+                     labels: Sequence[Sequence[Object3d]], calibs: Sequence[Calibration],
+                     frame_ids: Sequence[str] | None = None,
+                     classes: Sequence[str] = DEPTH_FOREGROUND_CLASSES) -> ObjectDiagnosis:
+    """Per-object diagnosis of dominant-bin depth maps ``modes`` (metres) against the ground truth,
+    over the objects of :func:`object_depth_errors` (:func:`classify_object_pixels`,
+    :func:`object_background_depth`)."""
+    if len(modes) != len(gts):
+        raise ValueError(f"{len(modes)} dominant-bin maps for {len(gts)} ground-truth maps")
+    cols: dict[str, list[Any]] = {k: [] for k in ("fid", "type", "dist", "n", "bg", "shares")}
+    for k, fid, obj, mask in _scored_objects(gts, labels, calibs, frame_ids, classes):
+        background = object_background_depth(gts[k], obj, mask)
+        cat = classify_object_pixels(modes[k][mask], gts[k][mask], background)
+        shares = np.bincount(cat, minlength=len(DIAGNOSIS_CATEGORIES)) / cat.size
+        for key, val in (("fid", fid), ("type", obj.type), ("dist", obj.z), ("n", int(mask.sum())),
+                         ("bg", background), ("shares", shares)):
+            cols[key].append(val)
+    return ObjectDiagnosis(tuple(cols["fid"]), tuple(cols["type"]), np.asarray(cols["dist"], dtype=np.float64),
+                           np.asarray(cols["n"], dtype=np.int64), np.asarray(cols["bg"], dtype=np.float64),
+                           np.asarray(cols["shares"], dtype=np.float64).reshape(-1, len(DIAGNOSIS_CATEGORIES)))
+
+
+def format_diagnosis_table(rows: Mapping[str, ObjectDiagnosis]) -> str:
+    """Markdown: per method and distance bin, the mean shares of the objects' pixels by where their
+    dominant bin lies."""
+    lines = ["| method | distance (m) | objects | with background | at true depth | at background depth | "
+             "farther, elsewhere | nearer, elsewhere | objects with ≥ half at background |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, res in rows.items():
+        for r in res.by_distance():
+            lines.append(f"| {name} | {r['bin_m']} | {r['objects']} | {r['with_background']} | "
+                         + " | ".join(_fmt(r[f"share_{c}"]) for c in DIAGNOSIS_CATEGORIES)
+                         + f" | {r['background_majority']} |")
+    return "\n".join(lines)
 
 
 def format_object_table(rows: Mapping[str, ObjectDepthErrors]) -> str:
@@ -324,6 +473,16 @@ def format_object_table(rows: Mapping[str, ObjectDepthErrors]) -> str:
 
 def _fmt(v: float) -> str:
     return "–" if v != v else f"{v:.3f}"
+
+
+def format_surface(rows: Mapping[str, DepthEvalResult]) -> str:
+    """Markdown: absRel / SILog pooled over the object-surface pixels, beside the fg (boxes) region."""
+    lines = ["| method | object surfaces | pixels | foreground (2D boxes) |", "|---|---|---|---|"]
+    for name, res in rows.items():
+        surf = res.surface or {"absrel": float("nan"), "silog": float("nan"), "pixels": 0}
+        lines.append(f"| {name} | {_fmt(surf['absrel'])} / {_fmt(surf['silog'])} | {int(surf['pixels'])} | "
+                     f"{_fmt(res.pooled['fg']['absrel'])} / {_fmt(res.pooled['fg']['silog'])} |")
+    return "\n".join(lines)
 
 
 def format_table2(rows: Mapping[str, DepthEvalResult]) -> str:

@@ -8,6 +8,10 @@ Variants (named as in the paper's Table 2):
 * ``foresee`` — two decoders with the foreground-sensitive loss: each decoder weights its own
   region ``own_weight`` and the other region ``other_weight`` (authors' code: 0.8 / 0.2; the
   paper's "λ = 0.2" is the *other* region's weight, see docs/paper.md §2).
+* ``foresee-obj`` — ``foresee`` (its decoders and loss) with another training foreground, an
+  extension beyond the paper: the object surfaces, i.e. the pixels whose ground-truth depth point
+  lies inside a labelled 3D box (``depth.data.object_surface_mask``, the per-object metric's rule),
+  instead of the pixels inside the 2D boxes (docs/deviations.md).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-VARIANTS: tuple[str, ...] = ("baseline", "so", "so-sd", "foresee")
+VARIANTS: tuple[str, ...] = ("baseline", "so", "so-sd", "foresee", "foresee-obj")
+#: Variants whose training foreground is the object surfaces, not the 2D boxes.
+OBJECT_SURFACE_VARIANTS: tuple[str, ...] = ("foresee-obj",)
 PRESETS: tuple[str, ...] = ("paper", "cpu-small")
 MERGES: tuple[str, ...] = ("max", "mask", "fg", "bg")
 DECODERS: tuple[str, ...] = ("vnl", "light")
@@ -28,7 +34,7 @@ class DepthSettings:
     Sizes are (height, width) in pixels; depths in metres.
 
     Attributes:
-        variant: ``baseline``, ``so``, ``so-sd`` or ``foresee``.
+        variant: ``baseline``, ``so``, ``so-sd``, ``foresee`` or ``foresee-obj``.
         encoder: timm model name, created with ``features_only=True, output_stride=16``.
         encoder_weights: the encoder's ImageNet weights: ``auto`` (the backbones registry's
             installed package, else timm's local cache; none found is an error), ``none`` (random
@@ -54,9 +60,10 @@ class DepthSettings:
         crop_top_skip: the crop's top row is at least this (in resized pixels; paper: 50).
         scales: random scale augmentation; the depth is divided by the scale (paper).
         hflip: random horizontal flip.
-        fg_min_area_px2, fg_max_boxes: training fg boxes (area in original image pixels).
-        fg_train_classes: label types whose boxes make the training fg ("" types = all but
-            DontCare).
+        fg_min_area_px2, fg_max_boxes: training fg boxes (area in original image pixels); not
+            used by ``foresee-obj``, whose fg is every object's surface.
+        fg_train_classes: label types whose boxes (``foresee-obj``: 3D boxes) make the training
+            fg (no types = all but DontCare).
         cache_images: keep the resized training set in memory.
         amp: mixed precision on CUDA (bf16 where the GPU has it, else fp16 with a GradScaler;
             ``engine.amp_for``).
@@ -141,8 +148,14 @@ class DepthSettings:
 
     @property
     def n_decoders(self) -> int:
-        """1 for ``baseline`` and ``so``, 2 (fg decoder first, then bg) for ``so-sd``/``foresee``."""
-        return 2 if self.variant in ("so-sd", "foresee") else 1
+        """1 for ``baseline`` and ``so``, 2 (fg decoder first, then bg) for ``so-sd``/``foresee``/
+        ``foresee-obj``."""
+        return 1 if self.variant in ("baseline", "so") else 2
+
+    @property
+    def fg_source(self) -> str:
+        """``boxes`` (the paper: pixels inside 2D label boxes) or ``objects`` (``foresee-obj``)."""
+        return "objects" if self.variant in OBJECT_SURFACE_VARIANTS else "boxes"
 
     def bins_key(self) -> tuple[int, float, float, float]:
         """What a checkpoint's bins must agree on."""

@@ -111,14 +111,16 @@ def depth_train(root: KittiRoot, frames: Frames, settings: Any) -> StageKey:
 
 
 def depth_infer(root: KittiRoot, frames: Frames, checkpoint: str, *, merge: str, variant: str,
-                flip: bool = False) -> StageKey:
+                flip: bool = False, dominant: bool = False) -> StageKey:
     """depth-infer: a checkpoint (artifact ref or ``checkpoint:`` id) on the frames' images;
-    ``merge="mask"`` also reads the labels. ``flip`` (test-time flip) enters the key only when
-    set, so keys without it are those of earlier versions."""
+    ``merge="mask"`` also reads the labels. ``flip`` (test-time flip) and ``dominant`` (the
+    dominant-bin maps as well) enter the key only when set, so keys without them are those of
+    earlier versions."""
     import depth
 
     kinds = ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
-    fields: dict[str, Any] = {"merge": merge, "variant": variant, **({"flip": True} if flip else {})}
+    fields: dict[str, Any] = {"merge": merge, "variant": variant, **({"flip": True} if flip else {}),
+                              **({"dominant": True} if dominant else {})}
     return StageKey("depth-infer", depth.CODE_VERSION, fields,
                     (checkpoint, data_id(root, frames, kinds)))
 

@@ -4,7 +4,8 @@ Artifacts (through the cache under --workdir):
 
 * ``depth-train/<key>/``: ``checkpoint.pt`` (weights + settings + bins), ``train_log.csv``;
 * ``depth-infer/<key>/depth/NNNNNN.npz`` and ``depth-gt/<key>/depth/NNNNNN.npz`` (``--from-gt``):
-  float32 metres at full image resolution.
+  float32 metres at full image resolution; with ``--dominant`` also
+  ``depth-infer/<key>/dominant/NNNNNN.npz``, each pixel's dominant-bin depth (its own key).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 
 import click
 
+from depth.settings import VARIANTS as _VARIANTS
 from pipeline import keys
 from pipeline.resume import resumable
 from pipeline.commands.cache_cmd import dataset_fields, echo_artifact, echo_sharded, not_found, workdir_option
 from pipeline.sharding import shard_option
 from pipeline.validate import validate
 
-_VARIANTS = ("baseline", "so", "so-sd", "foresee")
 _PRESETS = ("paper", "cpu-small")
 _MERGES = ("max", "mask", "fg", "bg")
 
@@ -122,21 +123,24 @@ def train_command(data_root: Path, split: str, variant: str, preset: str, resume
               help="max: mask-free (paper); mask: fg decoder inside label boxes; fg/bg: one decoder.")
 @click.option("--flip", is_flag=True,
               help="Test-time flip: average each decoder's logits with the mirrored image's (~1.4x the time).")
+@click.option("--dominant", is_flag=True,
+              help="Also write each pixel's dominant-bin depth (dominant/), read by 'depth eval's diagnosis.")
 @click.option("--from-gt", is_flag=True, help="Write the ground truth (depth_2) as the artifact (oracle).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--quiet", is_flag=True)
 @shard_option
 @workdir_option
-def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, flip: bool, from_gt: bool,
-                  threads: int | None, quiet: bool, shard, workdir: Path) -> None:
+def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge: str, flip: bool, dominant: bool,
+                  from_gt: bool, threads: int | None, quiet: bool, shard, workdir: Path) -> None:
     """Depth maps (float32 metres, full resolution) for a split, as a cached artifact."""
     from kitti import KittiRoot
     from pipeline.cache import ArtifactCache
 
     if (checkpoint_ref is None) == (not from_gt):
         raise click.UsageError("give exactly one of --checkpoint and --from-gt")
-    if flip and from_gt:
-        raise click.UsageError("--flip applies to a network's inference, not to --from-gt")
+    for name, given in (("--flip", flip), ("--dominant", dominant)):
+        if given and from_gt:
+            raise click.UsageError(f"{name} applies to a network's inference, not to --from-gt")
     _threads(threads)
     root = KittiRoot(data_root)
     ids = root.split(split)
@@ -166,13 +170,13 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
         if merge in ("mask", "bg") and variant in ("baseline", "so"):
             raise click.BadParameter(f"merge={merge!r} needs a two-decoder model, {ckpt} is {variant!r}",
                                      param_hint="--merge")
-        key = keys.depth_infer(root, ids, ref, merge=merge, variant=variant, flip=flip)
+        key = keys.depth_infer(root, ids, ref, merge=merge, variant=variant, flip=flip, dominant=dominant)
 
         def produce(tmp: Path, frames: tuple[str, ...]):
             from depth.infer import infer_depth
 
             return infer_depth(root.root, frames, ckpt, tmp / "depth", merge=merge, flip=flip,
-                               progress=not quiet)
+                               progress=not quiet, dominant_dir=tmp / "dominant" if dominant else None)
 
     art, status = key.build_sharded(cache, produce, frame_ids=ids, shard=shard,
                                     extra_manifest={"split": split, **dataset_fields(root)})
@@ -192,8 +196,10 @@ def infer_command(data_root: Path, split: str, checkpoint_ref: str | None, merge
 @workdir_option
 def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_path: Path | None,
                  md_path: Path | None, workdir: Path) -> None:
-    """Tables 2 and 3 (fg / bg / global, pooled) beside the paper's numbers, and per-object errors."""
-    from depth.metrics import evaluate_depth_dir, format_object_table, format_table2, format_table3, results_csv
+    """Tables 2 and 3 (fg / bg / global, pooled) beside the paper's numbers, the object-surface region,
+    per-object errors, and the per-object diagnosis of artifacts inferred with --dominant."""
+    from depth.metrics import (evaluate_depth_dir, format_diagnosis_table, format_object_table, format_surface,
+                               format_table2, format_table3, results_csv)
     from kitti import KittiRoot, atomic_write_text
 
     root = KittiRoot(data_root)
@@ -205,12 +211,22 @@ def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_p
         if not sep or not name or not ref:
             raise click.BadParameter(f"expected NAME=REF, got {item!r}", param_hint="--depth")
         folder, _ = _artifact_folder(ref, workdir, option="--depth")
-        rows[name] = evaluate_depth_dir(root.root, ids, folder / "depth" if (folder / "depth").is_dir() else folder)
+        dominant = folder / "dominant" if (folder / "dominant").is_dir() else None
+        rows[name] = evaluate_depth_dir(root.root, ids, folder / "depth" if (folder / "depth").is_dir() else folder,
+                                        dominant_dir=dominant)
     md = (f"Table 2 (absRel / SILog, pooled over pixels; {len(ids)} frames of '{split}')\n\n{format_table2(rows)}\n\n"
           f"Table 3 (pooled)\n\n{format_table3(rows)}\n\nTable 3 (per-image means)\n\n"
-          f"{format_table3(rows, per_image=True)}\n\nPer-object depth error (median over each object's pixels "
+          f"{format_table3(rows, per_image=True)}\n\nObject surfaces (pooled over the pixels whose ground-truth point "
+          f"lies inside the 3D box of an object of the foreground classes)\n\n{format_surface(rows)}\n\n"
+          f"Per-object depth error (median over each object's pixels "
           f"vs ground truth; pixels = 2D box with the ground-truth point inside the 3D box), by distance\n\n"
           f"{format_object_table({n: r.objects for n, r in rows.items()})}\n")
+    diagnosed = {n: r.diagnosis for n, r in rows.items() if r.diagnosis is not None}
+    if diagnosed:
+        md += (f"\nPer-object diagnosis (depth-infer --dominant): mean share of an object's pixels whose dominant "
+               f"bin is within 10 % of the pixel's true depth, else within 10 % of the object's background depth "
+               f"(median true depth of its 2D box's other pixels more than 10 % behind it), else farther or "
+               f"nearer\n\n{format_diagnosis_table(diagnosed)}\n")
     click.echo(md)
     if csv_path:
         atomic_write_text(csv_path, results_csv(rows))

@@ -11,7 +11,6 @@ from depth.data import normalize_image
 from depth.infer import predict_depth
 from depth.model import DepthNet, bins_of, merge_logits, soft_weighted_depth
 from depth_fixtures import tiny_settings
-from pipeline import keys
 
 
 def _image(h: int, w: int, seed: int) -> np.ndarray:
@@ -65,13 +64,3 @@ def test_flip_prediction_of_the_mirrored_image_is_the_mirrored_prediction(resize
     c = predict_depth(model, image)
     d = predict_depth(model, np.ascontiguousarray(image[:, ::-1]))
     assert np.abs(d / c[:, ::-1] - 1).max() > 1e-2
-
-
-def test_depth_infer_key_takes_flip_only_when_set(synthetic_root):
-    from kitti import KittiRoot
-
-    root = KittiRoot(synthetic_root)
-    ids = root.split("val")
-    plain = keys.depth_infer(root, ids, "checkpoint:x", merge="max", variant="foresee")
-    assert keys.depth_infer(root, ids, "checkpoint:x", merge="max", variant="foresee", flip=False) == plain
-    assert keys.depth_infer(root, ids, "checkpoint:x", merge="max", variant="foresee", flip=True).key != plain.key

@@ -56,3 +56,21 @@ def test_power_floor_of_a_round_trip_through_a_smaller_size(tmp_path, capsys):
     assert resolution_floor(tmp_path / "d", 0.5)["absrel"]["global"] == round(want, 4)  # reported to 4 places
     main(["floor", "--data", str(tmp_path / "d"), "--factors", "1.0"])
     assert json.loads(capsys.readouterr().out)["absrel"]["global"] == 0.0
+
+
+def test_accuracy_reuse_evaluates_a_finished_training_again_and_refuses_another(synthetic_root, tmp_path, capsys):
+    import pytest
+
+    tiny = {"encoder": "test_resnet", "encoder_weights": "none", "neck_channels": 16,
+            "lateral_channels": [8, 8, 8, 8], "decoder_channels": [16, 8, 8, 8, 8], "crop_hw": [32, 64],
+            "resize_factor": 1.0, "scales": [1.0], "batch_size": 2, "max_steps": 1}
+    args = ["accuracy", "--data", str(synthetic_root), "--work", str(tmp_path / "w")]
+    main(args + ["--case", "t", "foresee-obj", json.dumps(tiny)])
+    first = json.loads(capsys.readouterr().out.splitlines()[-1])
+    main(args + ["--reuse", "--case", "t", "foresee-obj", json.dumps(tiny)])
+    again = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert not first["reused"] and first["train_cpu_s"] > 0 and (tmp_path / "w" / "t" / "dominant").is_dir()
+    assert again["reused"] and again["train_cpu_s"] is None and again["absrel"] == first["absrel"]
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--reuse", "--case", "t", "foresee-obj", json.dumps({**tiny, "max_steps": 2})])
+    assert e.value.code == 2 and "not a finished training of case 't'" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from depth.metrics import DepthEvalResult, evaluate_depth_dir, evaluate_depth_maps, format_table2, results_csv
+from depth_fixtures import object_scene
 from kitti import KittiFormatError, KittiRoot, write_depth_npz
 
 
@@ -59,44 +60,10 @@ def test_format_table2_lists_measured_and_paper_rows():
 
 
 # ---------------------------------------------------------------------------- per-object errors
-def _object_scene():
-    """A 120x240 frame, f = 100 px, two objects seen face-on (ry = 0: the box's -z face at z − w/2),
-    each a pixel rectangle of constant ground-truth depth on that face, inside a 2D box 3 px larger
-    whose border shows the background (60 m); an occluder (3 m) covers part of the first object,
-    a DontCare and a 6-pixel Car are left out."""
-    from kitti import Calibration, Object3d
-
-    h, w, f = 120, 240, 100.0
-    calib = Calibration(P2=np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]]), R0_rect=np.eye(3),
-                        Tr_velo_to_cam=np.array([[0.0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0]]))
-    gt = np.full((h, w), 60.0, np.float32)
-    gt[:5] = 0.0                                        # no ground truth at the top
-
-    def obj(kind, x, z, hh, ww, ll, rect):
-        r0, r1, c0, c1 = rect                           # the object's pixels: rows r0:r1, cols c0:c1
-        return Object3d(type=kind, truncated=0.0, occluded=0, alpha=0.0, x1=c0 - 3, y1=r0 - 3, x2=c1 + 2,
-                        y2=r1 + 2, h=hh, w=ww, l=ll, x=x, y=1.5, z=z, ry=0.0)
-
-    # pixel (u, v) at depth d lands at x = (u − 120)·d/100, y = (v − 60)·d/100
-    car_a = obj("Car", 0.0, 8.0, 2.0, 1.6, 4.0, (60, 75, 100, 140))     # y ∈ [0, 1.01], x ∈ [−1.44, 1.37]
-    gt[60:75, 100:140] = 8.0 - 0.8
-    gt[60:66, 100:110] = 3.0                                             # occluder in front: not car A
-    ped_b = obj("Pedestrian", -10.0, 25.0, 1.8, 0.8, 0.8, (59, 66, 78, 81))  # face at 24.6 m: y ∈ [−0.25, 1.23]
-    gt[59:66, 78:81] = 25.0 - 0.4                                        # x ∈ [−10.33, −9.84]
-    tiny = obj("Car", 12.0, 30.0, 1.5, 1.6, 4.0, (60, 62, 160, 163))    # 6 pixels: too small
-    gt[60:62, 160:163] = 30.0 - 0.8
-    dontcare = Object3d(type="DontCare", truncated=-1, occluded=-1, alpha=-10, x1=0, y1=0, x2=50, y2=50,
-                        h=-1, w=-1, l=-1, x=-1000, y=-1000, z=-1000, ry=-10)
-    expected_a = np.zeros((h, w), bool)
-    expected_a[60:75, 100:140] = True
-    expected_a[60:66, 100:110] = False
-    return calib, gt, [car_a, ped_b, tiny, dontcare], expected_a
-
-
 def test_object_pixel_mask_is_the_objects_visible_surface():
     from depth.metrics import object_pixel_mask
 
-    calib, gt, (car_a, ped_b, *_), expected_a = _object_scene()
+    calib, gt, (car_a, ped_b, *_), expected_a = object_scene()
     np.testing.assert_array_equal(object_pixel_mask(gt, car_a, calib), expected_a)
     ped = object_pixel_mask(gt, ped_b, calib)
     assert ped.sum() == 7 * 3 and ped[59:66, 78:81].all()
@@ -105,7 +72,7 @@ def test_object_pixel_mask_is_the_objects_visible_surface():
 def test_object_depth_errors_are_medians_binned_by_distance():
     from depth.metrics import ObjectDepthErrors, object_depth_errors
 
-    calib, gt, labels, expected_a = _object_scene()
+    calib, gt, labels, expected_a = object_scene()
     pred = gt.copy()
     pred[expected_a] *= 1.2                          # car A 20 % too far ...
     rows, cols = np.nonzero(expected_a)
@@ -123,3 +90,78 @@ def test_object_depth_errors_are_medians_binned_by_distance():
     back = ObjectDepthErrors.from_json(res.to_json())
     np.testing.assert_array_equal(back.pred_median_m, res.pred_median_m)
     assert back.frame_ids == res.frame_ids and back.types == res.types
+
+
+# ---------------------------------------------------------------------------- per-object diagnosis
+def test_object_diagnosis_shares_worked_out_by_hand():
+    """Car A (540 pixels at 7.2 m, its 2D box's border at 60 m behind it, an occluder at 3 m in front):
+    270 dominant bins at 64.8 m (within 10 % of the 60 m background), 135 at 7.85 m (within 10 % of
+    7.2 m), 81 at 30 m (farther, neither) and 54 at 6 m (nearer than 6.48 m); the pedestrian (21
+    pixels at 24.6 m): 7 true, 14 at 40 m (farther, 20 m from its 60 m background)."""
+    from depth.metrics import ObjectDiagnosis, object_diagnosis
+
+    calib, gt, labels, expected_a = object_scene()
+    mode = gt.copy()
+    rows, cols = np.nonzero(expected_a)
+    for lo, hi, depth_m in ((0, 270, 64.8), (270, 405, 7.2 * 1.09), (405, 486, 30.0), (486, 540, 6.0)):
+        mode[rows[lo:hi], cols[lo:hi]] = depth_m
+    mode[59:61, 78:81], mode[61:66, 78:81] = 24.6, 40.0          # 6 + 1 true pixels, 14 farther
+    mode[61, 78] = 24.6
+    res = object_diagnosis([mode], [gt], [labels], [calib], ["000000"])
+    assert res.types == ("Car", "Pedestrian") and res.pixels.tolist() == [540, 21]
+    np.testing.assert_allclose(res.background_m, [60.0, 60.0])
+    np.testing.assert_allclose(res.shares, [[135 / 540, 0.5, 81 / 540, 54 / 540], [1 / 3, 0.0, 2 / 3, 0.0]])
+    table = {r["bin_m"]: r for r in res.by_distance()}
+    assert table["0-10"]["objects"] == 1 and table["0-10"]["share_background"] == pytest.approx(0.5)
+    assert table["0-10"]["background_majority"] == 1 and table["20-30"]["background_majority"] == 0
+    assert table["all"]["share_true"] == pytest.approx((0.25 + 1 / 3) / 2)
+    assert table["all"]["with_background"] == 2 and np.isnan(table["10-20"]["share_true"])
+    back = ObjectDiagnosis.from_json(res.to_json())
+    np.testing.assert_array_equal(back.shares, res.shares)
+    assert back.frame_ids == res.frame_ids and np.array_equal(back.background_m, res.background_m)
+
+
+def test_background_depth_is_what_lies_behind_and_the_categories_order():
+    from depth.metrics import classify_object_pixels, object_background_depth, object_pixel_mask
+
+    calib, gt, (car_a, *_), expected_a = object_scene()
+    assert object_background_depth(gt, car_a, expected_a) == pytest.approx(60.0)
+    near = gt.copy()
+    box = (slice(57, 78), slice(97, 143))                # car A's 2D box, x2 = 142, y2 = 77 inclusive
+    near[box] = np.where(expected_a[box], gt[box], 7.5)   # 7.5 m: not more than 10 % behind 7.2 m
+    near[60:66, 100:110] = 3.0
+    assert np.isnan(object_background_depth(near, car_a, object_pixel_mask(near, car_a, calib)))
+    gt_m = np.array([10.0, 10.0, 10.0, 10.0, 10.0, 10.0])
+    mode = np.array([11.0, 8.9, 20.0, 21.5, 30.0, 12.0])
+    np.testing.assert_array_equal(classify_object_pixels(mode, gt_m, 20.0), [0, 3, 1, 1, 2, 2])
+    np.testing.assert_array_equal(classify_object_pixels(mode, gt_m, float("nan")), [0, 3, 2, 2, 2, 2])
+    np.testing.assert_array_equal(classify_object_pixels(np.array([10.5]), np.array([10.0]), 10.8), [0])
+
+
+def test_evaluate_depth_dir_object_surface_region_and_diagnosis(tmp_path):
+    """A one-frame root of the object scene: the surface region pools exactly the objects' pixels."""
+    import cv2
+
+    from depth.metrics import evaluate_depth_dir
+    from kitti import write_depth_png, write_label_file
+    from kitti.fileio import atomic_write_bytes, atomic_write_text
+
+    calib, gt, labels, expected_a = object_scene()
+    root = tmp_path / "r"
+    atomic_write_bytes(root / "training" / "image_2" / "000000.png",
+                       cv2.imencode(".png", np.zeros((*gt.shape, 3), np.uint8))[1].tobytes())
+    write_depth_png(root / "training" / "depth_2" / "000000.png", gt)
+    atomic_write_text(root / "training" / "calib" / "000000.txt", calib.to_text())
+    write_label_file(root / "training" / "label_2" / "000000.txt", labels)
+    gt_q = KittiRoot(root).depth("000000")
+    surface = expected_a.copy()
+    surface[59:66, 78:81] = surface[60:62, 160:163] = True
+    pred = gt_q * np.where(surface, 1.5, 1.0).astype(np.float32)       # objects 50 % too far, the rest exact
+    pred[5, 0] = gt_q[5, 0] * 3.0                                      # background pixel: not an object
+    write_depth_npz(tmp_path / "d" / "000000.npz", pred)
+    write_depth_npz(tmp_path / "m" / "000000.npz", gt_q)               # every dominant bin exact
+    res = evaluate_depth_dir(root, ["000000"], tmp_path / "d", dominant_dir=tmp_path / "m")
+    assert res.surface["pixels"] == 540 + 21 + 6 and res.surface["absrel"] == pytest.approx(0.5, rel=1e-6)
+    np.testing.assert_allclose(res.diagnosis.shares, [[1, 0, 0, 0], [1, 0, 0, 0]])
+    assert DepthEvalResult.from_json(res.to_json()) == res
+    assert evaluate_depth_dir(root, ["000000"], tmp_path / "d").diagnosis is None
