@@ -9,7 +9,19 @@ The labels of every frame are sorted once; the images are read from disk and sca
 DataLoader workers), so no split is held in memory. Step ``s`` takes the images ``s*B … s*B+B-1``
 of a stream of seeded per-epoch permutations and mirrors each with p = 0.5 (seeded by the step),
 so an interrupted run resumes exactly where it stopped, with or without workers. Optimiser: AdamW, linear warm-up then cosine decay to 0, gradient norm
-clipped at 10. Losses are torchvision's (the model returns them in training mode).
+clipped at 10. Losses are torchvision's (the model returns them in training mode). On CUDA the
+forward pass and the losses run under autocast (``engine.amp_for``: bf16, else fp16 with a
+GradScaler); on the CPU nothing changes.
+
+Data-parallel (``torchrun --nproc_per_node=N -m detect2d.train ...``, docs/scaling.md):
+``batch_size`` is the global batch whatever the world size (the settings and the cache key do not
+depend on N). Every rank computes step ``s``'s frames, flips and crops for the whole global batch
+and runs its rows (:func:`kitti.dist.split_batch`); each rank's loss is weighted by its share of
+the batch, so DistributedDataParallel's gradient average is the gradient of the global batch's mean
+loss — exactly for RetinaNet (its losses are means over images), while FCOS normalises by the
+foreground points of the rank's own images (as torchvision's reference scripts do under DDP). On
+CUDA the encoder's batch norms become SyncBatchNorm. Rank 0 writes the logs, checkpoints, model and
+summary; every rank resumes from a checkpoint.
 """
 
 from __future__ import annotations
@@ -25,9 +37,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from engine import (CheckpointHook, CsvLogHook, MeanLogHook, TrainerBase, capture_rng, load_checkpoint, restore_rng,
-                    save_checkpoint, setup_device)
+from engine import (CheckpointHook, CsvLogHook, MeanLogHook, TrainerBase, amp_for, capture_rng, load_checkpoint,
+                    restore_rng, save_checkpoint, setup_device)
 from engine.progress import ProgressHook as _Bar
+from kitti.dist import DistContext, close_distributed, init_distributed, split_batch
 from kitti.fileio import atomic_write_bytes, atomic_write_text
 from kitti.layout import KittiRoot
 
@@ -120,15 +133,18 @@ _CSV_FIELDS = ("step", "lr", "total", "classification", "bbox_regression")
 
 
 class _StepBatches(torch.utils.data.Sampler):
-    """The frame indices of steps ``start, start + 1, …, max_steps - 1`` (:func:`batch_indices`)."""
+    """The frame indices of steps ``start, start + 1, …, max_steps - 1`` (:func:`batch_indices`),
+    rows ``rows`` of each (a data-parallel rank's share; all of them on one process)."""
 
-    def __init__(self, start: int, settings: Detect2DSettings, n_frames: int):
+    def __init__(self, start: int, settings: Detect2DSettings, n_frames: int, rows: tuple[int, int] | None = None):
         self.start, self.settings, self.n_frames = start, settings, n_frames
+        self.rows = rows or (0, settings.batch_size)
 
     def __iter__(self):
         s = self.settings
+        a, b = self.rows
         for step in range(self.start, s.max_steps):
-            yield batch_indices(step, self.n_frames, s.batch_size, s.seed).tolist()
+            yield batch_indices(step, self.n_frames, s.batch_size, s.seed)[a:b].tolist()
 
     def __len__(self) -> int:
         return max(self.settings.max_steps - self.start, 0)
@@ -141,34 +157,56 @@ def _as_list(frames: list[TrainFrame]) -> list[TrainFrame]:
 class _Trainer(TrainerBase):
     """The 2D detector's step: its batch (:func:`batch_indices`, flips, crops), torchvision's losses."""
 
-    def __init__(self, model, loader, width: int, settings: Detect2DSettings, device: torch.device, hooks, step: int):
-        super().__init__(settings.max_steps, hooks, step=step)
+    def __init__(self, model, net, loader, width: int, settings: Detect2DSettings, device: torch.device, hooks,
+                 step: int, ctx: DistContext):
+        super().__init__(settings.max_steps, hooks, step=step, is_main=ctx.is_main)
         self.model, self.loader, self.width, self.settings, self.device = model, loader, width, settings, device
+        self.net, self.ctx = net, ctx  # net: the DDP wrapper under torchrun, else the model
+        self.rows = split_batch(settings.batch_size, ctx.world)[ctx.rank]
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.amp = amp_for(device)
+        self.scaler = self.amp.scaler()
         self.batches = None
 
     def run_step(self) -> dict:
         settings, step = self.settings, self.step
         if self.batches is None:
             self.batches = iter(self.loader)
-        frames = next(self.batches)
-        flips = (np.random.default_rng([settings.seed, 1, step]).random(len(frames)) < 0.5) & settings.hflip
+        frames = next(self.batches)  # this rank's rows of the global batch
+        a, b = self.rows
+        # flips and crops are drawn for the whole global batch, each rank keeps its rows
+        flips = (np.random.default_rng([settings.seed, 1, step]).random(settings.batch_size) < 0.5) & settings.hflip
         crop_x0 = None
         if settings.train_crop_width:
             room = max(self.width - settings.train_crop_width, 0)
-            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, len(frames))
-        images, targets = make_batch(frames, flips.tolist(), self.device, crop_x0, settings.train_crop_width)
+            crop_x0 = np.random.default_rng([settings.seed, 2, step]).integers(0, room + 1, settings.batch_size)[a:b]
+        images, targets = make_batch(frames, flips[a:b].tolist(), self.device, crop_x0, settings.train_crop_width)
         lr = learning_rate(settings, step)
         for g in self.opt.param_groups:
             g["lr"] = lr
-        losses = self.model(images, targets)
+        with self.amp.autocast():
+            losses = self.net(images, targets)
         total = sum(losses.values())
         self.opt.zero_grad(set_to_none=True)
-        total.backward()
+        # DDP averages the ranks' gradients: weighting each rank's loss (a mean over its images)
+        # by share * world makes the average the gradient of the global batch's mean loss
+        share = (b - a) / settings.batch_size
+        loss = total * (share * self.ctx.world) if self.ctx.world > 1 else total
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)  # the clipping sees the true gradients (no-op without a scaler)
         torch.nn.utils.clip_grad_norm_(self.params, 10.0)
-        self.opt.step()
-        return {"lr": lr, **{k: float(v.detach()) for k, v in losses.items()}, "total": float(total.detach())}
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        row = {k: float(v.detach()) for k, v in losses.items()}
+        row["total"] = float(total.detach())
+        if self.ctx.world > 1:  # the global batch's figures: the ranks' shares summed
+            names = sorted(row)
+            packed = torch.tensor([row[k] * share for k in names], dtype=torch.float64)
+            torch.distributed.all_reduce(packed)
+            row = dict(zip(names, packed.tolist()))
+            row["total"] = row.pop("total")
+        return {"lr": lr, **row}
 
 
 def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2DSettings,
@@ -203,12 +241,26 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = setup_device(settings.device, settings.num_threads)
+    ctx = init_distributed(use_cuda=device.type == "cuda")
+    if settings.batch_size < ctx.world:
+        close_distributed(ctx)
+        raise ValueError(f"batch_size {settings.batch_size} (the global batch) is smaller than the {ctx.world} ranks")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    progress = progress and ctx.is_main
     torch.manual_seed(settings.seed)
     root = KittiRoot(data_root)
     labels, reference_hw, counts = read_train_labels(root, frame_ids, settings, progress=progress)
     t_data = time.time() - t0
 
-    model = build_detector(settings, encoder=encoder).to(device)
+    model = build_detector(settings, encoder=encoder)
+    if ctx.world > 1 and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    net: torch.nn.Module = model
+    if ctx.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     step, log, rows, cpu_before = 0, [], [], 0.0
     resumed_from = None
     ck = None
@@ -240,10 +292,11 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     hooks = [csv_log, mean_log, bar,
              CheckpointHook(save, settings.checkpoint_every_steps)]
     loader = torch.utils.data.DataLoader(
-        TrainImages(root, labels, settings.image_scale), batch_sampler=_StepBatches(step, settings, len(labels)),
+        TrainImages(root, labels, settings.image_scale),
+        batch_sampler=_StepBatches(step, settings, len(labels), split_batch(settings.batch_size, ctx.world)[ctx.rank]),
         num_workers=num_workers, collate_fn=_as_list, generator=torch.Generator().manual_seed(settings.seed))
     width = scaled_size(reference_hw, settings.image_scale)[1]
-    trainer = _Trainer(model, loader, width, settings, device, hooks, step)
+    trainer = _Trainer(model, net, loader, width, settings, device, hooks, step, ctx)
     if ck is not None:
         trainer.opt.load_state_dict(ck["optimizer"])
         restore_rng(ck["rng"])
@@ -253,6 +306,9 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
     bar.close()
     step = trainer.step
     t_train = time.time() - t_train
+    if not ctx.is_main:
+        close_distributed(ctx)
+        return {"rank": ctx.rank, "world_size": ctx.world, "steps": step}
     mean_log.write()
     save_model(out_dir / "model.pt", model, settings, reference_hw)
     summary = {"frames": len(labels), "reference_hw": list(reference_hw),
@@ -267,6 +323,27 @@ def train_detector(data_root: Path, frame_ids: Sequence[str], settings: Detect2D
                "seconds_data": round(t_data, 2), "seconds_train": round(t_train, 2),
                "seconds": round(time.time() - t0, 2),
                "cpu_seconds": round(cpu_before + time.process_time() - cpu0, 2),
-               "resumed_from_step": resumed_from}
+               "resumed_from_step": resumed_from, "world_size": ctx.world,
+               "effective_batch": settings.batch_size,
+               "batch_per_rank": [b - a for a, b in split_batch(settings.batch_size, ctx.world)]}
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1))
+    close_distributed(ctx)
     return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m detect2d.train`` / torchrun entry (the cached CLI is ``foresee detect2d train``);
+    prints the summary as JSON on rank 0."""
+    from kitti.dist import entry_parser, run_entry, with_overrides
+    from detect2d.settings import preset
+
+    p = entry_parser(__doc__, ("paper", "cpu-small"))
+    p.add_argument("--num-workers", type=int, default=0)
+    args = p.parse_args(argv)
+    run_entry(lambda: train_detector(args.data, KittiRoot(args.data).split(args.split),
+                                     with_overrides(preset(args.preset), args.overrides), args.out,
+                                     progress=not args.quiet, resume=args.resume, num_workers=args.num_workers))
+
+
+if __name__ == "__main__":
+    main()

@@ -162,3 +162,48 @@ def split_batch(n: int, world: int) -> list[tuple[int, int]]:
         out.append((start, stop))
         start = stop
     return out
+
+
+def entry_parser(doc: str, presets: Sequence[str], *, points: bool = False):
+    """The argparse parser of a torchrun training entry: ``--data``, (``--points``), ``--split``,
+    ``--preset``, ``--set FIELD=JSON``, ``--out``, ``--resume``, ``--quiet``."""
+    import argparse
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="KITTI root (calib, label_2, image_2).")
+    if points:
+        p.add_argument("--points", type=Path, required=True, help="Folder of NNNNNN.bin clouds.")
+    p.add_argument("--split", default="train")
+    p.add_argument("--preset", default="paper", choices=tuple(presets))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=JSON",
+                   help="Override a setting of the preset, e.g. --set batch_size=16 --set 'classes=[\"Car\"]'.")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--resume", type=Path)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def with_overrides(base, items: Sequence[str]):
+    """The frozen settings ``base`` with the ``--set`` options ``items`` applied (its class's
+    ``from_dict``)."""
+    from dataclasses import asdict
+
+    values = asdict(base)
+    values.update(parse_set_options(items, list(values)))
+    return type(base).from_dict(values)
+
+
+def run_entry(train) -> None:
+    """Run ``train()`` (a torchrun entry's training): bad input exits with ``error: ...``; rank 0
+    prints the summary as one JSON line (the other ranks' summaries hold ``rank``)."""
+    import json
+
+    from kitti.errors import KittiFormatError
+
+    try:
+        summary = train()
+    except (KittiFormatError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    if "rank" not in summary:
+        print(json.dumps(summary))

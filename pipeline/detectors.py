@@ -237,6 +237,7 @@ DETECTORS: dict[str, Detector] = {
         help="AVOD-FPN, two-stage anchors on the bird's-eye view and the image (no 2D boxes)",
         preset=_avod_preset, train=_avod_train, infer=_avod_infer, code_version="avod-" + _avod_pkg.CODE_VERSION,
         describe_train=_avod_describe_train, describe_infer=_avod_describe_infer, uses_boxes2d=False,
+        torchrun_module="detection.avod.train",
         options=(CliOption("--steps", "steps", int, "Optimiser steps (default: the preset's).", ("train",)),)),
 }
 

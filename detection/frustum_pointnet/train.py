@@ -448,33 +448,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ``foresee detect train``); prints the summary as JSON on rank 0."""
     import argparse
 
+    from kitti.dist import entry_parser, run_entry, with_overrides
     from detection.frustum_pointnet.settings import preset
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help="KITTI root (calib, label_2, image_2).")
-    p.add_argument("--points", type=Path, required=True, help="Folder of NNNNNN.bin clouds.")
-    p.add_argument("--split", default="train")
-    p.add_argument("--preset", default="paper", choices=("paper", "cpu-small"))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=JSON",
-                   help="Override a setting, e.g. --set batch_size=64 --set 'classes=[\"Car\"]'.")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--resume", type=Path)
+    p = entry_parser(__doc__, ("paper", "cpu-small"), points=True)
     p.add_argument("--freeze-batch-norm", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    from kitti.dist import parse_set_options
-
-    values = asdict(preset(args.preset))
-    try:
-        values.update(parse_set_options(args.overrides, list(values)))
-        settings = FPointNetSettings.from_dict(values)
-        summary = train_fpointnet(args.data, args.points, KittiRoot(args.data).split(args.split), settings,
-                                  args.out, progress=not args.quiet, resume=args.resume,
-                                  freeze_batch_norm=args.freeze_batch_norm)
-    except (KittiFormatError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-    if "rank" not in summary:
-        print(json.dumps(summary))
+    run_entry(lambda: train_fpointnet(args.data, args.points, KittiRoot(args.data).split(args.split),
+                                      with_overrides(preset(args.preset), args.overrides), args.out,
+                                      progress=not args.quiet, resume=args.resume,
+                                      freeze_batch_norm=args.freeze_batch_norm))
 
 
 if __name__ == "__main__":

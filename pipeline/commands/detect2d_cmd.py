@@ -104,7 +104,10 @@ def train_command(workdir: Path, data_root: Path, split: str, preset_name: str, 
                   num_threads: int | None, quiet: bool, resume: Path | None, **overrides) -> None:
     """Train the 2D detector on a split's label_2 boxes (default split: train)."""
     from detect2d.train import CheckpointMismatchError
+    from kitti.dist import env_shard
 
+    if env_shard().count > 1:  # every rank would publish the artifact: torchrun runs detect2d.train
+        raise click.UsageError("under torchrun, run 'python -m detect2d.train' (docs/scaling.md)")
     settings = detect2d_settings(preset_name, device=device, num_threads=num_threads, **overrides)
     root = KittiRoot(data_root)
     frame_ids = root.split(split)

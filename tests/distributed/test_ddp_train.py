@@ -161,3 +161,133 @@ def test_fpointnet_resume_on_cuda(tmp_path, sample_root, sample_ids):
     summary = train_fpointnet(sample_root, sample_root / "training/velodyne", sample_ids,
                               settings.with_(epochs=2), tmp_path / "b", progress=False, resume=tmp_path / "ck.pt")
     assert summary["epochs"] == 2 and summary["device"].startswith("cuda")
+
+
+def _torchrun(module: str, args: list[str], sets: dict, *, nproc: int, extra_path: str = "") -> dict:
+    """``python -m module`` (``nproc`` > 1: under torchrun, gloo) -> the summary rank 0 prints."""
+    cmd = [*args, "--quiet", *[a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]]
+    head = ["-m", module] if nproc == 1 else ["-m", "torch.distributed.run", "--standalone",
+                                              f"--nproc_per_node={nproc}", "-m", module]
+    env = {**os.environ, "PYTHONPATH": str(REPO) + extra_path, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *head, *cmd], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def _assert_close_weights(one: dict, two: dict, *, skip=("running_mean", "running_var", "num_batches_tracked")) -> int:
+    """Every floating parameter of ``two`` within ATOL + RTOL |w| of ``one``; returns how many were compared."""
+    assert one.keys() == two.keys()
+    n = 0
+    for name, a in one.items():
+        if not a.is_floating_point() or name.endswith(skip):
+            continue
+        assert torch.allclose(two[name], a, atol=ATOL, rtol=RTOL), (name, float((two[name] - a).abs().max()))
+        n += 1
+    return n
+
+
+def test_detect2d_two_ranks_equal_one_process_of_the_global_batch(tmp_path):
+    """The 2D detector on two gloo ranks (global batch 2 = 1 image per rank) vs one process of
+    batch 2: RetinaNet's losses are means over images and the encoder's batch norms are frozen
+    (per-rank statistics would differ on the CPU, where SyncBatchNorm does not exist), so the two
+    differ only by float summation order. Rank 0 alone writes; the log holds the global batch's loss."""
+    sys.path.insert(0, str(REPO / "tests" / "detect2d"))
+    from d2d_fixtures import write_root
+
+    root = write_root(tmp_path / "root")
+    (tmp_path / "ids.txt").write_text("000000\n000001\n000002\n000003\n")
+    sets = {"architecture": "retinanet", "encoder": "test_resnet", "encoder_weights": "none", "image_scale": 1.0,
+            "extra_levels": 0, "anchor_base_px": 32.0, "fpn_channels": 16, "batch_size": 2, "max_steps": 4,
+            "warmup_steps": 1, "learning_rate": 0.002, "checkpoint_every_steps": 2, "classes": ["Car", "Pedestrian"],
+            "freeze_encoder_bn": True, "feature_levels": [2, 3, 4], "freeze_encoder_stride": 0,
+            "device": "cpu", "num_threads": 1, "train_crop_width": 256}
+    args = ["--data", str(root), "--split", str(tmp_path / "ids.txt"), "--preset", "cpu-small"]
+    one = _torchrun("detect2d.train", [*args, "--out", str(tmp_path / "one")], sets, nproc=1)
+    two = _torchrun("detect2d.train", [*args, "--out", str(tmp_path / "two")], sets, nproc=2)
+    assert one["world_size"] == 1 and two["world_size"] == 2
+    assert two["effective_batch"] == one["effective_batch"] == 2 and two["batch_per_rank"] == [1, 1]
+    assert two["steps"] == one["steps"] == 4
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert _assert_close_weights(w1, w2) > 10
+    from detect2d.model import build_detector
+    from detect2d.settings import preset
+
+    torch.manual_seed(0)  # the untrained network: the 4 steps moved the weights
+    init = build_detector(preset("cpu-small").with_(**{k: tuple(v) if isinstance(v, list) else v
+                                                      for k, v in sets.items()})).state_dict()
+    assert max(float((w1[k] - init[k]).abs().max()) for k in w1 if w1[k].is_floating_point()) > 1e-3
+    rows1 = [json.loads(x) for x in (tmp_path / "one/train_log.jsonl").read_text().splitlines()]
+    rows2 = [json.loads(x) for x in (tmp_path / "two/train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows1] == [r["step"] for r in rows2] == [2, 4]
+    for r1, r2 in zip(rows1, rows2):
+        assert r2["total"] == pytest.approx(r1["total"], rel=1e-4)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoint.pt", "model.pt", "summary.json",
+                                                                    "train_log.csv", "train_log.jsonl",
+                                                                    "train_loss.png"]
+
+
+AVOD_SETS = {"x_range_m": [-20.0, 20.0], "z_range_m": [0.0, 40.0], "cell_m": 0.5, "use_image": True,
+             "channels": [4, 8, 8, 8], "decoder_channels": 8, "rpn_fc": 16, "pre_nms_top": 500,
+             "proposals_train": 64, "proposals_test": 32, "fc_layers": [64, 64], "dropout": 0.0, "rpn_batch": 128,
+             "roi_batch": 64, "add_gt_to_proposals": True, "learning_rate": 3e-3, "lr_decay_steps": 1000,
+             "weight_decay": 0.0, "flip": True, "pca_jitter": True, "checkpoint_every": 2, "num_threads": 1,
+             "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def avod_runs(tmp_path_factory, sample_root):
+    """AVOD, 4 steps: one process with ``--frames-per-step 2``, and two gloo ranks (one frame each)."""
+    tmp = tmp_path_factory.mktemp("avod-ddp")
+    (tmp / "ids.txt").write_text("000006\n000008\n000001\n")
+    args = ["--data", str(sample_root), "--points", str(sample_root / "training/velodyne"),
+            "--split", str(tmp / "ids.txt"), "--preset", "paper"]
+    one = _torchrun("detection.avod.train", [*args, "--out", str(tmp / "one"), "--frames-per-step", "2"],
+                    {**AVOD_SETS, "steps": 4}, nproc=1)
+    two = _torchrun("detection.avod.train", [*args, "--out", str(tmp / "two")], {**AVOD_SETS, "steps": 4}, nproc=2)
+    return tmp, args, one, two
+
+
+def test_avod_two_ranks_equal_one_process_of_two_frames_per_step(avod_runs):
+    """AVOD on two gloo ranks (one frame each, 2 frames per step) vs one process with
+    ``--frames-per-step 2``: each frame is forwarded alone on both sides (batch norms see the same
+    frame), its path-drop and mini-batch draws come from its visit's generator, dropout is 0, so the
+    weights differ only by float summation order (the mean of two frames' gradients). The batch
+    norms' running statistics are rank 0's (DDP broadcasts its buffers) and are not compared."""
+    tmp, _, one, two = avod_runs
+    assert one["world_size"] == 1 and two["world_size"] == 2
+    assert one["effective_batch"] == two["effective_batch"] == 2 and two["batch_per_rank"] == [1, 1]
+    assert one["steps"] == two["steps"] == 4
+    w1, w2 = _weights(tmp / "one"), _weights(tmp / "two")
+    assert _assert_close_weights(w1, w2) > 10
+    assert two["final_total"] == pytest.approx(one["final_total"], rel=1e-4)
+    assert sorted(p.name for p in (tmp / "two").iterdir()) == ["checkpoint.pt", "model.pt", "planes",
+                                                               "summary.json", "train_log.csv",
+                                                               "train_log.jsonl", "train_loss.png"]
+    # every frame a rank visited has its ground plane, written by rank 0
+    assert sorted(p.name for p in (tmp / "two/planes").iterdir()) == sorted(
+        p.name for p in (tmp / "one/planes").iterdir())
+    ck = torch.load(tmp / "two/checkpoint.pt", weights_only=False)
+    assert ck["frames_per_step"] == 2 and len(ck["rank_rng"]) == 2
+
+
+def test_avod_ddp_run_resumed_continues_identically(avod_runs):
+    """A 2-rank AVOD run resumed from its step-2 checkpoint gives the uninterrupted run's weights
+    bit for bit."""
+    tmp, args, _, two = avod_runs
+    half = _torchrun("detection.avod.train", [*args, "--out", str(tmp / "half")], {**AVOD_SETS, "steps": 2},
+                     nproc=2)
+    assert half["steps"] == 2
+    w2 = _weights(tmp / "two")
+    w_half = torch.load(tmp / "half/checkpoint.pt", weights_only=False)["state_dict"]
+    # steps 3 and 4 moved the weights: the comparison is not between unchanged networks
+    assert max(float((w2[k] - w_half[k]).abs().max()) for k in w2 if w2[k].is_floating_point()) > 1e-3
+    resumed = _torchrun("detection.avod.train", [*args, "--out", str(tmp / "resumed"), "--resume",
+                                                 str(tmp / "half/checkpoint.pt")], {**AVOD_SETS, "steps": 4},
+                        nproc=2)
+    assert resumed["steps"] == 4
+    wr = _weights(tmp / "resumed")
+    for name, a in w2.items():
+        assert torch.equal(wr[name], a), name
+    # the per-step log too (the jsonl differs: the 2-step run wrote its own mean line at its last step)
+    assert (tmp / "resumed/train_log.csv").read_text() == (tmp / "two/train_log.csv").read_text()

@@ -139,7 +139,10 @@ def test_cached_train_commands_refuse_torchrun(tmp_path, sample_root, monkeypatc
     monkeypatch.setenv("RANK", "1")
     for args, entry in ((["depth", "train", "--data", str(sample_root)], "depth.train"),
                         (["detect", "train", "--data", str(sample_root), "--points", str(sample_root)],
-                         "detection.frustum_pointnet.train")):
+                         "detection.frustum_pointnet.train"),
+                        (["detect", "train", "--detector", "avod", "--data", str(sample_root), "--points",
+                          str(sample_root)], "detection.avod.train"),
+                        (["detect2d", "train", "--data", str(sample_root)], "detect2d.train")):
         r = CliRunner().invoke(main, [*args, "--workdir", str(tmp_path)])
         assert r.exit_code == 2 and f"python -m {entry}" in r.output
 
