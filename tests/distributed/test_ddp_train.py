@@ -31,6 +31,25 @@ SETS = {"width": 0.125, "num_points": 64, "num_object_points": 32, "batch_size":
 ATOL, RTOL = 1e-6, 1e-5
 
 
+#: gloo's teardown at the end of a torchrun job sometimes aborts a rank after the work is done and
+#: the outputs are written ("terminate called without an active exception", seen about once in ten
+#: 2-rank runs on a loaded 2-core machine; kitti.dist.close_distributed's barrier makes it rarer, not
+#: impossible). These tests guard the training's results, not that teardown: such a run is made
+#: again once from an empty output folder (docs/scaling.md says so).
+_GLOO_TEARDOWN = "terminate called without an active exception"
+
+
+def _run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    """``cmd`` (a python / torchrun command with ``--out DIR``), once more after a gloo teardown abort."""
+    import shutil
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 and _GLOO_TEARDOWN in done.stderr and "--out" in cmd:
+        shutil.rmtree(cmd[cmd.index("--out") + 1], ignore_errors=True)
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return done
+
+
 def _train(sample_root: Path, split: Path, out: Path, *, nproc: int, epochs: int,
            resume: Path | None = None) -> dict:
     args = ["-m", "detection.frustum_pointnet.train", "--data", str(sample_root),
@@ -42,8 +61,7 @@ def _train(sample_root: Path, split: Path, out: Path, *, nproc: int, epochs: int
     if nproc > 1:
         args = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = _run([sys.executable, *args], env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
 
@@ -128,8 +146,7 @@ def test_depth_training_under_torchrun_resumes(tmp_path):
                 "depth.train", "--data", str(root), "--split", str(tmp_path / "ids.txt"), "--variant", "foresee",
                 "--preset", "cpu-small", "--out", str(tmp_path / out), "--quiet", *extra,
                 *[a for k, v in {**sets, "max_steps": steps}.items() for a in ("--set", f"{k}={json.dumps(v)}")]]
-        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+        done = _run(args, {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
         return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
 
@@ -169,8 +186,7 @@ def _torchrun(module: str, args: list[str], sets: dict, *, nproc: int, extra_pat
     head = ["-m", module] if nproc == 1 else ["-m", "torch.distributed.run", "--standalone",
                                               f"--nproc_per_node={nproc}", "-m", module]
     env = {**os.environ, "PYTHONPATH": str(REPO) + extra_path, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, *head, *cmd], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = _run([sys.executable, *head, *cmd], env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
 
