@@ -19,3 +19,16 @@ def root(tmp_path) -> Path:
     (r / "ImageSets" / "train.txt").write_text("".join(f"{i:06d}\n" for i in range(6)))
     (r / "ImageSets" / "val.txt").write_text("".join(f"{i:06d}\n" for i in range(6, 9)))
     return r
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A tiny render of the embedded benchmark (6 train + 3 val frames at half size, scene seed 3),
+    rendered once per session; tests read it and copy it before changing anything."""
+    from synth import render_dataset
+    from synth.settings import SynthSettings
+
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
+                   workers=1, progress=False)
+    return root

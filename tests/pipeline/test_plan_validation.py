@@ -21,21 +21,10 @@ from pipeline.validate import VALIDATED, validate
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    from synth import render_dataset
-    from synth.settings import SynthSettings
-
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
-                   workers=1, progress=False)
-    return root
-
-
 @pytest.fixture()
-def root(rendered, tmp_path) -> Path:
+def root(tiny_root, tmp_path) -> Path:
     dst = tmp_path / "root"
-    shutil.copytree(rendered, dst)
+    shutil.copytree(tiny_root, dst)
     return dst
 
 

@@ -19,17 +19,6 @@ from pipeline.run import run_chain
 from pipeline.stages import RunConfig
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    from synth import render_dataset
-    from synth.settings import SynthSettings
-
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
-                   workers=1, progress=False)
-    return root
-
-
 def _read_only(monkeypatch, workdir: Path) -> None:
     """``os.access`` says no for ``workdir`` and everything in it (as chmod a-w would)."""
     real = os.access

@@ -15,17 +15,6 @@ from pipeline.executor import plan
 TINY_DETECT = {"epochs": 1}
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    from synth import render_dataset
-    from synth.settings import SynthSettings
-
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    render_dataset(root, SynthSettings(frames_train=6, frames_val=3, image_scale=0.5, seed=3),
-                   workers=1, progress=False)
-    return root
-
-
 def _cfg(root: Path, clouds=("lidar", "oracle"), **pl) -> RunConfig:
     overrides = {"detect": TINY_DETECT}
     if pl:
