@@ -46,14 +46,9 @@ for w in which:
         sd = torch.load(o / "model.pt", weights_only=False)["state_dict"]; log = (o / "train_log.jsonl").read_text(); steps = 6
     elif w == "avod":
         sys.path.insert(0, str(code / "tests/detection"))
-        from detection.avod.settings import AvodSettings
+        from test_avod_train_infer import TINY as AVOD_TINY  # the AVOD tests' tiny network
         from detection.avod.train import train_avod
-        TINY = AvodSettings(x_range_m=(-20.0, 20.0), z_range_m=(0.0, 40.0), cell_m=0.5, use_image=True,
-                    channels=(4, 8, 8, 8), decoder_channels=8, rpn_fc=16, pre_nms_top=500,
-                    proposals_train=64, proposals_test=32, fc_layers=(64, 64), dropout=0.1, rpn_batch=128,
-                    roi_batch=64, add_gt_to_proposals=True, learning_rate=3e-3, lr_decay_steps=1000,
-                    weight_decay=0.0, steps=8, flip=True, pca_jitter=True, checkpoint_every=4,
-                    num_threads=1, device="cpu")
+        TINY = AVOD_TINY.with_(use_image=True, dropout=0.1, steps=8, flip=True, pca_jitter=True, checkpoint_every=4)
         summ = train_avod(SAMPLE, SAMPLE / "training/velodyne", ("000006", "000008"), TINY, o, progress=False)
         sd = torch.load(o / "model.pt", weights_only=False)["state_dict"]; log = (o / "train_log.jsonl").read_text(); steps = 8
     elif w == "fpn":
