@@ -15,8 +15,14 @@ Three measurements, each printing one JSON line per case (and appending it to ``
           --case lite0_500_s0 baseline '{"max_steps": 500}'
 
   ``--reuse`` keeps a case's checkpoint when ``WORK/TAG/train/checkpoint.pt`` exists (it must be
-  a finished training of the same settings) and only infers and evaluates again (its training
-  CPU seconds are then null).
+  a training of the same settings): a finished one is only inferred and evaluated again (its
+  training CPU seconds are then null), an unfinished one resumes where it stopped.
+  ``--snapshots 500,1500,3000`` with ``"max_steps": 6000`` also evaluates the checkpoints kept
+  after those steps (the depth-power curve from one training; mid-schedule models, see
+  ``depth.train.train_depth``)::
+
+      python -m depth.measure accuracy --data data/embedded --work /tmp/curve --reuse \\
+          --snapshots 500,1500,3000 --case fsee_curve foresee '{"max_steps": 6000}'
 
 * ``floor`` — the error that predicting at a reduced size costs by itself: each val ground truth
   resized by ``--factors`` the way training targets are (``depth.data.resize_depth``), then
@@ -91,13 +97,16 @@ def step_cost(settings: DepthSettings, steps: int = 7, warmup: int = 2,
 
 
 def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, frames: int = 0,
-             reuse: bool = False) -> dict[str, Any]:
+             reuse: bool = False, snapshots: Sequence[int] = ()) -> dict[str, Any]:
     """Train ``settings`` on the train split (its first ``frames`` frames when > 0), infer and
-    evaluate the val split; CPU and wall seconds of each part. With ``reuse``, an existing
-    ``work/tag/train/checkpoint.pt`` of the same settings is used instead of training."""
-    from depth.infer import infer_depth
-    from depth.metrics import evaluate_depth_dir
-    from depth.train import train_depth
+    evaluate the val split; CPU and wall seconds of each part.
+
+    With ``reuse``, an existing ``work/tag/train/checkpoint.pt`` of the same settings is used: a
+    finished training is only inferred and evaluated again, an unfinished one (a run that was
+    stopped) resumes where it stopped. ``snapshots``: steps < ``max_steps`` whose checkpoints
+    (``depth.train.snapshot_path``) are evaluated too, as ``row["snapshots"]`` (one training read
+    at several lengths: the depth-power curve)."""
+    from depth.train import snapshot_path, train_depth
     from kitti import KittiRoot
 
     root = KittiRoot(data_root)
@@ -106,25 +115,50 @@ def accuracy(data_root: Path, work: Path, tag: str, settings: DepthSettings, fra
         train_ids = train_ids[:frames]
     out = Path(work) / tag
     ckpt = out / "train" / "checkpoint.pt"
+    snapshots = sorted({int(s) for s in snapshots})
+    if any(not 0 < s < settings.max_steps for s in snapshots):
+        raise ValueError(f"snapshots {snapshots} must lie between 0 and max_steps {settings.max_steps}")
     c0, w0 = cpu_seconds(), time.time()
+    resume, resumed_from, info = None, None, None
     if reuse and ckpt.is_file():
         from depth.model import read_checkpoint
 
         payload = read_checkpoint(ckpt)
-        if payload["settings"] != settings or int(payload["step"]) < settings.max_steps:
-            raise ValueError(f"{ckpt}: not a finished training of case {tag!r} (other settings, or step "
-                             f"{payload['step']} of {settings.max_steps})")
-        info = {"steps": int(payload["step"]), "parameters": None, "reused": True}
-    else:
-        info = train_depth(data_root, train_ids, settings, out / "train", progress=False)
+        if payload["settings"] != settings:
+            raise ValueError(f"{ckpt}: not a training of case {tag!r} (other settings)")
+        if int(payload["step"]) >= settings.max_steps:
+            info = {"steps": int(payload["step"]), "parameters": None, "reused": True}
+        else:
+            resume, resumed_from = ckpt, int(payload["step"])
+    if info is None:
+        info = train_depth(data_root, train_ids, settings, out / "train", progress=False, resume=resume,
+                           snapshots=snapshots)
     c1, w1 = cpu_seconds(), time.time()
-    infer_depth(data_root, val_ids, ckpt, out / "depth", progress=False, dominant_dir=out / "dominant")
-    c2, w2 = cpu_seconds(), time.time()
-    res = evaluate_depth_dir(data_root, val_ids, out / "depth", dominant_dir=out / "dominant")
+    row = _infer_evaluate(data_root, val_ids, ckpt, out, "")
     reused = bool(info.get("reused"))
+    curve = []
+    for step in snapshots:
+        path = snapshot_path(out / "train", step)
+        if not path.is_file():
+            raise ValueError(f"{path}: snapshot missing (a training that resumed after step {step}, "
+                             "or was started without it)")
+        curve.append({"steps": step, **_infer_evaluate(data_root, val_ids, path, out, f"_step{step}")})
     return {"frames": len(train_ids), "steps": info["steps"], "params": info["parameters"], "reused": reused,
+            "resumed_from": resumed_from,
             "train_cpu_s": None if reused else round(c1 - c0, 1), "train_wall_s": None if reused else round(w1 - w0, 1),
-            "infer_cpu_s": round(c2 - c1, 1), "infer_wall_s": round(w2 - w1, 1),
+            **row, **({"snapshots": curve} if snapshots else {})}
+
+
+def _infer_evaluate(data_root: Path, val_ids: Sequence[str], ckpt: Path, out: Path, suffix: str) -> dict[str, Any]:
+    """Infer ``val_ids`` with ``ckpt`` into ``out/depth<suffix>`` (+ dominant-bin maps) and evaluate."""
+    from depth.infer import infer_depth
+    from depth.metrics import evaluate_depth_dir
+
+    c1, w1 = cpu_seconds(), time.time()
+    infer_depth(data_root, val_ids, ckpt, out / f"depth{suffix}", progress=False, dominant_dir=out / f"dominant{suffix}")
+    c2, w2 = cpu_seconds(), time.time()
+    res = evaluate_depth_dir(data_root, val_ids, out / f"depth{suffix}", dominant_dir=out / f"dominant{suffix}")
+    return {"infer_cpu_s": round(c2 - c1, 1), "infer_wall_s": round(w2 - w1, 1),
             "absrel": {r: round(res.pooled[r]["absrel"], 4) for r in ("fg", "bg", "global")},
             "absrel_surface": round(res.surface["absrel"], 4) if res.surface else None,
             "objects": res.objects.by_distance() if res.objects is not None else None,
@@ -170,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--data", type=Path)
     p.add_argument("--work", type=Path, default=Path("power"))
     p.add_argument("--jsonl", type=Path, default=None)
-    p.add_argument("--reuse", action="store_true", help="accuracy: reuse WORK/TAG/train/checkpoint.pt when present")
+    p.add_argument("--reuse", action="store_true",
+                   help="accuracy: reuse WORK/TAG/train/checkpoint.pt when present (an unfinished one resumes)")
+    p.add_argument("--snapshots", default="", help="accuracy: steps < max_steps to evaluate too, comma-separated "
+                   "(one training read at several lengths)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "floor":
@@ -190,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.data is None:
                 p.error("accuracy needs --data")
             try:
-                row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames, args.reuse)
+                row = accuracy(args.data, args.work, tag, _settings(args.preset, variant, ov), args.frames, args.reuse,
+                               [int(x) for x in args.snapshots.split(",") if x.strip()])
             except ValueError as e:
                 p.exit(2, f"error: {e}\n")
         _emit({"tag": tag, "variant": variant, "overrides": ov, "threads": args.threads, **row,

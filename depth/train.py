@@ -27,7 +27,7 @@ from depth.loss import soft_target_matrix, variant_loss
 from depth.model import (CheckpointMismatchError, DepthNet, bins_of, check_compatible, checkpoint_bytes,
                          count_parameters, load_encoder_weights, read_checkpoint)
 from depth.settings import DepthSettings
-from engine import CheckpointHook, CsvLogHook, TrainerBase, amp_for, capture_rng, restore_rng, select_device
+from engine import CheckpointHook, CsvLogHook, SnapshotHook, TrainerBase, amp_for, capture_rng, restore_rng, select_device
 from engine.progress import ProgressHook
 from kitti.dist import close_distributed, init_distributed
 from kitti.errors import KittiFormatError
@@ -117,12 +117,17 @@ class _Trainer(TrainerBase):
                 "seconds": f"{time.time() - self.t0:.1f}"}
 
 
+def snapshot_path(out_dir: Path, step: int) -> Path:
+    """Where :func:`train_depth` keeps its checkpoint after ``step`` steps (``snapshots``)."""
+    return Path(out_dir) / f"checkpoint_step{int(step)}.pt"
+
+
 def _unwrap(net: torch.nn.Module) -> torch.nn.Module:
     return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
 
 
 def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettings, out_dir: Path, *,
-                progress: bool = True, resume: Path | None = None) -> dict[str, Any]:
+                progress: bool = True, resume: Path | None = None, snapshots: Sequence[int] = ()) -> dict[str, Any]:
     """Train one depth variant and write ``out_dir/checkpoint.pt``, ``out_dir/train_log.csv`` (one
     row per step) and ``out_dir/train_loss.png`` (its curve).
 
@@ -136,6 +141,10 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
         progress: show a tqdm bar with the loss.
         resume: a checkpoint of the same settings to continue from (its step, optimiser and
             random states).
+        snapshots: steps after which a copy of the checkpoint is kept as
+            ``out_dir/checkpoint_step<N>.pt`` (:func:`snapshot_path`): one training read at several
+            lengths. The learning rate follows the whole run's schedule (``poly_lr`` over
+            ``max_steps``), so a snapshot is a model mid-schedule, not a shorter training.
 
     Returns:
         ``{"steps", "epochs", "final_loss", "seconds", "device", "parameters", "encoder_weights",
@@ -202,16 +211,23 @@ def train_depth(data_root: Path, frame_ids: Sequence[str], settings: DepthSettin
     csv_log = CsvLogHook(out_dir / LOG_NAME, _LOG_FIELDS, log_rows, png_path=out_dir / CURVE_NAME,
                          curve=("loss",), title=f"depth {settings.variant}")
 
-    def save(trainer: _Trainer) -> None:
-        atomic_write_bytes(out_dir / CHECKPOINT_NAME, checkpoint_bytes(
+    def state(trainer: _Trainer) -> bytes:
+        return checkpoint_bytes(
             model, settings, step=trainer.step, epoch=trainer.step // steps_per_epoch,
             optimizer_state=trainer.optimizer.state_dict(),
-            extra={"log": log_rows, "encoder_weights": weights_from, "rng": capture_rng()}))
+            extra={"log": log_rows, "encoder_weights": weights_from, "rng": capture_rng()})
+
+    def save(trainer: _Trainer) -> None:
+        atomic_write_bytes(out_dir / CHECKPOINT_NAME, state(trainer))
         csv_log.write()
+
+    def snapshot(trainer: _Trainer) -> None:
+        atomic_write_bytes(snapshot_path(out_dir, trainer.step), state(trainer))
 
     bar = ProgressHook(total_steps, step, progress and rank == 0, desc=f"train {settings.variant}", loss_key="loss")
     trainer = _Trainer(net, loader, dataset, sampler, generator, settings, device, total_steps, steps_per_epoch,
-                       [csv_log, bar, CheckpointHook(save, settings.checkpoint_every or steps_per_epoch)],
+                       [csv_log, bar, CheckpointHook(save, settings.checkpoint_every or steps_per_epoch),
+                        SnapshotHook(snapshot, snapshots)],
                        step, rank == 0, t0)
     if resume_payload is not None:
         if resume_payload.get("optimizer"):

@@ -20,9 +20,9 @@ other way round.
 
 from engine.amp import Amp, amp_for
 from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.loop import CheckpointHook, CsvLogHook, Hook, MeanLogHook, TrainerBase, TrainingInterrupted
+from engine.loop import CheckpointHook, CsvLogHook, Hook, MeanLogHook, SnapshotHook, TrainerBase, TrainingInterrupted
 from engine.rng import capture_rng, restore_rng
 from engine.runtime import select_device, setup_device
 
-__all__ = ["Amp", "amp_for", "load_checkpoint", "save_checkpoint", "CheckpointHook", "CsvLogHook", "Hook", "MeanLogHook",
+__all__ = ["Amp", "amp_for", "load_checkpoint", "save_checkpoint", "CheckpointHook", "CsvLogHook", "Hook", "MeanLogHook", "SnapshotHook",
            "TrainerBase", "TrainingInterrupted", "capture_rng", "restore_rng", "select_device", "setup_device"]

@@ -150,6 +150,19 @@ class CheckpointHook(Hook):
             self._save(trainer)
 
 
+class SnapshotHook(Hook):
+    """Calls ``save(trainer)`` right after each step of ``steps`` (main process only): copies of a
+    training at chosen steps, kept beside the rolling checkpoint (one training read at several
+    lengths, e.g. a depth-power curve). A step already passed when a run resumes is not redone."""
+
+    def __init__(self, save: Callable[["TrainerBase"], None], steps: Sequence[int]):
+        self.save, self.steps = save, frozenset(int(s) for s in steps)
+
+    def after_step(self, trainer: TrainerBase) -> None:
+        if trainer.step in self.steps and trainer.is_main:
+            self.save(trainer)
+
+
 class CsvLogHook(Hook):
     """One row per step (``{"step": n, **trainer.row}``) in ``rows``; writes ``csv_path`` and the
     curve ``png_path`` of the ``curve`` columns with :meth:`write` (call it where the trainer

@@ -73,4 +73,50 @@ def test_accuracy_reuse_evaluates_a_finished_training_again_and_refuses_another(
     assert again["reused"] and again["train_cpu_s"] is None and again["absrel"] == first["absrel"]
     with pytest.raises(SystemExit) as e:
         main(args + ["--reuse", "--case", "t", "foresee-obj", json.dumps({**tiny, "max_steps": 2})])
-    assert e.value.code == 2 and "not a finished training of case 't'" in capsys.readouterr().err
+    assert e.value.code == 2 and "not a training of case 't' (other settings)" in capsys.readouterr().err
+
+
+def test_accuracy_snapshots_and_resume_give_the_uninterrupted_training(synthetic_root, tmp_path, capsys):
+    """``--snapshots``: the checkpoint kept after step 2 of a 4-step training is that training's whole
+    state at step 2 (resuming from it ends on the same weights, bit for bit), and its row is the
+    evaluation of that checkpoint. ``--reuse`` on an unfinished checkpoint resumes it to the same
+    weights as the uninterrupted run."""
+    import shutil
+
+    import torch
+
+    from depth.infer import infer_depth
+    from depth.metrics import evaluate_depth_dir
+    from depth.model import read_checkpoint
+    from depth.train import snapshot_path
+    from kitti import KittiRoot
+
+    tiny = {"encoder": "test_resnet", "encoder_weights": "none", "neck_channels": 16,
+            "lateral_channels": [8, 8, 8, 8], "decoder_channels": [16, 8, 8, 8, 8], "crop_hw": [32, 64],
+            "resize_factor": 1.0, "scales": [1.0], "batch_size": 2, "max_steps": 4, "checkpoint_every": 1}
+    args = ["accuracy", "--data", str(synthetic_root), "--work", str(tmp_path / "w")]
+    main(args + ["--snapshots", "2", "--case", "t", "foresee", json.dumps(tiny)])
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    train = tmp_path / "w" / "t" / "train"
+    snap = read_checkpoint(snapshot_path(train, 2))
+    final = read_checkpoint(train / "checkpoint.pt")
+    assert snap["step"] == 2 and final["step"] == 4 and row["steps"] == 4 and row["resumed_from"] is None
+    assert [s["steps"] for s in row["snapshots"]] == [2]
+
+    val = KittiRoot(synthetic_root).split("val")
+    infer_depth(synthetic_root, val, snapshot_path(train, 2), tmp_path / "ref", progress=False)
+    ref = evaluate_depth_dir(synthetic_root, val, tmp_path / "ref")
+    assert row["snapshots"][0]["absrel"]["fg"] == round(ref.pooled["fg"]["absrel"], 4)
+    assert row["snapshots"][0]["absrel"] != row["absrel"]
+
+    # a training stopped after step 2 (its checkpoint is the step-2 state) resumes to the same end
+    (tmp_path / "w2" / "t" / "train").mkdir(parents=True)
+    shutil.copy(snapshot_path(train, 2), tmp_path / "w2" / "t" / "train" / "checkpoint.pt")
+    main(["accuracy", "--data", str(synthetic_root), "--work", str(tmp_path / "w2"), "--reuse",
+          "--case", "t", "foresee", json.dumps(tiny)])
+    resumed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert resumed["resumed_from"] == 2 and not resumed["reused"] and resumed["absrel"] == row["absrel"]
+    again = read_checkpoint(tmp_path / "w2" / "t" / "train" / "checkpoint.pt")
+    assert again["step"] == 4
+    for k, v in final["model"].items():
+        assert torch.equal(v, again["model"][k]), k
