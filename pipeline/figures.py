@@ -1,16 +1,17 @@
 """Inspection pictures for a run: Fig. 6-style BEV cloud comparisons and Fig. 7-style boxes.
 
 * ``fig6_<frame>.png``: bird's-eye view of one val frame, one panel per pseudo-LiDAR cloud side by
-  side — oracle (blue), baseline (red), ForeSeE (yellow) — each with the ground-truth boxes (green)
+  side — oracle (blue), baseline (red), ForeSeE (yellow), and ForeSeE-obj (violet) when the run
+  has that opt-in cloud — each with the ground-truth boxes (green)
   and that cloud's own Car detections (magenta) of score at least :data:`FIG_MIN_SCORE`, score
   labels placed so that none overlaps another — paper Fig. 6.
 * ``fig7_<frame>.png``: image_2 with ground-truth 3D boxes (green) and the Car detections
-  (score >= :data:`FIG_MIN_SCORE`) from baseline (red) and ForeSeE (yellow) pseudo-LiDAR,
-  projected with P2 — paper Fig. 7.
+  (score >= :data:`FIG_MIN_SCORE`) from baseline (red) and ForeSeE (yellow) pseudo-LiDAR (and
+  ForeSeE-obj, violet, when the run has it), projected with P2 — paper Fig. 7.
 * ``pr_car.png``, ``pr_car_iou05.png``, ``pr_car.csv``: Car precision over recall of every
   Table-4 row, BEV and 3D (:func:`write_pr_curves`).
 * ``view3d_<frame>.html``: the same frame as one self-contained 3D page
-  (:mod:`pseudolidar.html_view`): the LiDAR scan (grey) and the three clouds in the Fig. 6 colours,
+  (:mod:`pseudolidar.html_view`): the LiDAR scan (grey) and the pseudo-LiDAR clouds in the Fig. 6 colours,
   ground-truth boxes and each cloud's detections as wireframes (scores on hover), layer toggles.
 """
 
@@ -28,14 +29,17 @@ from kitti.fileio import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Artifact
 from pseudolidar.viz import COLORS, DET_BOX_RGB, GT_BOX_RGB, colors_for_roles
 
-_ROLES = ("oracle", "baseline", "foresee")
+#: the pseudo-LiDAR clouds of the pictures, in panel order (those the run has).
+_ROLES = ("oracle", "baseline", "foresee", "foresee-obj")
+#: the clouds whose detections Fig. 7 draws (the paper compares baseline and ForeSeE).
+_FIG7_ROLES = ("baseline", "foresee", "foresee-obj")
 #: RGB colours per cloud, the viewer's role colours (paper Fig. 6: ground truth blue, baseline red,
-#: ForeSeE yellow); the LiDAR scan, drawn beside the oracle, is gray.
+#: ForeSeE yellow; ForeSeE-obj violet); the LiDAR scan, drawn beside the oracle, is gray.
 CLOUD_RGB = {**dict(zip(_ROLES, colors_for_roles(_ROLES))), "lidar": COLORS["gray"]}
 GT_RGB = GT_BOX_RGB
 #: Detections of each cloud in the 3D page (ForeSeE's magenta, as in fig6).
 DET_RGB = {"foresee": DET_BOX_RGB, "baseline": COLORS["orange"], "oracle": COLORS["cyan"],
-           "lidar": COLORS["white"]}
+           "lidar": COLORS["white"], "foresee-obj": COLORS["pink"]}
 #: the Fig. 6/7 pictures draw only detections of at least this score (F-PointNet: the 2D box's
 #: score; the report's AP counts every detection).
 FIG_MIN_SCORE = 0.5
@@ -154,7 +158,7 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
         calib = root.calib(frame)
         gt = root.labels(frame)
         clouds = []
-        for cloud in ("oracle", "baseline", "foresee"):
+        for cloud in _ROLES:
             art = arts.get(f"pseudolidar/{cloud}")
             if art is not None:
                 clouds.append((read_velodyne(art.path / "velodyne" / f"{frame}.bin"), CLOUD_RGB[cloud], cloud))
@@ -164,7 +168,7 @@ def make_figures(cfg, arts: Mapping[str, Artifact], out: Path, n_frames: int = 3
             written.append(_png(out / f"fig6_{frame}.png", fig6_panels(clouds, calib, gt, dets, detector, min_score)))
         img = draw_boxes_on_image(root.image(frame), calib, gt, GT_RGB, 2)
         caption = [(f"frame {frame}: ground truth", GT_RGB)]
-        for cloud in ("baseline", "foresee"):  # paper Fig. 7 compares these two
+        for cloud in _FIG7_ROLES:
             art = arts.get(f"detect-infer/{detector}/{cloud}")
             if art is None:
                 continue

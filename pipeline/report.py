@@ -45,9 +45,12 @@ QUOTED_ROWS: Mapping[str, tuple[tuple[float | None, float | None], ...]] = {
 CLOUD_LABELS = {
     "baseline": "baseline-PL (ours)",
     "foresee": "ForeSeE-PL (ours)",
+    "foresee-obj": "ForeSeE-obj-PL (extension, not in the paper)",
     "oracle": "oracle-PL: GT depth (ours)",
     "lidar": "LiDAR (ours)",
 }
+#: The order of the measured rows of every table (Table 4, the seed tables).
+ROW_ORDER: tuple[str, ...] = ("baseline", "foresee", "foresee-obj", "oracle", "lidar")
 ROW_LABELS = {cloud: f"F-PN, {label}" for cloud, label in CLOUD_LABELS.items()}
 
 
@@ -67,7 +70,7 @@ def rows_from_evals(evals: Mapping[str, Mapping], recall: str, prefix: str = "F-
     """Our rows from eval.json contents (cloud -> json), Car at the evaluator's Car threshold;
     ``prefix`` names the detector (``F-PN``, ``AVOD``), ``detector`` is its registry name."""
     rows = []
-    for cloud in ("baseline", "foresee", "oracle", "lidar"):
+    for cloud in ROW_ORDER:
         if cloud not in evals:
             continue
         car = evals[cloud].get("Car", {})
@@ -192,13 +195,28 @@ def write_table4(evals: Mapping[str, Mapping[str, Mapping]], out_dir: Path, *, t
 
 
 # ---------------------------------------------------------------------------- seeds and spread
-#: how ``foresee run --seeds N`` decides whether ForeSeE − baseline exceeds the seed spread.
-SPREAD_RULE = ("paired per-seed difference d_s = ForeSeE_s − baseline_s; mean ± std (sample std, "
+#: the paired differences of the seed report, (row, reference row): ForeSeE − baseline, and with
+#: the opt-in foresee-obj cloud ForeSeE-obj − baseline and ForeSeE-obj − ForeSeE. A pair is
+#: reported where both rows exist; its subject is ``<row>-<reference>``.
+DIFF_PAIRS: tuple[tuple[str, str], ...] = (("foresee", "baseline"), ("foresee-obj", "baseline"),
+                                           ("foresee-obj", "foresee"))
+#: how ``foresee run --seeds N`` decides whether a difference (ForeSeE − baseline, …) exceeds the seed spread.
+SPREAD_RULE = ("paired per-seed difference d_s = ForeSeE_s − baseline_s (likewise ForeSeE-obj − baseline and "
+               "ForeSeE-obj − ForeSeE); mean ± std (sample std, "
                "ddof=1) over the N seeds; \"exceeds the spread\" when |mean| > 2·std/√N (twice the "
                "standard error of the mean difference), else \"within the spread\"")
 #: Table 2's columns as the seed tables name them: (region, metric key, label).
 TABLE2_METRICS = tuple((r, m, f"{r} {lab}") for r in ("fg", "bg", "global")
                        for m, lab in (("absrel", "absRel"), ("silog", "SILog")))
+#: The per-object columns of the Table 2 seed rows, from ``depth_metrics.json`` (not in the paper;
+#: ``depth.metrics``): label -> (section, key, distance bin or None): the object-surface region's
+#: absRel, the per-object mean relative error over all objects, and the per-object mean signed error
+#: (metres; > 0 = too far) of the objects 30–40 m away.
+TABLE2_OBJECT_METRICS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("object-surface absRel", "surface", "absrel", None),
+    ("per-object mean rel. error (all)", "objects", "mean_rel", "all"),
+    ("per-object mean signed error 30-40 m (m)", "objects", "mean_signed_m", "30-40"),
+)
 
 
 @dataclass(frozen=True)
@@ -208,7 +226,8 @@ class SeedRow:
     Attributes:
         table: ``Table 2`` or ``Table 4``.
         method: ``depth`` (Table 2) or the detector's row prefix (``F-PN``, ``AVOD``).
-        subject: the cloud / depth variant (``baseline``, ``foresee``, ``oracle``, ``lidar``).
+        subject: the cloud / depth variant (``baseline``, ``foresee``, ``foresee-obj``, ``oracle``,
+            ``lidar``), or a difference of two (``foresee-baseline``, :data:`DIFF_PAIRS`).
         metric: e.g. ``fg absRel`` or ``AP_BEV IoU 0.7 R40 moderate``.
         values: one per seed, in seed order (NaN where the metric is undefined).
     """
@@ -241,10 +260,27 @@ def _num(v) -> float:
     return float("nan") if v is None else float(v)
 
 
+def _object_metric(depth_json: Mapping, section: str, key: str, bin_m: str | None) -> float:
+    """One of :data:`TABLE2_OBJECT_METRICS` from a ``depth_metrics.json`` (NaN where it has none)."""
+    part = depth_json.get(section)
+    if not part:
+        return float("nan")
+    if bin_m is None:
+        return _num(part.get(key))
+    row = next((r for r in part.get("by_distance", ()) if r.get("bin_m") == bin_m), {})
+    return _num(row.get(key))
+
+
 def table2_seed_rows(depth: Mapping[str, Sequence[Mapping]]) -> list[SeedRow]:
-    """Table 2 rows over the seeds: variant -> per-seed ``depth_metrics.json`` contents (pooled)."""
-    return [SeedRow("Table 2", "depth", variant, label, tuple(_num(j["pooled"][r][m]) for j in per_seed))
-            for variant, per_seed in depth.items() for r, m, label in TABLE2_METRICS]
+    """Table 2 rows over the seeds: variant -> per-seed ``depth_metrics.json`` contents: the pooled
+    regions (:data:`TABLE2_METRICS`), then the per-object columns (:data:`TABLE2_OBJECT_METRICS`)."""
+    rows = []
+    for variant, per_seed in depth.items():
+        rows += [SeedRow("Table 2", "depth", variant, label, tuple(_num(j["pooled"][r][m]) for j in per_seed))
+                 for r, m, label in TABLE2_METRICS]
+        rows += [SeedRow("Table 2", "depth", variant, label, tuple(_object_metric(j, *where) for j in per_seed))
+                 for label, *where in TABLE2_OBJECT_METRICS]
+    return rows
 
 
 def table4_seed_rows(prefix: str, cloud: str, iou: str, evals: Sequence[Mapping]) -> list[SeedRow]:
@@ -259,17 +295,20 @@ def table4_seed_rows(prefix: str, cloud: str, iou: str, evals: Sequence[Mapping]
     return rows
 
 
-def seed_diffs(rows: Sequence[SeedRow]) -> list[tuple[SeedRow, tuple[float, float, float, str]]]:
-    """ForeSeE − baseline per (table, method, metric) where both rows exist: the paired
-    differences (as a SeedRow with subject ``foresee-baseline``) and :func:`spread_verdict`."""
+def seed_diffs(rows: Sequence[SeedRow], pairs: Sequence[tuple[str, str]] = DIFF_PAIRS
+               ) -> list[tuple[SeedRow, tuple[float, float, float, str]]]:
+    """Per pair (row, reference) of ``pairs`` in order, row − reference per (table, method, metric)
+    where both rows exist: the paired differences (as a SeedRow with subject ``<row>-<reference>``,
+    e.g. ``foresee-baseline``) and :func:`spread_verdict`."""
     by = {(r.table, r.method, r.subject, r.metric): r for r in rows}
     out = []
-    for r in rows:
-        base = by.get((r.table, r.method, "baseline", r.metric))
-        if r.subject != "foresee" or base is None:
-            continue
-        d = tuple(f - b for f, b in zip(r.values, base.values, strict=True))
-        out.append((SeedRow(r.table, r.method, "foresee-baseline", r.metric, d), spread_verdict(d)))
+    for subject, reference in pairs:
+        for r in rows:
+            ref = by.get((r.table, r.method, reference, r.metric))
+            if r.subject != subject or ref is None:
+                continue
+            d = tuple(f - b for f, b in zip(r.values, ref.values, strict=True))
+            out.append((SeedRow(r.table, r.method, f"{subject}-{reference}", r.metric, d), spread_verdict(d)))
     return out
 
 
@@ -291,16 +330,21 @@ def seed_diffs_csv(diffs, seeds: Sequence[int]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["table", "method", "metric", *[f"diff_seed{s}" for s in seeds], "mean", "std",
-                "two_sem", "verdict"])
+                "two_sem", "verdict", "row"])  # row: which difference (foresee-baseline, ...), last
     for r, (mean, std, bound, verdict) in diffs:
         w.writerow([r.table, r.method, r.metric, *[f"{v:.6g}" for v in r.values],
-                    f"{mean:.6g}", f"{std:.6g}", f"{bound:.6g}", verdict])
+                    f"{mean:.6g}", f"{std:.6g}", f"{bound:.6g}", verdict, r.subject])
     return buf.getvalue()
 
 
+#: the names of the rows in the headings of the differences.
+_DIFF_NAMES = {"baseline": "baseline", "foresee": "ForeSeE", "foresee-obj": "ForeSeE-obj"}
+
+
 def seeds_markdown(rows: Sequence[SeedRow], seeds: Sequence[int], *, title: str, note: str = "") -> str:
-    """Every seed's value and mean ± std per metric, then one line per metric: ForeSeE − baseline
-    against the spread (:data:`SPREAD_RULE`)."""
+    """Every seed's value and mean ± std per metric, then per pair of :data:`DIFF_PAIRS` present
+    (ForeSeE − baseline first) one line per metric: the difference against the spread
+    (:data:`SPREAD_RULE`)."""
     def digits(r: SeedRow) -> int:
         return 3 if r.table == "Table 2" else 2
 
@@ -313,15 +357,19 @@ def seeds_markdown(rows: Sequence[SeedRow], seeds: Sequence[int], *, title: str,
         lines.append(f"| {r.table} | {r.method} | {r.subject} | {r.metric} | "
                      + " | ".join(_f(v, digits(r)) for v in r.values)
                      + f" | {_f(mean, digits(r))} ± {_f(std, digits(r))} |")
-    diffs = seed_diffs(rows)
-    if diffs:
-        lines += ["", "#### ForeSeE − baseline against the seed spread", "", f"Rule: {SPREAD_RULE}.", "",
+    rule = [f"Rule: {SPREAD_RULE}.", ""]  # under the first difference's heading
+    for subject, reference in DIFF_PAIRS:
+        diffs = seed_diffs(rows, [(subject, reference)])
+        if not diffs:
+            continue
+        lines += ["", f"#### {_DIFF_NAMES[subject]} − {_DIFF_NAMES[reference]} against the seed spread", "", *rule,
                   "| table | method | metric | " + " | ".join(f"Δ seed {s}" for s in seeds)
                   + " | mean ± std | 2·std/√N | verdict |", "|---|---|---|" + "---|" * n + "---|---|---|"]
         for r, (mean, std, bound, verdict) in diffs:
             k = digits(r)
             lines.append(f"| {r.table} | {r.method} | {r.metric} | " + " | ".join(_f(v, k) for v in r.values)
                          + f" | {_f(mean, k)} ± {_f(std, k)} | {_f(bound, k)} | {verdict} |")
+        rule = []
     return "\n".join(lines) + "\n"
 
 

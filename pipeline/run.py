@@ -206,11 +206,11 @@ def _training_curves_md(arts: dict, out: Path) -> str:
 def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_summary: dict | None) -> Path:
     """``--seeds N``: each seed's full report in ``out/s<seed>/`` (its chain view: its own nodes and
     the shared ones, under their one-seed names), then every seed's Table 2 / Table 4 figure with
-    mean ± std and ForeSeE − baseline against the spread (seeds.md / seeds.csv / seeds_diff.csv)
-    and report.md in ``out``."""
+    mean ± std and ForeSeE − baseline (with foresee-obj also ForeSeE-obj − baseline and ForeSeE-obj
+    − ForeSeE) against the spread (seeds.md / seeds.csv / seeds_diff.csv) and report.md in ``out``."""
     from pipeline.detectors import DETECTORS
-    from pipeline.stages import base_name, chain_seeds, find, seed_view
-    from pipeline.report import table2_seed_rows, table4_seed_rows, write_seeds
+    from pipeline.stages import DEPTH_VARIANTS, base_name, chain_seeds, find, seed_view
+    from pipeline.report import ROW_ORDER, table2_seed_rows, table4_seed_rows, write_seeds
 
     seeds = [s for s in chain_seeds(cfg) if s is not None]
     per_seed_specs, links = {}, []
@@ -228,15 +228,15 @@ def _write_seed_reports(cfg: RunConfig, specs: list, arts: dict, out: Path, run_
 
     rows = table2_seed_rows({v: [load(find(per_seed_specs[s], "depth-eval", cloud=v), "depth_metrics.json")
                                  for s in seeds]
-                             for v in ("baseline", "foresee") if v in cfg.clouds})
+                             for v in DEPTH_VARIANTS if v in cfg.clouds})
     for iou, name in (("0.7", "eval.json"), ("0.5", "eval_loose.json")):
         for d in cfg.detectors:
-            for c in ("baseline", "foresee", "oracle", "lidar"):
+            for c in ROW_ORDER:
                 if c in cfg.clouds:
                     rows += table4_seed_rows(DETECTORS[d].label, c, iou,
                                              [load(find(per_seed_specs[s], "eval", detector=d, cloud=c), name)
                                               for s in seeds])
-    note = (f"seed s trains both depth variants and the 3D detector of every cloud; shared by all seeds: the "
+    note = (f"seed s trains every depth variant and the 3D detector of every cloud; shared by all seeds: the "
             f"render, depth ground truth (oracle cloud), the LiDAR scans and the 2D boxes: {boxes2d_source(cfg)}")
     md = write_seeds(rows, seeds, out, title=f"Seeds — {cfg.data_root.name}, preset {cfg.preset}", note=note)
     parts = [md, "### Each seed's report", "", *links, ""]
@@ -275,10 +275,12 @@ def _evals(cfg: RunConfig, specs: list, arts: dict, detector: str) -> tuple[dict
 
 
 def _table2(cfg: RunConfig, arts: dict, out: Path) -> str:
+    from pipeline.stages import DEPTH_VARIANTS
+
     rows = {}
-    for cloud in ("oracle", "baseline", "foresee"):
+    for cloud in DEPTH_VARIANTS:
         art = arts.get(f"depth-eval/{cloud}")
-        if art is not None and cloud != "oracle":
+        if art is not None:
             rows[cloud] = art
     if not rows:
         return ""

@@ -7,6 +7,12 @@ Rows of the final report ("clouds"):
 * ``oracle``   — pseudo-LiDAR from ground-truth depth (depth_2): the best a depth model could do.
 * ``baseline`` — pseudo-LiDAR from the one-decoder baseline depth model.
 * ``foresee``  — pseudo-LiDAR from ForeSeE (two decoders, sensitive loss, mask-free merge).
+* ``foresee-obj`` — pseudo-LiDAR from the depth variant ``foresee-obj``: ForeSeE's decoders, loss
+  and merge with the object surfaces as training foreground (``depth.settings``), an extension
+  beyond the paper. **Opt-in**: not in :data:`DEFAULT_CLOUDS` (``RunConfig.clouds`` and ``foresee
+  run``'s default), so the default chain, its nodes and their keys are those of every earlier run;
+  ``--clouds lidar,oracle,baseline,foresee,foresee-obj`` adds its nodes (depth-train / depth-infer /
+  pseudolidar / depth-eval and the detector rows), and every other node keeps its key.
 
 How the chain is declared
 -------------------------
@@ -52,7 +58,7 @@ With ``seeds == 1`` (the default) the chain is exactly the one-seed chain: no no
 names and keys are those of every earlier run (``make demo``'s cache stays valid). With
 ``seeds = N > 1`` the nodes whose output depends on a training seed are emitted once per seed
 ``s`` in ``0 .. N-1``, named ``.../s<s>`` and tagged ``seed``: ``depth-train`` / ``depth-infer``
-(both variants), their ``pseudolidar`` and ``depth-eval`` nodes, and ``detect-train`` /
+(every depth variant of the run), their ``pseudolidar`` and ``depth-eval`` nodes, and ``detect-train`` /
 ``detect-infer`` / ``eval`` of **every** cloud (the 3D detector is trained with seed ``s`` on the
 LiDAR and oracle clouds too). :meth:`Ctx.settings` sets ``seed = s`` in the depth-train and
 detect-train settings only (the presets' seed is 0, so seed 0's artifacts are the one-seed run's);
@@ -76,8 +82,12 @@ from pipeline.detectors import DETECTORS
 from pipeline.executor import StageSpec
 from pipeline.resume import resumable
 
-CLOUDS = ("lidar", "oracle", "baseline", "foresee")
-DEPTH_VARIANTS = ("baseline", "foresee")
+#: every cloud (report row) the chain can build.
+CLOUDS = ("lidar", "oracle", "baseline", "foresee", "foresee-obj")
+#: the clouds of ``RunConfig.clouds`` and ``foresee run --clouds`` by default (the paper's rows).
+DEFAULT_CLOUDS = ("lidar", "oracle", "baseline", "foresee")
+#: the clouds made by a trained depth model, in the chain's order (``depth-train/<variant>``).
+DEPTH_VARIANTS = ("baseline", "foresee", "foresee-obj")
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class RunConfig:
         train_split, val_split: split names or files (ImageSets/<name>.txt, else the 3DOP split).
         detector: comma-separated names of :data:`pipeline.detectors.DETECTORS` (``fpointnet``,
             ``avod``, ``fpointnet,avod``); one row per detector and cloud.
-        clouds: which report rows to build.
+        clouds: which report rows to build (of :data:`CLOUDS`; default :data:`DEFAULT_CLOUDS`).
         boxes2d: 2D boxes for detection at test time: ``detector`` (the detect2d stage, trained on
             the train split; ``foresee run``'s default), ``simulated``, ``gt``, or a detection
             file/folder.
@@ -107,7 +117,7 @@ class RunConfig:
     train_split: str = "train"
     val_split: str = "val"
     detector: str = "fpointnet"
-    clouds: tuple[str, ...] = CLOUDS
+    clouds: tuple[str, ...] = DEFAULT_CLOUDS
     boxes2d: str = "simulated"
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     depth_train_split: str | None = None

@@ -30,10 +30,12 @@ COLORS: Final[Mapping[str, RGB]] = MappingProxyType({
     "blue": (40, 120, 255), "red": (240, 40, 40), "yellow": (255, 225, 0),
     "green": (40, 220, 70), "cyan": (0, 220, 220), "magenta": (230, 60, 230),
     "orange": (255, 140, 0), "white": (255, 255, 255), "gray": (150, 150, 150),
+    "violet": (180, 110, 255), "pink": (255, 150, 190),
 })
-#: The colour of a cloud by its role (paper Fig. 6).
+#: The colour of a cloud by its role (paper Fig. 6; ``foresee-obj``, not in the paper, violet).
 ROLE_COLORS: Final[Mapping[str, str]] = MappingProxyType({
     "lidar": "blue", "oracle": "blue", "gt": "blue", "baseline": "red", "foresee": "yellow",
+    "foresee-obj": "violet",
 })
 #: Ground-truth and detected boxes (RGB).
 GT_BOX_RGB: Final[RGB] = (40, 220, 70)

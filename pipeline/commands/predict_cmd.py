@@ -10,13 +10,15 @@ from pathlib import Path
 
 import click
 
+from pipeline.stages import DEPTH_VARIANTS
+
 
 @click.command("export")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False, exists=True), required=True,
               help="The run's artifact cache.")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The bundle file to write (e.g. chain.foresee).")
-@click.option("--depth", "variant", type=click.Choice(["foresee", "baseline"]), default="foresee", show_default=True,
+@click.option("--depth", "variant", type=click.Choice(DEPTH_VARIANTS), default="foresee", show_default=True,
               help="Which depth model (and the 3D detector trained on its cloud).")
 @click.option("--detector", type=click.Choice(["fpointnet", "avod"]), default="fpointnet", show_default=True)
 def export_command(workdir: Path, out: Path, variant: str, detector: str) -> None:
@@ -74,7 +76,7 @@ def _part(root_dir: Path, part: str, split: str | None) -> str:
               help="A 3D viewer page and a BEV PNG for the first N frames (OUT/pages).")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Cache the predictions as an artifact here (and shard them over torchrun ranks).")
-@click.option("--depth", "variant", type=click.Choice(["foresee", "baseline"]), default="foresee",
+@click.option("--depth", "variant", type=click.Choice(DEPTH_VARIANTS), default="foresee",
               help="--models WORKDIR: which depth model.")
 @click.option("--detector", type=click.Choice(["fpointnet", "avod"]), default="fpointnet",
               help="--models WORKDIR: which 3D detector.")

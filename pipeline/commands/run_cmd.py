@@ -9,8 +9,7 @@ import click
 from kitti.errors import KittiFormatError
 from pipeline.commands.cache_cmd import workdir_option
 from pipeline.detectors import DETECTORS, names_help
-
-_CLOUDS = ("lidar", "oracle", "baseline", "foresee")
+from pipeline.stages import CLOUDS, DEFAULT_CLOUDS
 
 
 def _common(f):
@@ -21,8 +20,9 @@ def _common(f):
     f = click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Training seeds 0..N-1 (depth training and 3D-detector training); the render, "
                           "depth ground truth and 2D boxes are shared. 1: the one-seed chain.")(f)
-    f = click.option("--clouds", default=",".join(_CLOUDS), show_default=True,
-                     help="Report rows to build (lidar, oracle, baseline, foresee).")(f)
+    f = click.option("--clouds", default=",".join(DEFAULT_CLOUDS), show_default=True,
+                     help=f"Report rows to build, of {', '.join(CLOUDS)}; foresee-obj (object-surface "
+                          "foreground, an extension beyond the paper) is opt-in.")(f)
     f = click.option("--boxes2d", default="detector", show_default=True,
                      help="2D boxes at test time: 'detector' (the detect2d stage, trained on the train "
                           "split), 'simulated' / 'gt' (from the val labels), or a detection file/folder.")(f)
@@ -77,9 +77,9 @@ def _config(data_root, preset, train_split, val_split, detector, boxes2d, clouds
     from pipeline.stages import RunConfig
 
     names = tuple(c.strip() for c in clouds.split(",") if c.strip())
-    bad = [c for c in names if c not in _CLOUDS]
+    bad = [c for c in names if c not in CLOUDS]
     if bad:
-        raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(_CLOUDS)}", param_hint="--clouds")
+        raise click.BadParameter(f"unknown cloud(s) {bad}; choose from {list(CLOUDS)}", param_hint="--clouds")
     cfg = RunConfig(data_root=data_root, preset=preset, train_split=train_split, val_split=val_split,
                     detector=detector, clouds=names, boxes2d=boxes2d,
                     overrides=_parse_overrides(overrides), depth_train_split=depth_train_split,

@@ -169,9 +169,15 @@ def test_detect_overrides_reach_the_detectors_that_have_the_field(root):
 
 # ---------------------------------------------------------------------------- the spread report
 def _depth_json(fg_abs, bg_abs, gl_abs, fg_si, bg_si, gl_si) -> dict:
+    """A depth_metrics.json; its per-object figures (surface absRel fg + 0.01, per-object error of
+    all objects bg + 0.02, signed error at 30-40 m fg SILog / 10) are taken from the pooled ones."""
     pooled = {"fg": {"absrel": fg_abs, "silog": fg_si}, "bg": {"absrel": bg_abs, "silog": bg_si},
               "global": {"absrel": gl_abs, "silog": gl_si}}
-    return {"pooled": pooled, "per_image": pooled, "pixels": {"fg": 1, "bg": 1, "global": 2}, "frames": 1}
+    objects = {"by_distance": [{"bin_m": "20-30", "mean_rel": 9.0, "mean_signed_m": 9.0},
+                               {"bin_m": "30-40", "mean_rel": 9.0, "mean_signed_m": fg_si / 10},
+                               {"bin_m": "all", "mean_rel": bg_abs + 0.02, "mean_signed_m": 9.0}]}
+    return {"pooled": pooled, "per_image": pooled, "pixels": {"fg": 1, "bg": 1, "global": 2}, "frames": 1,
+            "surface": {"absrel": fg_abs + 0.01, "silog": 9.0, "pixels": 5}, "objects": objects}
 
 
 def _eval_json(bev11, bev40, ap3d11, ap3d40) -> dict:
@@ -204,8 +210,21 @@ def test_seed_rows_carry_every_seeds_value():
     assert rows[("Table 2", "foresee", "global SILog")] == (22.5, 23.5, 20.0)
     assert rows[("Table 4", "baseline", "AP_BEV IoU 0.7 R40 moderate")] == (6.0, 7.0, 5.0)
     assert rows[("Table 4", "foresee", "AP_3D IoU 0.7 R11 hard")] == (3.0, 4.0, 2.0)
-    # 6 Table-2 metrics per variant; 2 kinds x 2 recalls x 3 difficulties per cloud; Car only
-    assert len(rows) == 2 * 6 + 2 * 12
+    assert rows[("Table 2", "baseline", "object-surface absRel")] == pytest.approx((0.31, 0.35, 0.33))
+    assert rows[("Table 2", "foresee", "per-object mean rel. error (all)")] == pytest.approx((0.23, 0.24, 0.22))
+    assert rows[("Table 2", "foresee", "per-object mean signed error 30-40 m (m)")] == pytest.approx((2.6, 2.7, 2.5))
+    # 6 Table-2 metrics + 3 per-object columns per variant; 2 kinds x 2 recalls x 3 difficulties
+    # per cloud; Car only
+    assert len(rows) == 2 * 9 + 2 * 12
+
+
+def test_per_object_columns_are_nan_without_them():
+    """A depth_metrics.json without per-object figures (no labelled object) gives NaN, not a number."""
+    j = _depth_json(0.3, 0.2, 0.2, 30.0, 20.0, 20.0)
+    del j["surface"], j["objects"]["by_distance"][1]
+    rows = {r.metric: r.values for r in table2_seed_rows({"foresee": [j]})}
+    assert math.isnan(rows["object-surface absRel"][0]) and math.isnan(rows["per-object mean signed error 30-40 m (m)"][0])
+    assert rows["per-object mean rel. error (all)"] == pytest.approx((0.22,))
 
 
 @pytest.mark.parametrize("table,metric,verdict", [
@@ -260,7 +279,7 @@ def test_seed_tables_markdown_and_csv(tmp_path):
     assert float(r["mean"]) == pytest.approx(statistics.mean(vals), rel=1e-5)
     assert float(r["std"]) == pytest.approx(statistics.stdev(vals), rel=1e-5)
     diff = list(csv.DictReader(io.StringIO((tmp_path / "seeds_diff.csv").read_text())))
-    assert len(diff) == 6 + 12
+    assert len(diff) == 9 + 12 and {d["row"] for d in diff} == {"foresee-baseline"}
     assert {d["verdict"] for d in diff} == {"exceeds the spread", "within the spread"}
     assert seeds_markdown(rows, [0, 1, 2], title="x").count("\n| Table") == len(rows) + len(diff)
 
@@ -293,7 +312,7 @@ def test_two_seeds_end_to_end_on_a_tiny_render(tmp_path):
     assert "(s1/report.md)" in (report / "report.md").read_text()
     table = list(csv.DictReader(io.StringIO((report / "seeds.csv").read_text())))
     got = {(t["table"], t["method"], t["row"], t["metric"]): t for t in table}
-    assert len(got) == len(table) == 2 * 6 + 4 * 2 * 12  # Table 2: 2 variants; Table 4: 4 clouds x 2 IoU sets
+    assert len(got) == len(table) == 2 * 9 + 4 * 2 * 12  # Table 2: 2 variants; Table 4: 4 clouds x 2 IoU sets
 
     def check(key, per_seed):
         t = got[key]
@@ -313,8 +332,11 @@ def test_two_seeds_end_to_end_on_a_tiny_render(tmp_path):
             check(("Table 4", "F-PN", c, f"AP_3D IoU {iou} R40 moderate"),
                   [art(f"eval/fpointnet/{c}/s{s}", file)["Car"]["3d"]["R40"][1] for s in (0, 1)])
     diffs = list(csv.DictReader(io.StringIO((report / "seeds_diff.csv").read_text())))
-    assert len(diffs) == 6 + 2 * 12
+    assert len(diffs) == 9 + 2 * 12
     for d in diffs:
         vals = [float(d["diff_seed0"]), float(d["diff_seed1"])]
+        if any(math.isnan(v) for v in vals):  # a per-object column of a render without objects in its bin
+            assert d["verdict"].startswith("undefined") and d["metric"].startswith(("per-object", "object-surface"))
+            continue
         bound = 2 * statistics.stdev(vals) / math.sqrt(2)
         assert d["verdict"] == ("exceeds the spread" if abs(statistics.mean(vals)) > bound else "within the spread")
