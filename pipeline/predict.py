@@ -172,8 +172,8 @@ def _worker_chunk(part: Sequence[str]) -> dict[str, Any]:
 
 
 def _warm_up(files) -> None:
-    """Load the pseudo-LiDAR kernel (numba) and import the 3D detector's package, so that forked
-    workers inherit them instead of each doing it."""
+    """Load the pseudo-LiDAR kernel (numba, from its cache) on a 2x2 map, so that forked workers
+    inherit it instead of each loading it."""
     import numpy as np
 
     from kitti.calib import Calibration
@@ -183,7 +183,13 @@ def _warm_up(files) -> None:
     calib = Calibration(P2=eye, R0_rect=np.eye(3), Tr_velo_to_cam=eye)
     depth_to_points_velo(np.ones((2, 2), dtype=np.float32), calib, files.pseudolidar.max_height_m,
                          **files.pseudolidar.backprojection_options())
-    get_detector(files.detector).preset("cpu-small")
+
+
+def cuda_present() -> bool:
+    """A CUDA device is present (the networks then run on it; forked workers cannot)."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _chunks(frames: Sequence[str], size: int, workers: int = 1) -> list[tuple[str, ...]]:
@@ -228,6 +234,8 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
     workers = max(1, min(int(workers), len(frames)))
     if workers > 1 and threads > 1:
         raise ValueError(f"{workers} workers run every network on one thread each, not {threads}")
+    if workers > 1 and cuda_present():
+        raise ValueError("workers are CPU processes (CUDA does not survive a fork): on GPUs use torchrun ranks")
     job = _Job(files, Path(data_root), out, clouds, keep_clouds, 1 if workers > 1 else threads)
     parts = _chunks(frames, chunk, workers)
     wall = dict.fromkeys(STAGES, 0.0)

@@ -104,6 +104,8 @@ def predict_command(models: Path, data_root: Path | None, part: str, split: str 
         raise click.UsageError("give --split or --ids, not both")
     if workers > 1 and threads > 1:
         raise click.UsageError("--workers runs every network on one thread per worker: leave --threads out or give 1")
+    if workers > 1 and P.cuda_present():
+        raise click.UsageError("--workers is for the CPU (CUDA does not survive a fork): on GPUs use torchrun ranks")
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".predict-", dir=out))
     try:
