@@ -217,6 +217,18 @@ def test_workers_write_the_files_of_one_process(bundle, tiny_run, tmp_path, rest
     assert sum(len((res["one"] / "data" / n).read_text().splitlines()) for n in names) > 0
 
 
+def test_the_console_entry_ends_predict_without_teardown_and_loses_no_output(bundle, tiny_run, tmp_path):
+    """``foresee predict`` (the console script) ends with os._exit: exit code 0, its last line
+    printed, every file written (its workers joined before)."""
+    root = tiny_run[0]
+    out = tmp_path / "pred"
+    rc, text = _cli(["predict", "--models", bundle, "--data", root, "--split", "val", "--out", out, "--quiet",
+                     "--workers", "2"])
+    assert rc == 0, text
+    assert text.strip().splitlines()[-1].startswith("predicted 3 frames"), text
+    assert len(list((out / "data").iterdir())) == 3 and json.loads((out / "summary.json").read_text())["frames"] == 3
+
+
 def test_workers_take_one_thread_each():
     res = CliRunner().invoke(main, ["predict", "--models", ".", "--data", ".", "--out", "o", "--workers", "2",
                                     "--threads", "2"])
