@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from depth.bins import DepthBins
-from depth.data import boxes_mask, eval_fg_boxes, load_frame, normalize_image, resize_image, resized_hw
+from depth.data import (boxes_mask, check_calibration_fits, eval_fg_boxes, load_frame, normalize_image,
+                        resize_image, resized_hw)
 from depth.model import DepthNet, bins_of, load_checkpoint, merge_logits, soft_weighted_depth
 from depth.settings import MERGES, DepthSettings
 from kitti import KittiFormatError, KittiRoot, write_depth_npz
@@ -102,6 +103,33 @@ def upsample_log_depth(depth_m: torch.Tensor, out_hw: tuple[int, int]) -> torch.
     return torch.exp(F.interpolate(log_d, size=tuple(out_hw), mode="bilinear", align_corners=False))[0, 0]
 
 
+def load_for_inference(checkpoint: Path, merge: str = "max", *, weights_only: bool = False) -> DepthNet:
+    """The model of a checkpoint in eval mode on the inference device (:func:`_device`), checked
+    to have the decoders ``merge`` needs; ``weights_only``: see :func:`depth.model.read_checkpoint`."""
+    model, settings, _ = load_checkpoint(Path(checkpoint), weights_only=weights_only)
+    if settings.n_decoders == 1 and merge in ("mask", "bg"):
+        raise ValueError(f"{checkpoint}: merge={merge!r} needs a two-decoder model, this is {settings.variant!r}")
+    return model.to(_device())
+
+
+def frame_depth(model: DepthNet, root: KittiRoot, frame_id: str, *, image: np.ndarray | None = None,
+                merge: str = "max", flip: bool = False, dominant: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The depth map (and dominant-bin map) :func:`infer_depth` writes for one frame of ``root``.
+
+    ``image``: the frame's image_2 when the caller has read it already (``foresee predict``
+    shares it with the 2D detector); its calibration is checked against its size either way.
+    """
+    if image is None:
+        frame = load_frame(root, frame_id, with_depth=False)
+        image, labels = frame.image, frame.labels
+    else:
+        check_calibration_fits(root, frame_id, image.shape[:2])
+        labels = tuple(root.labels(frame_id)) if merge == "mask" else ()
+    boxes = eval_fg_boxes(labels) if merge == "mask" else None
+    return predict_depth(model, image, merge=merge, fg_boxes=boxes, flip=flip, dominant=dominant)
+
+
 def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out_dir: Path, *,
                 merge: str = "max", flip: bool = False, progress: bool = True,
                 dominant_dir: Path | None = None) -> dict[str, Any]:
@@ -128,21 +156,15 @@ def infer_depth(data_root: Path, frame_ids: Sequence[str], checkpoint: Path, out
     root = KittiRoot(Path(data_root))
     kinds = ("image_2", "calib") + (("label_2",) if merge == "mask" else ())
     root.check(tuple(frame_ids), kinds)
-    model, settings, _ = load_checkpoint(Path(checkpoint))
-    if settings.n_decoders == 1 and merge in ("mask", "bg"):
-        raise ValueError(f"{checkpoint}: merge={merge!r} needs a two-decoder model, this is {settings.variant!r}")
-    device = _device()
-    model.to(device)
+    model = load_for_inference(Path(checkpoint), merge)
+    settings, device = model.settings, next(model.parameters()).device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if dominant_dir is not None:
         Path(dominant_dir).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for fid in tqdm(frame_ids, desc=f"depth {settings.variant}", disable=tqdm_disable(progress), dynamic_ncols=True):
-        frame = load_frame(root, fid, with_depth=False)
-        boxes = eval_fg_boxes(frame.labels) if merge == "mask" else None
-        out = predict_depth(model, frame.image, merge=merge, fg_boxes=boxes, device=device, flip=flip,
-                            dominant=dominant_dir is not None)
+        out = frame_depth(model, root, fid, merge=merge, flip=flip, dominant=dominant_dir is not None)
         if dominant_dir is not None:
             depth, mode = out
             write_depth_npz(Path(dominant_dir) / f"{fid}.npz", mode)

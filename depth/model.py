@@ -40,6 +40,7 @@ from torch import nn
 from depth import CODE_VERSION
 from depth.bins import DepthBins
 from depth.settings import DepthSettings
+from engine.checkpoint import load_weights_only
 from kitti.fileio import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "foresee-depth"
@@ -323,15 +324,24 @@ def save_checkpoint(path: Path, model: nn.Module, settings: DepthSettings, **kw:
     atomic_write_bytes(Path(path), checkpoint_bytes(model, settings, **kw))
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The raw checkpoint payload, checked for format and bins."""
+def read_checkpoint(path: Path, *, weights_only: bool = False) -> dict[str, Any]:
+    """The raw checkpoint payload, checked for format and bins.
+
+    ``weights_only``: read with :func:`engine.checkpoint.load_weights_only` (tensors and plain
+    Python values only; no code of the file runs; a file holding anything else raises
+    :class:`kitti.errors.KittiFormatError`). A training checkpoint holds NumPy random states,
+    which it refuses; the checkpoints ``foresee predict`` writes from a bundle hold none.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointMismatchError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file
-        raise CheckpointMismatchError(f"{path}: not a readable checkpoint ({e})") from None
+    if weights_only:
+        payload = load_weights_only(path, what="a depth checkpoint")
+    else:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file
+            raise CheckpointMismatchError(f"{path}: not a readable checkpoint ({e})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatchError(f"{path}: not a foresee depth checkpoint")
     settings = DepthSettings.from_dict(payload["settings"])
@@ -349,7 +359,7 @@ def check_compatible(path: Path, found: DepthSettings, expected: DepthSettings) 
         raise CheckpointMismatchError(f"{path}: checkpoint of other settings ({'; '.join(diffs)})")
 
 
-def load_checkpoint(path: Path, expected: DepthSettings | None = None
+def load_checkpoint(path: Path, expected: DepthSettings | None = None, *, weights_only: bool = False
                     ) -> tuple[DepthNet, DepthSettings, dict[str, Any]]:
     """Rebuild the model of a checkpoint (CPU, eval mode).
 
@@ -357,12 +367,13 @@ def load_checkpoint(path: Path, expected: DepthSettings | None = None
         path: ``checkpoint.pt`` written by :func:`save_checkpoint`.
         expected: when given, the checkpoint must agree with it on :data:`ARCH_FIELDS`
             (variant, encoder, widths, bins).
+        weights_only: see :func:`read_checkpoint`.
 
     Returns:
         (model, the checkpoint's settings, the raw payload).
     """
     path = Path(path)
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path, weights_only=weights_only)
     settings: DepthSettings = payload["settings"]
     if expected is not None:
         check_compatible(path, settings, expected)

@@ -14,6 +14,7 @@ read these folders.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -29,6 +30,7 @@ from kitti.progress import tqdm_disable
 from detect2d.data import check_image, scale_image
 from detect2d.model import build_detector
 from detect2d.settings import Detect2DSettings
+from engine.checkpoint import load_weights_only
 from engine.runtime import select_device
 
 
@@ -41,8 +43,14 @@ def detection_object(kind: str, box: Sequence[float], score: float) -> Object3d:
 
 def load_model(path: Path, device: torch.device, *, encoder: torch.nn.Module | None = None
                ) -> tuple[torch.nn.Module, Detect2DSettings, tuple[int, int]]:
-    """(model in eval mode, its settings, the reference image (H, W)) from a ``model.pt``."""
-    ck = torch.load(path, map_location=device, weights_only=False)
+    """(model in eval mode, its settings, the reference image (H, W)) from a ``model.pt``.
+
+    Read with :func:`engine.checkpoint.load_weights_only` (no code of the file runs).
+
+    Raises:
+        KittiFormatError: a missing file, or one that is not a 2D detector's ``model.pt``.
+    """
+    ck = load_weights_only(Path(path), map_location=device, what="a 2D detector model file")
     settings = Detect2DSettings.from_dict(ck["settings"])
     # the trained weights replace the encoder's, so never look for ImageNet weights here
     model = build_detector(settings.with_(encoder_weights="none"), encoder=encoder)
@@ -117,6 +125,45 @@ def detect_image(model: torch.nn.Module, image: np.ndarray, scales: float | Sequ
     return boxes, scores.numpy(), labels.numpy()
 
 
+@dataclass(frozen=True)
+class Detector2D:
+    """A loaded 2D detector with the inference settings it runs with (:func:`open_detector`)."""
+
+    model: torch.nn.Module
+    settings: Detect2DSettings
+    reference_hw: tuple[int, int]
+    device: torch.device
+
+    def check(self, root: KittiRoot, frame_id: str) -> None:
+        """Refuse a frame whose image the model cannot take (:func:`detect2d.data.check_image`)."""
+        check_image(root.path("image_2", frame_id), root.image_hw(frame_id), self.reference_hw,
+                    self.settings.size_tolerance, root.calib(frame_id))
+
+    def detect(self, image: np.ndarray) -> list[Object3d]:
+        """The result records of one (H, W, 3) uint8 RGB image, as :func:`infer_detector` writes them."""
+        s = self.settings
+        boxes, scores, labels = detect_image(self.model, image, s.inference_scales, self.device,
+                                             nms_thresh=s.nms_thresh, vote_iou=s.box_vote_iou,
+                                             max_detections=s.detections_per_img)
+        return [detection_object(s.classes[int(k)], b, p) for b, p, k in zip(boxes, scores, labels)]
+
+
+def open_detector(model_path: Path, *, device: str = "auto", num_threads: int = 0,
+                  score_thresh: float | None = None, encoder: torch.nn.Module | None = None,
+                  options: dict | None = None) -> Detector2D:
+    """A ``model.pt`` loaded for inference (arguments as :func:`infer_detector`'s)."""
+    dev = select_device(device)
+    if num_threads and dev.type == "cpu":
+        torch.set_num_threads(num_threads)
+    model, settings, reference_hw = load_model(Path(model_path), dev, encoder=encoder)
+    settings = settings.with_(**(options or {}))
+    if score_thresh is not None:
+        settings = settings.with_(score_thresh=score_thresh)
+    model.score_thresh, model.nms_thresh = settings.score_thresh, settings.nms_thresh
+    model.detections_per_img, model.topk_candidates = settings.detections_per_img, settings.topk_candidates
+    return Detector2D(model, settings, reference_hw, dev)
+
+
 def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, out_dir: Path, *,
                    device: str = "auto", num_threads: int = 0, score_thresh: float | None = None,
                    progress: bool = True, encoder: torch.nn.Module | None = None,
@@ -144,30 +191,20 @@ def infer_detector(data_root: Path, frame_ids: Sequence[str], model_path: Path, 
         KittiFormatError: a missing image or calib, or an image refused by
         :func:`detect2d.data.check_image` (named).
     """
-    dev = select_device(device)
-    if num_threads and dev.type == "cpu":
-        torch.set_num_threads(num_threads)
     root = KittiRoot(data_root)
     frame_ids = tuple(frame_ids)
     root.check(frame_ids, ("image_2", "calib"))
-    model, settings, reference_hw = load_model(Path(model_path), dev, encoder=encoder)
-    settings = settings.with_(**(options or {}))
-    if score_thresh is not None:
-        settings = settings.with_(score_thresh=score_thresh)
-    model.score_thresh, model.nms_thresh = settings.score_thresh, settings.nms_thresh
-    model.detections_per_img, model.topk_candidates = settings.detections_per_img, settings.topk_candidates
+    det = open_detector(Path(model_path), device=device, num_threads=num_threads, score_thresh=score_thresh,
+                        encoder=encoder, options=options)
+    settings = det.settings
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in frame_ids:  # refuse a bad image before any work
-        check_image(root.path("image_2", f), root.image_hw(f), reference_hw, settings.size_tolerance,
-                    root.calib(f))
+        det.check(root, f)
     t0, cpu0 = time.time(), time.process_time()
     per_class = {c: 0 for c in settings.classes}
     for f in tqdm(frame_ids, desc="detect 2D", disable=tqdm_disable(progress), unit="frame"):
-        boxes, scores, labels = detect_image(model, root.image(f), settings.inference_scales, dev,
-                                             nms_thresh=settings.nms_thresh, vote_iou=settings.box_vote_iou,
-                                             max_detections=settings.detections_per_img)
-        objs = [detection_object(settings.classes[int(k)], b, s) for b, s, k in zip(boxes, scores, labels)]
+        objs = det.detect(root.image(f))
         for o in objs:
             per_class[o.type] += 1
         write_label_file(out_dir / f"{f}.txt", objs)

@@ -75,14 +75,19 @@ def convert_frame(depth_path: Path, calib_path: Path, image_path: Path, out_path
     Raises:
         KittiFormatError: naming the depth file (or calib/image file) and what is wrong.
     """
-    calib = Calibration.from_file(calib_path)
-    hw = image_size_hw(image_path)
-    depth_m = read_depth(depth_path)
-    check_depth_map(depth_m, name=f"frame {Path(depth_path).stem}", path=depth_path, image_hw=hw)
-    points = depth_to_points_velo(depth_m, calib, settings.max_height_m,
-                                  **settings.backprojection_options())
+    points = frame_points(read_depth(depth_path), Calibration.from_file(calib_path), image_size_hw(image_path),
+                          settings, name=f"frame {Path(depth_path).stem}", path=depth_path)
     write_velodyne(out_path, points)
     return int(points.shape[0])
+
+
+def frame_points(depth_m: np.ndarray, calib: Calibration, image_hw: tuple[int, int], settings: PseudoLidarSettings,
+                 *, name: str = "depth map", path: Path | None = None) -> np.ndarray:
+    """One frame's cloud, as :func:`convert_frame` writes it: the depth map checked (its image's
+    size, NaN/inf, negative; the error names ``name`` and ``path``), back-projected, the height
+    cut applied. Returns (N, 4) velodyne points."""
+    check_depth_map(depth_m, name=name, path=path, image_hw=image_hw)
+    return depth_to_points_velo(depth_m, calib, settings.max_height_m, **settings.backprojection_options())
 
 
 def _run_job(job: _Job, settings: PseudoLidarSettings) -> tuple[str, int, tuple | None]:

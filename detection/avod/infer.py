@@ -14,7 +14,6 @@ the boxes' axis-aligned BEV rectangles, as the original), at most ``max_detectio
 from __future__ import annotations
 
 import io
-import pickle
 import time
 from dataclasses import asdict
 from os import PathLike
@@ -40,6 +39,7 @@ from detection.avod.model import AvodNet, AvodOutput, FrameGeometry
 from detection.avod.planes import write_plane_file
 from detection.avod.settings import AvodSettings
 from detection.runtime import check_frame_inputs, setup_device
+from engine.checkpoint import load_weights_only
 
 
 def save_model(path: Path, model: AvodNet, settings: AvodSettings, sizes_lwh: np.ndarray) -> None:
@@ -52,21 +52,20 @@ def save_model(path: Path, model: AvodNet, settings: AvodSettings, sizes_lwh: np
 
 
 def load_model(path: str | PathLike[str], device: torch.device) -> tuple[AvodNet, AvodSettings, np.ndarray]:
-    """Load a ``model.pt`` of :func:`save_model`: (network in eval mode, its settings, anchor sizes).
+    """Load a ``model.pt`` of :func:`save_model`: (network in eval mode, its settings, anchor sizes),
+    read with :func:`engine.checkpoint.load_weights_only` (no code of the file runs).
 
     Raises:
-        KittiFormatError: a missing or unreadable file.
+        KittiFormatError: a missing or unreadable file, or one holding other objects (refused).
     """
     path = Path(path)
+    blob = load_weights_only(path, map_location=device, what="an AVOD model file")
     try:
-        blob = torch.load(path, map_location=device, weights_only=False)
         trained = AvodSettings.from_dict(blob["settings"])
         sizes = np.array(blob["anchor_sizes_lwh"], dtype=np.float64)
         model = AvodNet(trained).to(device)
         model.load_state_dict(blob["state_dict"])
-    except FileNotFoundError:
-        raise KittiFormatError(path, None, "model file not found") from None
-    except (KeyError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise KittiFormatError(path, None, f"not an AVOD model file ({e})") from None
     model.eval()
     return model, trained, sizes

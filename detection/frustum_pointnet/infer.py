@@ -16,7 +16,6 @@ too (``prepare_data``'s rules for RGB detections).
 from __future__ import annotations
 
 import io
-import pickle
 import time
 from dataclasses import asdict, dataclass
 from os import PathLike
@@ -37,6 +36,7 @@ from kitti.layout import KittiRoot
 from kitti.progress import tqdm_disable
 from kitti.velodyne import read_velodyne
 from detection.runtime import select_device
+from engine.checkpoint import load_weights_only
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.boxes2d import (Box2D, gt_boxes, read_kitti_2d_folder,
                                                 read_rgb_detection_file, simulated_detections)
@@ -76,18 +76,17 @@ def save_model(path: Path, model: FPointNetV1, settings: FPointNetSettings, extr
 
 
 def load_model(path: str | PathLike[str], device: torch.device) -> tuple[FPointNetV1, FPointNetSettings]:
-    """Load a ``model.pt`` written by :func:`save_model`: (network in eval mode, its settings).
+    """Load a ``model.pt`` written by :func:`save_model`: (network in eval mode, its settings),
+    read with :func:`engine.checkpoint.load_weights_only` (no code of the file runs).
 
     Raises:
-        KittiFormatError: a missing or unreadable file.
+        KittiFormatError: a missing or unreadable file, or one holding other objects (refused).
     """
     path = Path(path)
+    blob = load_weights_only(path, map_location=device, what="an F-PointNet model file")
     try:
-        blob = torch.load(path, map_location=device, weights_only=False)
         trained = FPointNetSettings.from_dict(blob["settings"])
-    except FileNotFoundError:
-        raise KittiFormatError(path, None, "model file not found") from None
-    except (KeyError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+    except (KeyError, ValueError, TypeError) as e:
         raise KittiFormatError(path, None, f"not an F-PointNet model file ({e})") from None
     model = build_model(trained).to(device)
     model.load_state_dict(blob["state_dict"])

@@ -81,12 +81,16 @@ def _part(root_dir: Path, part: str, split: str | None) -> str:
 @click.option("--detector", type=click.Choice(["fpointnet", "avod"]), default="fpointnet",
               help="--models WORKDIR: which 3D detector.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="torch CPU threads of every stage (0: the bundle's settings and torch's default).")
+              help="torch CPU threads of every network (0: the run's: the bundle's settings and torch's default).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes that share the frames (forked after the imports), each running every "
+                   "network on one thread: one per free core.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict_command(models: Path, data_root: Path | None, part: str, split: str | None, ids_file: Path | None,
                     images_dir: Path | None, intrinsics: str | None, camera_height: float | None,
                     calib_file: Path | None, out: Path, submission: Path | None, keep_clouds: bool, pages: int,
-                    workdir: Path | None, variant: str, detector: str, threads: int, quiet: bool) -> None:
+                    workdir: Path | None, variant: str, detector: str, threads: int, workers: int,
+                    quiet: bool) -> None:
     """Depth -> pseudo-LiDAR -> 2D boxes -> 3D boxes on frames without labels; one KITTI result
     file per frame in OUT/data, OUT/summary.json."""
     from kitti.dist import env_shard
@@ -100,6 +104,10 @@ def predict_command(models: Path, data_root: Path | None, part: str, split: str 
         raise click.UsageError("--intrinsics / --calib / --camera-height go with --images")
     if split and ids_file:
         raise click.UsageError("give --split or --ids, not both")
+    if workers > 1 and threads > 1:
+        raise click.UsageError("--workers runs every network on one thread per worker: leave --threads out or give 1")
+    if workers > 1 and P.cuda_present():
+        raise click.UsageError("--workers is for the CPU (CUDA does not survive a fork): on GPUs use torchrun ranks")
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".predict-", dir=out))
     try:
@@ -128,7 +136,7 @@ def predict_command(models: Path, data_root: Path | None, part: str, split: str 
 
             data_id = keys.data_id(KittiRoot(root_dir), frames, ("image_2", "calib"))
             art, status = P.predict_artifact(m, root_dir, frames, workdir, keep_clouds=keep, progress=not quiet,
-                                             data_id=data_id, shard=shard, threads=threads)
+                                             data_id=data_id, shard=shard, threads=threads, workers=workers)
             if art is None:
                 click.echo(status)
                 return
@@ -140,7 +148,7 @@ def predict_command(models: Path, data_root: Path | None, part: str, split: str 
             if shard.count > 1:
                 raise click.UsageError("sharded predict (torchrun) needs --workdir: the shards meet in its cache")
             summary = P.predict_frames(m.files, root_dir, frames, out, keep_clouds=keep, progress=not quiet,
-                                       threads=threads)
+                                       threads=threads, workers=workers)
         summary = {**summary, "bundle": str(m.bundle.path if models.is_file() else models),
                    "bundle_sha256": m.bundle.sha256, "variant": m.bundle.variant, "detector": m.files.detector}
         if pages:

@@ -187,6 +187,108 @@ def test_predict_equals_the_runs_detect_infer_files(bundle, tiny_run, tmp_path):
     assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary folder left
 
 
+def test_workers_write_the_files_of_one_process(bundle, tiny_run, tmp_path, restore_torch_threads):
+    """--workers 2 (forked processes, one thread each) == one process on one thread, byte for
+    byte; and one process on one thread == the same frames one chunk of one frame at a time."""
+    from kitti import KittiRoot
+    from pipeline.predict import open_models, predict_frames
+
+    root = tiny_run[0]
+    frames = KittiRoot(root).split("val")
+    res = {}
+    for name, args in (("one", ["--threads", "1"]), ("two", ["--threads", "1", "--workers", "2"])):
+        out = tmp_path / name
+        r = CliRunner().invoke(main, ["predict", "--models", str(bundle), "--data", str(root), "--split", "val",
+                                      "--out", str(out), "--quiet", *args], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        res[name] = out
+    m = open_models(bundle, tmp_path / "models")
+    s = predict_frames(m.files, root, frames, tmp_path / "chunks", progress=False, chunk=1, threads=1)
+    res["chunks"] = tmp_path / "chunks"
+    assert s["workers"] == 1 and s["frames"] == len(frames)
+    assert json.loads((res["two"] / "summary.json").read_text())["workers"] == 2
+    for sub in ("data", "boxes2d"):
+        names = sorted(p.name for p in (res["one"] / sub).iterdir())
+        assert names == [f"{f}.txt" for f in frames]
+        for other in ("two", "chunks"):
+            assert sorted(p.name for p in (res[other] / sub).iterdir()) == names
+            for n in names:
+                assert (res[other] / sub / n).read_bytes() == (res["one"] / sub / n).read_bytes(), (other, sub, n)
+    assert sum(len((res["one"] / "data" / n).read_text().splitlines()) for n in names) > 0
+
+
+def test_the_console_entry_ends_predict_without_teardown_and_loses_no_output(bundle, tiny_run, tmp_path):
+    """``foresee predict`` (the console script) ends with os._exit: exit code 0, its last line
+    printed, every file written (its workers joined before)."""
+    root = tiny_run[0]
+    out = tmp_path / "pred"
+    rc, text = _cli(["predict", "--models", bundle, "--data", root, "--split", "val", "--out", out, "--quiet",
+                     "--workers", "2"])
+    assert rc == 0, text
+    assert text.strip().splitlines()[-1].startswith("predicted 3 frames"), text
+    assert len(list((out / "data").iterdir())) == 3 and json.loads((out / "summary.json").read_text())["frames"] == 3
+
+
+def test_workers_take_one_thread_each():
+    res = CliRunner().invoke(main, ["predict", "--models", ".", "--data", ".", "--out", "o", "--workers", "2",
+                                    "--threads", "2"])
+    assert res.exit_code == 2 and "one thread per worker" in res.output
+
+
+def test_chunks_cover_the_frames_in_order_and_shrink_for_workers():
+    from pipeline.predict import _chunks
+
+    frames = tuple(f"{i:06d}" for i in range(100))
+    one = _chunks(frames, 32)
+    assert [len(c) for c in one] == [32, 32, 32, 4]
+    two = _chunks(frames, 32, workers=2)
+    assert sum(two, ()) == frames  # every frame once, in order
+    sizes = [len(c) for c in two]
+    assert max(sizes) <= 32 and sizes == sorted(sizes, reverse=True) and sizes[-1] == 2
+    assert sizes[0] == -(-100 // 8)  # a quarter of each worker's share first
+
+
+@pytest.mark.parametrize("member", ["depth.pt", "detect2d.pt", "detect3d.pt"])
+def test_a_materialized_model_file_with_a_pickle_payload_is_refused(bundle, tiny_run, tmp_path, member):
+    """The model files a bundle is written out to are read without running code: one replaced
+    by a pickle (a dict whose value runs code when unpickled) is refused, one line naming it,
+    and its code never runs — the same payload read the old way does run."""
+    from kitti import KittiFormatError, KittiRoot
+    from pipeline.predict import open_models, predict_frames
+
+    m = open_models(bundle, tmp_path / "models")
+    path = tmp_path / "models" / "models" / member
+    assert path.is_file()
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": _Payload(marker), "settings": {}}, path)
+    root = tiny_run[0]
+    with pytest.raises(KittiFormatError, match="refused") as e:
+        predict_frames(m.files, root, KittiRoot(root).split("val")[:1], tmp_path / "out", progress=False, threads=1)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_blas_threads_do_not_change_the_frame_cloud(sample_root):
+    """predict runs NumPy's BLAS on one thread: the frame's image-FOV cloud (two matrix products
+    per point) is the same, bit for bit, on one BLAS thread and on two."""
+    from threadpoolctl import threadpool_limits
+
+    from detection.fov import frame_cloud
+    from kitti import KittiRoot
+
+    kr = KittiRoot(sample_root)
+    points, calib, hw = kr.velodyne("000006"), kr.calib("000006"), kr.image_hw("000006")
+    got = {}
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="blas"):
+            got[n] = frame_cloud(points, calib, hw)
+    assert len(got[1]) > 10_000
+    for name in ("points_rect", "uv_img", "intensity"):
+        assert np.array_equal(getattr(got[1], name), getattr(got[2], name)), name
+
+
 def _testing_root(root: Path, dest: Path, frames) -> Path:
     """A root with only testing/{image_2,calib} (no labels, no velodyne), renumbered 000000…"""
     for kind, suffix in (("image_2", ".png"), ("calib", ".txt")):
