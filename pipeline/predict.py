@@ -28,6 +28,7 @@ Output folder::
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -172,8 +173,8 @@ def _worker_chunk(part: Sequence[str]) -> dict[str, Any]:
 
 
 def _warm_up(files) -> None:
-    """Load the pseudo-LiDAR kernel (numba, from its cache) on a 2x2 map, so that forked workers
-    inherit it instead of each loading it."""
+    """Load the pseudo-LiDAR kernel (numba, from its cache) on a 2x2 map before the frames: forked
+    workers inherit it instead of each loading it, and its objects are frozen with the rest."""
     import numpy as np
 
     from kitti.calib import Calibration
@@ -260,6 +261,8 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
                      dynamic_ncols=True) as bar:
             if workers == 1:
                 chain = _Chain(job, default_threads)
+                _warm_up(files)
+                gc.freeze()  # the modules and networks: never garbage, never traversed again
                 for part in parts:
                     add(_predict_chunk(chain, job, part))
                     bar.update(len(part))
@@ -272,6 +275,7 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
                 _WORKER.clear()
                 _WORKER.update(job=job, chain=_Chain(job, default_threads))
                 _warm_up(files)
+                gc.freeze()  # ... nor copied into the workers by the collector touching them
                 pool = multiprocessing.get_context("fork").Pool(workers)
                 try:
                     for res in pool.imap_unordered(_worker_chunk, parts):
@@ -286,6 +290,7 @@ def predict_frames(files, data_root: Path, frames: Sequence[str], out: Path, *, 
                     _WORKER.clear()
                     torch.set_num_threads(default_threads)
     finally:
+        gc.unfreeze()
         if not keep_clouds:
             shutil.rmtree(clouds, ignore_errors=True)
     seconds = time.perf_counter() - t_all
