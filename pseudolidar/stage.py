@@ -75,8 +75,10 @@ def convert_frame(depth_path: Path, calib_path: Path, image_path: Path, out_path
     Raises:
         KittiFormatError: naming the depth file (or calib/image file) and what is wrong.
     """
-    points = frame_points(read_depth(depth_path), Calibration.from_file(calib_path), image_size_hw(image_path),
-                          settings, name=f"frame {Path(depth_path).stem}", path=depth_path)
+    calib = Calibration.from_file(calib_path)
+    hw = image_size_hw(image_path)
+    points = frame_points(read_depth(depth_path), calib, hw, settings, name=f"frame {Path(depth_path).stem}",
+                          path=depth_path)
     write_velodyne(out_path, points)
     return int(points.shape[0])
 
