@@ -24,6 +24,12 @@ Three measurements, each printing one JSON line per case (and appending it to ``
       python -m depth.measure accuracy --data data/embedded --work /tmp/curve --reuse \\
           --snapshots 500,1500,3000 --case fsee_curve foresee '{"max_steps": 6000}'
 
+* ``curve`` — the depth-power curve's table (markdown) and figure from ``accuracy`` rows with
+  snapshots (``--rows`` the JSON lines ``accuracy --jsonl`` wrote; each row's snapshots and its
+  final model are the points of one line)::
+
+      python -m depth.measure curve --rows /tmp/curve.jsonl --png docs/img/depth_power_curve.png
+
 * ``floor`` — the error that predicting at a reduced size costs by itself: each val ground truth
   resized by ``--factors`` the way training targets are (``depth.data.resize_depth``), then
   resized back as inference does (bilinear in log depth), against the ground truth; no network,
@@ -42,6 +48,7 @@ import argparse
 import json
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -193,9 +200,102 @@ def resolution_floor(data_root: Path, factor: float, split: str = "val") -> dict
                                                              for r in ("fg", "bg", "global")}}
 
 
+@dataclass(frozen=True)
+class CurvePoint:
+    """One model of the depth-power curve: the val figures of a training's checkpoint.
+
+    ``steps`` < ``max_steps`` marks a model mid-schedule (its learning rate not yet decayed).
+    absRel values are pooled over the pixels of a region; ``object_mean_rel`` / ``object_signed_m``
+    are the per-object mean relative error and mean signed error (metres, + = placed too far) over
+    all val objects, ``signed_30_40_m`` the latter over the objects 30-40 m away, and ``share_true``
+    the mean share of an object's pixels whose dominant bin lies at its true depth."""
+
+    tag: str
+    variant: str
+    steps: int
+    max_steps: int
+    fg_absrel: float
+    surface_absrel: float
+    bg_absrel: float
+    global_absrel: float
+    object_mean_rel: float
+    object_signed_m: float
+    signed_30_40_m: float
+    share_true: float
+
+
+def curve_points(rows: Sequence[dict[str, Any]]) -> list[CurvePoint]:
+    """The points of ``accuracy`` rows: each row's snapshots, then its final model, by steps."""
+    points = []
+    for order, row in enumerate(rows):
+        tag = row.get("tag", "?")
+        max_steps = int(row.get("overrides", {}).get("max_steps", row["steps"]))
+        for p in [*row.get("snapshots", []), row]:
+            objects = {x["bin_m"]: x for x in p["objects"]}
+            diagnosis = {x["bin_m"]: x for x in p["diagnosis"]}
+            for need, have in (("all", objects), ("30-40", objects), ("all", diagnosis)):
+                if need not in have:
+                    raise ValueError(f"case {tag!r}, {p['steps']} steps: no {need!r} distance bin in its rows")
+            a = p["absrel"]
+            points.append((order, CurvePoint(tag, row["variant"], int(p["steps"]), max_steps, a["fg"], p["absrel_surface"],
+                                     a["bg"], a["global"], objects["all"]["mean_rel"],
+                                     objects["all"]["mean_signed_m"], objects["30-40"]["mean_signed_m"],
+                                     diagnosis["all"]["share_true"])))
+    return [q for _, q in sorted(points, key=lambda oq: (oq[0], oq[1].steps))]
+
+
+def curve_markdown(points: Sequence[CurvePoint]) -> str:
+    """The curve as a markdown table, one line per point."""
+    lines = ["| variant (case), steps | fg (2D boxes) | object surfaces | bg | global | "
+             "objects: mean rel. / signed (m) | 30-40 m signed (m) | share at the true depth |",
+             "|---|---|---|---|---|---|---|---|"]
+    for q in points:
+        mid = " (mid-schedule)" if q.steps < q.max_steps else ""
+        lines.append(f"| {q.variant} ({q.tag}), {q.steps}{mid} | {q.fg_absrel:.3f} | {q.surface_absrel:.3f} | "
+                     f"{q.bg_absrel:.3f} | {q.global_absrel:.3f} | {q.object_mean_rel:.3f} / "
+                     f"{q.object_signed_m:+.1f} | {q.signed_30_40_m:+.1f} | {q.share_true:.3f} |")
+    return "\n".join(lines)
+
+
+#: Line colours of the curve's variants (the chain's figures: baseline red, ForeSeE yellow-orange,
+#: ForeSeE-obj violet).
+CURVE_COLOURS = {"baseline": "tab:red", "foresee": "goldenrod", "foresee-obj": "darkviolet"}
+
+
+def plot_curve(points: Sequence[CurvePoint], png_path: Path) -> None:
+    """Four panels against training steps (fg absRel, object-surface absRel, per-object mean
+    relative error, 30-40 m signed error), one line per case; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from depth.stats import write_figure
+
+    panels = [("fg_absrel", "fg (2D-box pixels) absRel"), ("surface_absrel", "object-surface absRel"),
+              ("object_mean_rel", "per-object mean relative error"), ("signed_30_40_m", "30-40 m objects: signed error (m)")]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    cases = dict.fromkeys((q.tag, q.variant) for q in points)
+    variants = [variant for _, variant in cases]
+    for tag, variant in cases:
+        line = [q for q in points if q.tag == tag]
+        label = variant if variants.count(variant) == 1 else f"{variant} ({tag})"
+        for ax, (field, _) in zip(axes, panels):
+            ax.plot([q.steps for q in line], [getattr(q, field) for q in line], "o-",
+                    color=CURVE_COLOURS.get(variant), label=label)
+    for ax, (_, title) in zip(axes, panels):
+        ax.set(xlabel="training steps", title=title)
+        ax.grid(alpha=0.3)
+    axes[3].axhline(0.0, color="grey", lw=1)
+    axes[0].legend()
+    fig.suptitle("the depth-power curve: val figures of one training per case (points before its last are mid-schedule)")
+    fig.tight_layout()
+    write_figure(fig, png_path, dpi=100)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["step", "accuracy", "floor"])
+    p.add_argument("what", choices=["step", "accuracy", "floor", "curve"])
     p.add_argument("--case", nargs=3, action="append", default=[], metavar=("TAG", "VARIANT", "OVERRIDES"))
     p.add_argument("--factors", default="0.25,0.5", help="floor: resize factors, comma-separated")
     p.add_argument("--preset", default="cpu-small")
@@ -208,8 +308,28 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="accuracy: reuse WORK/TAG/train/checkpoint.pt when present (an unfinished one resumes)")
     p.add_argument("--snapshots", default="", help="accuracy: steps < max_steps to evaluate too, comma-separated "
                    "(one training read at several lengths)")
+    p.add_argument("--rows", type=Path, help="curve: the JSON lines of accuracy cases (with --snapshots)")
+    p.add_argument("--png", type=Path, help="curve: write the figure here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.what == "curve":
+        if args.rows is None:
+            p.error("curve needs --rows")
+        rows = []
+        for n, line in enumerate(args.rows.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    p.exit(2, f"error: {args.rows}:{n}: not a JSON line ({e.msg})\n")
+        try:
+            points = curve_points(rows)
+        except (KeyError, ValueError) as e:
+            p.exit(2, f"error: {args.rows}: {e}\n")
+        print(curve_markdown(points))
+        if args.png:
+            plot_curve(points, args.png)
+        return
     if args.what == "floor":
         if args.data is None:
             p.error("floor needs --data")

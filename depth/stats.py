@@ -105,16 +105,26 @@ def format_stats(stats: DepthStats) -> str:
     return "\n".join(lines)
 
 
-def plot_stats(stats: DepthStats, png_path: Path) -> None:
-    """Fig. 2 style PNG: depth and gradient distributions, fg vs bg (densities), atomically."""
+def write_figure(fig, png_path: Path, dpi: int) -> None:
+    """Write a matplotlib figure as a PNG through a temporary file renamed into place, and close it."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    from kitti import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(png_path), buf.getvalue())
+
+
+def plot_stats(stats: DepthStats, png_path: Path) -> None:
+    """Fig. 2 style PNG: depth and gradient distributions, fg vs bg (densities), atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from kitti import atomic_write_bytes
 
     fig, (ax_d, ax_g) = plt.subplots(1, 2, figsize=(11, 3.8))
     colours = {"fg": "tab:orange", "bg": "tab:blue"}
@@ -132,10 +142,7 @@ def plot_stats(stats: DepthStats, png_path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"foreground vs background, {stats.frames} frames (fg = {100 * stats.fg_fraction_of_image:.1f} % of pixels)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(Path(png_path), buf.getvalue())
+    write_figure(fig, png_path, dpi=110)
 
 
 def plot_depth_comparison(image: np.ndarray, depth_maps: Mapping[str, np.ndarray], png_path: Path, *,
@@ -144,14 +151,10 @@ def plot_depth_comparison(image: np.ndarray, depth_maps: Mapping[str, np.ndarray
 
     With ``fg_mask`` each map's title gives its foreground absRel against the map named ``gt``.
     """
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from kitti import atomic_write_bytes
 
     gt = depth_maps.get("gt")
     n = 1 + len(depth_maps)
@@ -170,7 +173,4 @@ def plot_depth_comparison(image: np.ndarray, depth_maps: Mapping[str, np.ndarray
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(Path(png_path), buf.getvalue())
+    write_figure(fig, png_path, dpi=90)

@@ -120,3 +120,63 @@ def test_accuracy_snapshots_and_resume_give_the_uninterrupted_training(synthetic
     assert again["step"] == 4
     for k, v in final["model"].items():
         assert torch.equal(v, again["model"][k]), k
+
+
+def _curve_row(tag, variant, max_steps, points):
+    """An ``accuracy`` row whose final model and snapshots carry the figures ``points[steps]`` =
+    (fg, surface, bg, global, mean_rel, signed_all, signed_30_40, share_true); decoy bins around
+    30-40 m and around "all" so that a wrong bin read gives another number."""
+    def model(steps):
+        fg, surf, bg, glob, rel, signed, s3040, share = points[steps]
+        objects = [{"bin_m": "20-30", "objects": 3, "mean_rel": 9.0, "mean_signed_m": -99.0},
+                   {"bin_m": "30-40", "objects": 2, "mean_rel": 8.0, "mean_signed_m": s3040},
+                   {"bin_m": "40+", "objects": 1, "mean_rel": 7.0, "mean_signed_m": 77.0},
+                   {"bin_m": "all", "objects": 6, "mean_rel": rel, "mean_signed_m": signed}]
+        diagnosis = [{"bin_m": "30-40", "share_true": 0.99}, {"bin_m": "all", "share_true": share}]
+        return {"steps": steps, "absrel": {"fg": fg, "bg": bg, "global": glob}, "absrel_surface": surf,
+                "objects": objects, "diagnosis": diagnosis}
+    *snaps, last = sorted(points)
+    return {"tag": tag, "variant": variant, "overrides": {"max_steps": max_steps}, **model(last),
+            "snapshots": [model(s) for s in snaps]}
+
+
+def test_curve_points_table_and_figure_from_accuracy_rows(tmp_path, capsys):
+    import cv2
+
+    from depth.measure import CurvePoint, curve_points
+
+    rows = [_curve_row("b", "baseline", 3000, {3000: (0.2, 0.21, 0.15, 0.16, 0.19, 5.04, 7.75, 0.3),
+                                               500: (0.3, 0.31, 0.2, 0.21, 0.25, 1.0, 2.0, 0.2)}),
+            _curve_row("o", "foresee-obj", 3000, {500: (0.18, 0.16, 0.19, 0.19, 0.193, -7.1, -5.6, 0.268),
+                                                  3000: (0.12, 0.11, 0.15, 0.146, 0.114, 1.2, 2.7, 0.499)})]
+    points = curve_points(rows)
+    assert points[0] == CurvePoint("b", "baseline", 500, 3000, 0.3, 0.31, 0.2, 0.21, 0.25, 1.0, 2.0, 0.2)
+    assert [(q.tag, q.steps) for q in points] == [("b", 500), ("b", 3000), ("o", 500), ("o", 3000)]
+    assert points[1].signed_30_40_m == 7.75 and points[1].object_signed_m == 5.04 and points[1].share_true == 0.3
+    f = tmp_path / "curve.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main(["curve", "--rows", str(f), "--png", str(tmp_path / "c.png")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == "| baseline (b), 500 (mid-schedule) | 0.300 | 0.310 | 0.200 | 0.210 | 0.250 / +1.0 | +2.0 | 0.200 |"
+    assert out[3] == "| baseline (b), 3000 | 0.200 | 0.210 | 0.150 | 0.160 | 0.190 / +5.0 | +7.8 | 0.300 |"
+    assert out[4].startswith("| foresee-obj (o), 500 (mid-schedule) | 0.180 |") and len(out) == 6
+    img = cv2.imread(str(tmp_path / "c.png"))
+    assert img is not None and img.shape[1] > 2 * img.shape[0]
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_curve_names_the_line_and_the_missing_bin(tmp_path, capsys):
+    import pytest
+
+    row = _curve_row("b", "baseline", 3000, {3000: (0.2, 0.21, 0.15, 0.16, 0.19, 5.0, 7.7, 0.3)})
+    row["objects"] = [x for x in row["objects"] if x["bin_m"] != "30-40"]
+    f = tmp_path / "curve.jsonl"
+    f.write_text("\n" + json.dumps(row) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["curve", "--rows", str(f)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f"error: {f}: case 'b', 3000 steps: no '30-40' distance bin in its rows\n"
+    f.write_text(json.dumps(row)[:-1] + "\n")
+    with pytest.raises(SystemExit):
+        main(["curve", "--rows", str(f)])
+    assert capsys.readouterr().err.startswith(f"error: {f}:1: not a JSON line")
