@@ -485,6 +485,26 @@ def format_surface(rows: Mapping[str, DepthEvalResult]) -> str:
     return "\n".join(lines)
 
 
+def format_objects(rows: Mapping[str, DepthEvalResult]) -> str:
+    """Markdown: the object-surface region, the per-object table by distance and, for the rows that
+    have one, the per-object diagnosis, of the rows with per-object figures ("" when none has)."""
+    objects = {n: r.objects for n, r in rows.items() if r.objects is not None}
+    if not objects:
+        return ""
+    md = (f"Object surfaces (absRel / SILog pooled over the pixels whose ground-truth point lies inside the 3D "
+          f"box of an object of the foreground classes)\n\n{format_surface({n: rows[n] for n in objects})}\n\n"
+          f"Per-object depth error (median over each object's pixels vs ground truth; pixels = 2D box with the "
+          f"ground-truth point inside the 3D box; signed + = placed too far), by distance\n\n"
+          f"{format_object_table(objects)}\n")
+    diagnosed = {n: r.diagnosis for n, r in rows.items() if r.diagnosis is not None}
+    if diagnosed:
+        md += (f"\nPer-object diagnosis (depth-infer --dominant): mean share of an object's pixels whose dominant "
+               f"bin is within 10 % of the pixel's true depth, else within 10 % of the object's background depth "
+               f"(median true depth of its 2D box's other pixels more than 10 % behind it), else farther or "
+               f"nearer\n\n{format_diagnosis_table(diagnosed)}\n")
+    return md
+
+
 def format_table2(rows: Mapping[str, DepthEvalResult]) -> str:
     """Markdown Table 2 (absRel / SILog, pooled) for the measured rows, then the paper's rows."""
     lines = ["| method | foreground | background | global |", "|---|---|---|---|"]

@@ -284,24 +284,15 @@ def _table2(cfg: RunConfig, arts: dict, out: Path) -> str:
             rows[cloud] = art
     if not rows:
         return ""
-    from depth.metrics import DepthEvalResult, format_diagnosis_table, format_object_table, format_surface, format_table2
+    from depth.metrics import DepthEvalResult, format_objects, format_table2
 
     results = {name: DepthEvalResult.from_json(json.loads((a.path / "depth_metrics.json").read_text()))
                for name, a in rows.items()}
     md = format_table2(results)
     atomic_write_text(out / "table2.md", md)
     parts = ["### Table 2 — depth on the val split\n\n" + md + "\n"]
-    objects = {n: r.objects for n, r in results.items() if r.objects is not None}
-    if objects:  # the objects themselves (docs/depth-power.md): what the boxes are built from
-        objects_md = (f"Object surfaces (absRel / SILog pooled over the pixels whose ground-truth point lies inside "
-                      f"an object's 3D box)\n\n{format_surface({n: results[n] for n in objects})}\n\n"
-                      f"Per-object depth error (each object's median over its surface pixels; signed + = placed too "
-                      f"far), by distance\n\n{format_object_table(objects)}\n")
-        diagnosed = {n: r.diagnosis for n, r in results.items() if r.diagnosis is not None}
-        if diagnosed:
-            objects_md += (f"\nPer-object diagnosis: mean share of an object's pixels whose dominant bin lies at its "
-                           f"true depth, at its background's depth, farther or nearer\n\n"
-                           f"{format_diagnosis_table(diagnosed)}\n")
+    objects_md = format_objects(results)
+    if objects_md:  # the objects themselves (docs/depth-power.md): what the boxes are built from
         atomic_write_text(out / "objects.md", objects_md)
         parts.append("#### The objects\n\n" + objects_md)
     return "\n".join(parts)

@@ -198,8 +198,7 @@ def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_p
                  md_path: Path | None, workdir: Path) -> None:
     """Tables 2 and 3 (fg / bg / global, pooled) beside the paper's numbers, the object-surface region,
     per-object errors, and the per-object diagnosis of artifacts inferred with --dominant."""
-    from depth.metrics import (evaluate_depth_dir, format_diagnosis_table, format_object_table, format_surface,
-                               format_table2, format_table3, results_csv)
+    from depth.metrics import evaluate_depth_dir, format_objects, format_table2, format_table3, results_csv
     from kitti import KittiRoot, atomic_write_text
 
     root = KittiRoot(data_root)
@@ -216,17 +215,7 @@ def eval_command(data_root: Path, split: str, depth_refs: tuple[str, ...], csv_p
                                         dominant_dir=dominant)
     md = (f"Table 2 (absRel / SILog, pooled over pixels; {len(ids)} frames of '{split}')\n\n{format_table2(rows)}\n\n"
           f"Table 3 (pooled)\n\n{format_table3(rows)}\n\nTable 3 (per-image means)\n\n"
-          f"{format_table3(rows, per_image=True)}\n\nObject surfaces (pooled over the pixels whose ground-truth point "
-          f"lies inside the 3D box of an object of the foreground classes)\n\n{format_surface(rows)}\n\n"
-          f"Per-object depth error (median over each object's pixels "
-          f"vs ground truth; pixels = 2D box with the ground-truth point inside the 3D box), by distance\n\n"
-          f"{format_object_table({n: r.objects for n, r in rows.items()})}\n")
-    diagnosed = {n: r.diagnosis for n, r in rows.items() if r.diagnosis is not None}
-    if diagnosed:
-        md += (f"\nPer-object diagnosis (depth-infer --dominant): mean share of an object's pixels whose dominant "
-               f"bin is within 10 % of the pixel's true depth, else within 10 % of the object's background depth "
-               f"(median true depth of its 2D box's other pixels more than 10 % behind it), else farther or "
-               f"nearer\n\n{format_diagnosis_table(diagnosed)}\n")
+          f"{format_table3(rows, per_image=True)}\n\n{format_objects(rows)}")
     click.echo(md)
     if csv_path:
         atomic_write_text(csv_path, results_csv(rows))
