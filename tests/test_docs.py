@@ -390,9 +390,18 @@ def test_headline_check_catches_a_drifted_quote():
     figures = json.loads(FIGURES.read_text())
     texts = {rel: (REPO / rel).read_text() for rel in ("README.md", "docs/reproduce.md", "docs/reproduce-seeds.md",
                                                        "docs/performance.md")}
-    # README quoting a stale mean, and a source row that changed under an unchanged quote
-    stale = dict(texts, **{"README.md": texts["README.md"].replace("0.201 ± 0.006", "0.200 ± 0.006")})
+    assert headline_problems(figures, texts.__getitem__) == []
+    # README quoting a stale mean (the first headline figure, its last digit changed), and a source
+    # row (the first AP row) whose mean changed under an unchanged quote
+    first = figures["reproduce"]["figures"][0]["quote"]
+    stale_quote = first[:first.index(" ± ") - 1] + str((int(first[first.index(" ± ") - 1]) + 1) % 10) + \
+        first[first.index(" ± "):]
+    stale = dict(texts, **{"README.md": texts["README.md"].replace(first, stale_quote)})
     assert any("README.md: does not quote" in p for p in headline_problems(figures, stale.__getitem__))
+    ap = next(f["row"] for f in figures["reproduce"]["figures"] if "AP_BEV" in f["row"])
+    line = next(x for x in texts["docs/reproduce-seeds.md"].splitlines() if x.startswith(ap))
+    mean, std = line.rsplit("|", 2)[1].strip().split(" ± ")
+    shifted = f"{float(mean) + 0.1:.2f}"
     moved = dict(texts, **{"docs/reproduce-seeds.md": texts["docs/reproduce-seeds.md"].replace(
-        "| 2.44 ± 0.85 |", "| 2.54 ± 0.85 |")})
-    assert any("says 2.54 ± 0.85" in p for p in headline_problems(figures, moved.__getitem__))
+        line, line.replace(f"| {mean} ± {std} |", f"| {shifted} ± {std} |"))})
+    assert any(f"says {shifted} ± {std}" in p for p in headline_problems(figures, moved.__getitem__))
