@@ -227,9 +227,10 @@ class CurvePoint:
 def curve_points(rows: Sequence[dict[str, Any]]) -> list[CurvePoint]:
     """The points of ``accuracy`` rows: each row's snapshots, then its final model, by steps."""
     points = []
-    for order, row in enumerate(rows):
+    for row in rows:
         tag = row.get("tag", "?")
         max_steps = int(row.get("overrides", {}).get("max_steps", row["steps"]))
+        line = []
         for p in [*row.get("snapshots", []), row]:
             objects = {x["bin_m"]: x for x in p["objects"]}
             diagnosis = {x["bin_m"]: x for x in p["diagnosis"]}
@@ -237,11 +238,11 @@ def curve_points(rows: Sequence[dict[str, Any]]) -> list[CurvePoint]:
                 if need not in have:
                     raise ValueError(f"case {tag!r}, {p['steps']} steps: no {need!r} distance bin in its rows")
             a = p["absrel"]
-            points.append((order, CurvePoint(tag, row["variant"], int(p["steps"]), max_steps, a["fg"], p["absrel_surface"],
-                                     a["bg"], a["global"], objects["all"]["mean_rel"],
-                                     objects["all"]["mean_signed_m"], objects["30-40"]["mean_signed_m"],
-                                     diagnosis["all"]["share_true"])))
-    return [q for _, q in sorted(points, key=lambda oq: (oq[0], oq[1].steps))]
+            line.append(CurvePoint(tag, row["variant"], int(p["steps"]), max_steps, a["fg"], p["absrel_surface"],
+                                   a["bg"], a["global"], objects["all"]["mean_rel"], objects["all"]["mean_signed_m"],
+                                   objects["30-40"]["mean_signed_m"], diagnosis["all"]["share_true"]))
+        points += sorted(line, key=lambda q: q.steps)
+    return points
 
 
 def curve_markdown(points: Sequence[CurvePoint]) -> str:
