@@ -2,13 +2,36 @@
 
 ``select_device`` / ``setup_device``: the torch device of a ``device`` setting (``auto``: the rank's
 own GPU under torchrun, else the CPU); ``check_frame_inputs``: the first missing input of a split,
-as one :class:`kitti.errors.KittiFormatError`.
+as one :class:`kitti.errors.KittiFormatError`; ``numpy_blas_one_thread``: the detectors' entry
+points run NumPy's BLAS on one thread.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Callable, TypeVar
 
 from engine.runtime import select_device, setup_device  # noqa: E402,F401  (the detectors' names for them)
+
+F = TypeVar("F", bound=Callable)
+
+
+def numpy_blas_one_thread(fn: F) -> F:
+    """Run ``fn`` with NumPy's BLAS (OpenBLAS) limited to one thread (``threadpoolctl``).
+
+    The detectors' NumPy products are small (a frame's cloud times a 3×3 or 4×4 matrix); on two
+    BLAS threads the threads' waiting costs about 4× the CPU of the product itself
+    (docs/performance.md). OpenBLAS splits such a product by rows, so the results are bit for bit
+    those of two threads. torch's own threads (``--threads``) are not BLAS threads and stay as set.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def check_frame_inputs(root, frame_ids, points_dir, kinds: tuple[str, ...]) -> None:

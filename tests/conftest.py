@@ -6,9 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # open3d / numba / torch each spin up thread pools; two cores are all CI has.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# Hypothesis's 200 ms deadline per example fails a test whose first example pays a numba or torch
+# compile, or whose machine is busy: a flaky failure that says nothing about the code. No deadline.
+settings.register_profile("foresee", deadline=None)
+settings.load_profile("foresee")
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_ROOT = DATA / "kitti_sample"

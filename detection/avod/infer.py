@@ -38,7 +38,7 @@ from detection.avod.encoding import anchors_to_bev_xyxy, anchors_to_boxes, box_4
 from detection.avod.model import AvodNet, AvodOutput, FrameGeometry
 from detection.avod.planes import write_plane_file
 from detection.avod.settings import AvodSettings
-from detection.runtime import check_frame_inputs, setup_device
+from detection.runtime import check_frame_inputs, numpy_blas_one_thread, setup_device
 from engine.checkpoint import load_weights_only
 
 
@@ -114,6 +114,7 @@ def result_objects(boxes: np.ndarray, scores: np.ndarray, calib: Calibration, im
     return objs
 
 
+@numpy_blas_one_thread
 def infer_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], model_path: Path,
                settings: AvodSettings, out_dir: Path, *, planes_out: Path | None = None,
                progress: bool = True) -> dict:

@@ -61,7 +61,7 @@ from detection.avod.loss import avod_loss
 from detection.avod.model import AvodNet
 from detection.avod.planes import write_plane_file
 from detection.avod.settings import AvodSettings
-from detection.runtime import check_frame_inputs
+from detection.runtime import check_frame_inputs, numpy_blas_one_thread
 
 #: Steps averaged per line of ``train_log.jsonl``.
 LOG_EVERY: int = 50
@@ -222,6 +222,7 @@ class _Trainer(TrainerBase):
         return {"lr": lr, **{n: v / k for n, v in zip(names, packed.tolist())}}
 
 
+@numpy_blas_one_thread
 def train_avod(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: AvodSettings,
                out_dir: Path, *, progress: bool = True, resume: Path | None = None, num_workers: int = 0,
                frames_per_step: int | None = None) -> dict:

@@ -35,7 +35,7 @@ from kitti.labels import Object3d, write_label_file
 from kitti.layout import KittiRoot
 from kitti.progress import tqdm_disable
 from kitti.velodyne import read_velodyne
-from detection.runtime import select_device
+from detection.runtime import numpy_blas_one_thread, select_device
 from engine.checkpoint import load_weights_only
 from detection.frustum_pointnet import CODE_VERSION
 from detection.frustum_pointnet.boxes2d import (Box2D, gt_boxes, read_kitti_2d_folder,
@@ -234,6 +234,7 @@ def _run(data_root: Path, points_dir: Path, frame_ids: Sequence[str], settings: 
             "frames_per_s": round(len(frame_ids) / seconds, 2) if seconds > 0 else None}
 
 
+@numpy_blas_one_thread
 def infer_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str], model_path: Path,
                     settings: FPointNetSettings, out_dir: Path, *, boxes2d: str | Path = "simulated",
                     progress: bool = True) -> dict:
@@ -299,6 +300,7 @@ def infer_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
     return summary
 
 
+@numpy_blas_one_thread
 def infer_trivial_baseline(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                            settings: FPointNetSettings, out_dir: Path, *,
                            boxes2d: str | Path = "simulated", progress: bool = True) -> dict:

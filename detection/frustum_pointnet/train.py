@@ -53,6 +53,7 @@ from detection.frustum_pointnet.loss import FPointNetTargets, fpointnet_loss
 from detection.frustum_pointnet.metrics import box_iou_3d
 from detection.frustum_pointnet.model import FPointNetV1
 from detection.frustum_pointnet.settings import FPointNetSettings
+from detection.runtime import numpy_blas_one_thread
 
 
 def split_holdout(frame_ids: Sequence[str], fraction: float, seed: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -299,6 +300,7 @@ class _EndEpochHook(Hook):
             trainer.end_epoch()
 
 
+@numpy_blas_one_thread
 def train_fpointnet(data_root: Path, points_dir: Path, frame_ids: Sequence[str],
                     settings: FPointNetSettings, out_dir: Path, *, progress: bool = True,
                     resume: Path | None = None, freeze_batch_norm: bool = False) -> dict:
