@@ -278,11 +278,14 @@ def plot_curve(points: Sequence[CurvePoint], png_path: Path) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
     cases = dict.fromkeys((q.tag, q.variant) for q in points)
     variants = [variant for _, variant in cases]
+    drawn: dict[str, int] = {}
     for tag, variant in cases:
         line = [q for q in points if q.tag == tag]
         label = variant if variants.count(variant) == 1 else f"{variant} ({tag})"
+        style = ("o-", "s--", "^:", "d-.")[drawn.get(variant, 0) % 4]  # a variant's second case dashed, ...
+        drawn[variant] = drawn.get(variant, 0) + 1
         for ax, (field, _) in zip(axes, panels):
-            ax.plot([q.steps for q in line], [getattr(q, field) for q in line], "o-",
+            ax.plot([q.steps for q in line], [getattr(q, field) for q in line], style,
                     color=CURVE_COLOURS.get(variant), label=label)
     for ax, (_, title) in zip(axes, panels):
         ax.set(xlabel="training steps", title=title)

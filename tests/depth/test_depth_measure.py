@@ -180,3 +180,19 @@ def test_curve_names_the_line_and_the_missing_bin(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["curve", "--rows", str(f)])
     assert capsys.readouterr().err.startswith(f"error: {f}:1: not a JSON line")
+
+
+def test_curve_figure_tells_two_cases_of_one_variant_apart(tmp_path, monkeypatch):
+    import depth.stats
+    from depth.measure import curve_points, plot_curve
+
+    figs = []
+    monkeypatch.setattr(depth.stats, "write_figure", lambda fig, png, dpi: figs.append(fig))
+    pts = {500: (0.3, 0.31, 0.2, 0.21, 0.25, 1.0, 2.0, 0.2), 3000: (0.2, 0.21, 0.15, 0.16, 0.19, 5.0, 7.7, 0.3)}
+    rows = [_curve_row("b6", "baseline", 6000, {**pts, 6000: pts[3000]}), _curve_row("b3", "baseline", 3000, pts),
+            _curve_row("o", "foresee-obj", 3000, pts)]
+    plot_curve(curve_points(rows), tmp_path / "c.png")
+    lines = figs[0].axes[0].get_lines()
+    assert [(ln.get_label(), ln.get_linestyle(), len(ln.get_xdata())) for ln in lines] == [
+        ("baseline (b6)", "-", 3), ("baseline (b3)", "--", 2), ("foresee-obj", "-", 2)]
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
