@@ -196,3 +196,30 @@ def test_curve_figure_tells_two_cases_of_one_variant_apart(tmp_path, monkeypatch
     assert [(ln.get_label(), ln.get_linestyle(), len(ln.get_xdata())) for ln in lines] == [
         ("baseline (b6)", "-", 3), ("baseline (b3)", "--", 2), ("foresee-obj", "-", 2)]
     assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+
+
+def test_docs_curve_tables_are_the_rows_kept_beside_the_figure():
+    """docs/depth-power.md's curve tables are the values of docs/img/depth_power_curve.jsonl (the rows
+    that draw the figure): each table line's numbers, read back, equal the rows' points rounded."""
+    import re
+    from pathlib import Path
+
+    from depth.measure import curve_points
+
+    repo = Path(__file__).resolve().parents[2]
+    rows = [json.loads(line) for line in (repo / "docs/img/depth_power_curve.jsonl").read_text().splitlines()]
+    points = curve_points(rows)
+    assert [(q.tag, q.steps) for q in points if q.tag.endswith("c6000")] == [
+        (t, s) for t in ("base_c6000", "fsee_c6000", "fobj_c6000") for s in (500, 1500, 3000, 6000)]
+    names = {"baseline": "baseline", "foresee": "ForeSeE", "foresee-obj": "`foresee-obj`"}
+    doc = (repo / "docs/depth-power.md").read_text()
+    sections = {"c3000": doc.split("### The depth-power curve")[1].split("![the depth-power curve]")[0],
+                "c6000": doc.split("#### 6000 steps: the curve's last point")[1].split("From 3000 to 6000")[0]}
+    for q in points:
+        text = sections[q.tag.split("_")[1]]
+        mid = " (mid-schedule)" if q.steps < q.max_steps else ""
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| {names[q.variant]}, {q.steps}{mid} |"))
+        numbers = [float(x.replace("−", "-")) for x in re.findall(r"[−+-]?\d+\.\d+", line)]
+        want = [q.fg_absrel, q.surface_absrel, q.bg_absrel, q.global_absrel, q.object_mean_rel,
+                q.object_signed_m, q.signed_30_40_m, q.share_true]
+        assert numbers == [round(v, 3 if i not in (5, 6) else 1) for i, v in enumerate(want)], line
